@@ -1,0 +1,1 @@
+//! dr: under construction.

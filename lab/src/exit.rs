@@ -1,0 +1,16 @@
+//! Exit codes that scripts can rely on (sysexits.h where one fits).
+
+/// Every expectation held / the command did what it was asked.
+pub const OK: u8 = 0;
+/// A scenario ran but at least one expectation failed, or a command failed.
+pub const FAILED: u8 = 1;
+/// The command line was wrong (`EX_USAGE`).
+pub const USAGE: u8 = 64;
+/// A scenario or configuration file is malformed or invalid (`EX_DATAERR`).
+pub const BAD_SCENARIO: u8 = 65;
+/// A required program or kernel feature is missing (`EX_UNAVAILABLE`).
+pub const UNAVAILABLE: u8 = 69;
+/// An operating-system call failed (`EX_OSERR`).
+pub const OS_ERROR: u8 = 71;
+/// The lab lacks root / CAP_NET_ADMIN (`EX_NOPERM`).
+pub const NO_PERMISSION: u8 = 77;

@@ -1,0 +1,1 @@
+//! ipvs: under construction.

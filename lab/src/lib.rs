@@ -1,0 +1,24 @@
+//! ipvs-lab: a network-namespace lab for Linux IPVS direct routing in front of
+//! gRPC servers.
+//!
+//! Layout (each module separates the pure description from its kernel effects):
+//! - [`netns`]: named network namespaces owned by RAII guards, unique per run.
+//! - [`topology`]: the validated network spec ([`topology::spec`]) and its
+//!   application over rtnetlink ([`topology::apply`]).
+//! - [`ipvs`]: IPVS over generic netlink: constants mirroring `linux/ip_vs.h`,
+//!   message encoding without I/O, and the `Handle` that talks to the kernel.
+//! - [`dr`]: the real-server and director tweaks that direct routing needs.
+//! - [`scenario`]: scenario files: parse, validate, plan, run, measure, expect.
+//! - [`report`]: the JSON model, Markdown and SVG rendering, baseline comparison.
+//! - [`runner`]: run on the host kernel, or inside User-Mode Linux when the host
+//!   has no IPVS.
+//! - [`exit`]: exit codes scripts can rely on.
+
+pub mod dr;
+pub mod exit;
+pub mod ipvs;
+pub mod netns;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod topology;

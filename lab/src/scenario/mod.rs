@@ -1,0 +1,1 @@
+//! scenario: under construction.
