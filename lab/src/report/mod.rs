@@ -1,1 +1,6 @@
-//! report: under construction.
+//! report: the JSON model, Markdown and SVG rendering, baseline comparison.
+
+pub mod fairness;
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,550 @@
+//! The report model: exactly what `report.json` holds.
+//!
+//! The scenario engine fills a [`Report`]; everything else in this module only
+//! reads it. Every field that a scenario may lack is an `Option`, a `Vec` or a
+//! map with `#[serde(default)]`, so that an older or smaller `report.json`
+//! still loads (baselines are compared across versions of the lab).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One scenario run, as written to `report.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Which scenario ran.
+    pub scenario: ScenarioInfo,
+    /// Where it ran: the host kernel or a User-Mode Linux guest.
+    pub runner: RunnerInfo,
+    /// Wall-clock start of the run, RFC 3339 (e.g. `2025-06-24T10:00:00Z`).
+    #[serde(default)]
+    pub started_at: String,
+    /// Length of the measured run in seconds.
+    #[serde(default)]
+    pub duration_s: f64,
+    /// The virtual-server configuration as the scenario gave it.
+    #[serde(default)]
+    pub config: VirtualServerConfig,
+    /// The load settings as the scenario gave them (shape owned by the load
+    /// generator, so kept as JSON).
+    #[serde(default)]
+    pub load: serde_json::Value,
+    /// The kernel's IPVS table at the end of the run.
+    #[serde(default)]
+    pub ipvs: IpvsSnapshot,
+    /// A summary of `/proc/net/ip_vs_conn` at the end of the run.
+    #[serde(default)]
+    pub conn_table: ConnTableSummary,
+    /// One row per real server.
+    #[serde(default)]
+    pub servers: Vec<ServerResult>,
+    /// One row per client source address.
+    #[serde(default)]
+    pub clients: Vec<ClientResult>,
+    /// Client-side RPC latency in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<LatencySummary>,
+    /// How far the observed distribution is from the weights; `None` when
+    /// nothing was observed or no server had a weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<Fairness>,
+    /// Successful RPCs per server (and errors) per time bucket.
+    #[serde(default)]
+    pub timeline: Timeline,
+    /// What happened during the run, in time order.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// Failover measurements, for scenarios that inject a fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Failover>,
+    /// Each `[expect]` entry of the scenario and its verdict.
+    #[serde(default)]
+    pub expectations: Vec<ExpectationResult>,
+    /// Failed RPCs.
+    #[serde(default)]
+    pub errors: ErrorSummary,
+    /// Plain-language findings, e.g. "persistence pinned the single client IP
+    /// to rs1: every connection went to one server".
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// True when every expectation passed.
+    #[serde(default)]
+    pub passed: bool,
+}
+
+/// The scenario that produced a report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// Short name, e.g. `rr-persistence`.
+    pub name: String,
+    /// One line saying which question the scenario answers.
+    #[serde(default)]
+    pub description: String,
+    /// The scenario file the run was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Which kind of kernel ran the scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerKind {
+    /// The host's own kernel.
+    #[default]
+    Host,
+    /// A User-Mode Linux guest (one CPU): latency describes UML, not production.
+    Uml,
+}
+
+impl RunnerKind {
+    /// The name used in `report.json` and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunnerKind::Host => "host",
+            RunnerKind::Uml => "uml",
+        }
+    }
+}
+
+/// Where a scenario ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunnerInfo {
+    /// Host kernel or UML guest.
+    pub kind: RunnerKind,
+    /// `uname -r` of the kernel that ran IPVS.
+    #[serde(default)]
+    pub kernel: String,
+}
+
+/// The virtual server as configured, in keepalived's vocabulary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VirtualServerConfig {
+    /// The virtual IP address.
+    pub vip: String,
+    /// The virtual port.
+    pub port: u16,
+    /// `TCP` or `UDP`.
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    /// Scheduler: `rr`, `wrr`, `lc`, `wlc`, `sh`, `mh`, ...
+    pub lb_algo: String,
+    /// Forwarding method: `DR` for this lab.
+    #[serde(default = "default_lb_kind")]
+    pub lb_kind: String,
+    /// Persistence timeout in seconds; `None` (or 0) means no persistence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_timeout: Option<u32>,
+    /// Persistence netmask, e.g. `255.255.255.255`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_granularity: Option<String>,
+    /// keepalived's `delay_loop`: seconds between health checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop_s: Option<f64>,
+    /// The real servers behind the VIP.
+    #[serde(default)]
+    pub real_servers: Vec<RealServerConfig>,
+}
+
+fn default_protocol() -> String {
+    "TCP".to_owned()
+}
+
+fn default_lb_kind() -> String {
+    "DR".to_owned()
+}
+
+/// One configured real server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RealServerConfig {
+    /// The lab's name for it, e.g. `rs1`.
+    pub name: String,
+    /// Its IP address.
+    pub address: String,
+    /// Its port (in DR it must equal the virtual port).
+    pub port: u16,
+    /// IPVS weight; 0 takes it out of rotation without removing it.
+    pub weight: u32,
+    /// Health check, if any, e.g. `TCP_CHECK` with its connect timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+/// A keepalived-style health check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheckConfig {
+    /// keepalived's checker name, e.g. `TCP_CHECK`.
+    pub kind: String,
+    /// `connect_timeout` in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_s: Option<f64>,
+}
+
+/// The IPVS table read back from the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpvsSnapshot {
+    /// Virtual services (usually one).
+    #[serde(default)]
+    pub services: Vec<IpvsService>,
+}
+
+/// One IPVS virtual service, as `ipvsadm -Ln --stats` would show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpvsService {
+    /// `TCP` or `UDP`.
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    /// Virtual address.
+    pub address: String,
+    /// Virtual port.
+    pub port: u16,
+    /// Scheduler name as the kernel reports it.
+    pub scheduler: String,
+    /// Whether `IP_VS_SVC_F_PERSISTENT` is set.
+    #[serde(default)]
+    pub persistent: bool,
+    /// Persistence timeout in seconds.
+    #[serde(default)]
+    pub timeout: u32,
+    /// Persistence netmask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netmask: Option<String>,
+    /// Service totals.
+    #[serde(default)]
+    pub stats: IpvsStats,
+    /// Real servers.
+    #[serde(default)]
+    pub destinations: Vec<IpvsDestination>,
+}
+
+/// One IPVS destination (real server) of a service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpvsDestination {
+    /// Real server address.
+    pub address: String,
+    /// Real server port.
+    pub port: u16,
+    /// Weight as the kernel holds it at the end of the run.
+    pub weight: u32,
+    /// `DR` (`Route`), `NAT` (`Masq`), `TUN`.
+    #[serde(default)]
+    pub forward: String,
+    /// `IPVS_DEST_ATTR_ACTIVE_CONNS`.
+    #[serde(default)]
+    pub active_conns: u32,
+    /// `IPVS_DEST_ATTR_INACT_CONNS`.
+    #[serde(default)]
+    pub inactive_conns: u32,
+    /// `IPVS_DEST_ATTR_PERSIST_CONNS`: persistence templates pointing here.
+    #[serde(default)]
+    pub persist_conns: u32,
+    /// Counters.
+    #[serde(default)]
+    pub stats: IpvsStats,
+}
+
+/// IPVS counters. In DR the director sees only inbound packets, so the
+/// outbound counters stay at zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpvsStats {
+    /// Connections scheduled.
+    #[serde(default)]
+    pub conns: u64,
+    /// Packets in (client to server).
+    #[serde(default)]
+    pub inpkts: u64,
+    /// Packets out (zero in DR).
+    #[serde(default)]
+    pub outpkts: u64,
+    /// Bytes in.
+    #[serde(default)]
+    pub inbytes: u64,
+    /// Bytes out (zero in DR).
+    #[serde(default)]
+    pub outbytes: u64,
+}
+
+/// Summary of the kernel's connection table (`/proc/net/ip_vs_conn`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnTableSummary {
+    /// Persistence templates (entries with client port 0).
+    #[serde(default)]
+    pub templates: Vec<PersistTemplate>,
+    /// Ordinary connection entries per destination (`address:port` or name).
+    #[serde(default)]
+    pub connections: BTreeMap<String, u64>,
+}
+
+/// One persistence template: this client (or client network) is pinned to
+/// this destination until it expires.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersistTemplate {
+    /// Client address (masked by the persistence granularity).
+    pub client: String,
+    /// Destination `address:port`.
+    pub dest: String,
+    /// Seconds left before the template expires.
+    #[serde(default)]
+    pub expires_s: u64,
+}
+
+/// What one real server received.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerResult {
+    /// The lab's name for the server, e.g. `rs1`.
+    pub name: String,
+    /// Its address (IP, or `IP:port`).
+    pub address: String,
+    /// Configured weight (used for the ideal share).
+    #[serde(default)]
+    pub weight: u32,
+    /// Successful RPCs answered by this server, as counted by the clients
+    /// (each reply names its server).
+    #[serde(default)]
+    pub rpcs: u64,
+    /// The server's own RPC counter, to cross-check `rpcs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_rpcs: Option<u64>,
+    /// TCP connections the clients saw land on this server.
+    #[serde(default)]
+    pub connections: u64,
+    /// Connections IPVS scheduled to it (`stats.conns`), to cross-check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvs_conns: Option<u64>,
+    /// Observed share of the fairness basis (RPCs or connections), 0..=1.
+    #[serde(default)]
+    pub share: f64,
+    /// Share the weights call for, 0..=1.
+    #[serde(default)]
+    pub ideal_share: f64,
+}
+
+/// What one client source address saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientResult {
+    /// Client source IP.
+    pub address: String,
+    /// Successful RPCs from this address.
+    #[serde(default)]
+    pub rpcs: u64,
+    /// Successful RPCs from this address per server name.
+    #[serde(default)]
+    pub servers_seen: BTreeMap<String, u64>,
+    /// True when every RPC from this address reached one server.
+    #[serde(default)]
+    pub sticky: bool,
+    /// Connections this address opened, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// Failed RPCs from this address.
+    #[serde(default)]
+    pub errors: u64,
+}
+
+/// Latency percentiles (microseconds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest recorded value.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Number of recorded RPCs.
+    pub count: u64,
+    /// The full histogram, HdrHistogram V2 (optionally deflated), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_b64: Option<String>,
+}
+
+/// What the fairness figures count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FairnessBasis {
+    /// RPCs per server.
+    #[default]
+    Rpcs,
+    /// Connections per server (what IPVS actually balances).
+    Connections,
+}
+
+impl FairnessBasis {
+    /// The name used in `report.json` and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FairnessBasis::Rpcs => "rpcs",
+            FairnessBasis::Connections => "connections",
+        }
+    }
+}
+
+/// How far the observed distribution is from the weights. See
+/// [`crate::report::fairness`] for the definitions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    /// What was counted.
+    pub basis: FairnessBasis,
+    /// max over servers of |share − ideal|, as a fraction (0.1 = 10 points).
+    pub max_deviation: f64,
+    /// max over weighted servers of |share − ideal| / ideal.
+    #[serde(default)]
+    pub max_relative_deviation: f64,
+    /// Jain's index over weight-normalised counts: 1 = perfectly fair,
+    /// 1/n = everything on one server.
+    pub jain: f64,
+    /// Pearson's chi-square statistic against the ideal.
+    pub chi2: f64,
+    /// Probability of a chi-square at least this large if the scheduler were
+    /// drawing at the ideal shares; small means "not the weights".
+    pub chi2_p: f64,
+    /// Degrees of freedom (weighted servers − 1).
+    pub dof: u32,
+}
+
+/// Per-server throughput over time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Bucket width in seconds.
+    #[serde(default)]
+    pub bucket_s: f64,
+    /// Buckets in time order.
+    #[serde(default)]
+    pub buckets: Vec<TimelineBucket>,
+}
+
+/// One time bucket of the timeline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelineBucket {
+    /// Bucket start, seconds since the run started.
+    pub t_s: f64,
+    /// Successful RPCs per server name in this bucket.
+    #[serde(default)]
+    pub ok: BTreeMap<String, u64>,
+    /// Failed RPCs in this bucket.
+    #[serde(default)]
+    pub errors: u64,
+}
+
+/// What kind of thing happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A load phase started.
+    Phase,
+    /// A real server's weight changed.
+    Weight,
+    /// A health checker changed a server's state.
+    Health,
+    /// A fault was injected or lifted.
+    Fault,
+    /// Anything else (also what unknown kinds load as).
+    #[serde(other)]
+    Other,
+}
+
+impl EventKind {
+    /// The name used in `report.json` and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Phase => "phase",
+            EventKind::Weight => "weight",
+            EventKind::Health => "health",
+            EventKind::Fault => "fault",
+            EventKind::Other => "other",
+        }
+    }
+}
+
+/// Something that happened during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// What kind of event.
+    pub kind: EventKind,
+    /// What exactly, e.g. `rs2 weight 1 -> 0` or `blackhole rs1`.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// Failover measurements; each is `None` when the scenario could not measure it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Failover {
+    /// The server that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_server: Option<String>,
+    /// Seconds from the fault until the health checker removed the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_s: Option<f64>,
+    /// Seconds from the fault until every client succeeded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_s: Option<f64>,
+    /// RPCs that failed because of the fault, by gRPC status.
+    #[serde(default)]
+    pub failed_rpcs_by_status: BTreeMap<String, u64>,
+    /// Longest stretch without a successful RPC, per client address, seconds.
+    #[serde(default)]
+    pub longest_blackhole_s: BTreeMap<String, f64>,
+}
+
+/// One `[expect]` entry and its verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExpectationResult {
+    /// The expectation, e.g. `max_deviation <= 0.05`.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// The measured value and why it passed or failed.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// Failed RPCs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorSummary {
+    /// All failed RPCs.
+    #[serde(default)]
+    pub total: u64,
+    /// Failed RPCs by gRPC status (e.g. `Unavailable`) or transport error.
+    #[serde(default)]
+    pub by_status: BTreeMap<String, u64>,
+}
+
+impl Report {
+    /// Successful RPCs over all servers.
+    pub fn total_rpcs(&self) -> u64 {
+        self.servers.iter().map(|s| s.rpcs).sum()
+    }
+
+    /// Failed RPCs over all attempted RPCs (0 when nothing was attempted).
+    pub fn error_rate(&self) -> f64 {
+        let attempted = self.total_rpcs() + self.errors.total;
+        if attempted == 0 {
+            0.0
+        } else {
+            self.errors.total as f64 / attempted as f64
+        }
+    }
+
+    /// The IPVS destination that corresponds to a server row, matched by
+    /// address (`IP` or `IP:port`).
+    pub fn ipvs_destination(&self, server: &ServerResult) -> Option<&IpvsDestination> {
+        self.ipvs
+            .services
+            .iter()
+            .flat_map(|s| s.destinations.iter())
+            .find(|d| {
+                server.address == d.address || server.address == format!("{}:{}", d.address, d.port)
+            })
+    }
+
+    /// Server names in report order (the order charts and tables use).
+    pub fn server_names(&self) -> Vec<&str> {
+        self.servers.iter().map(|s| s.name.as_str()).collect()
+    }
+}
