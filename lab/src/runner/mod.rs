@@ -1,1 +1,199 @@
-//! runner: under construction.
+//! Where the lab runs: on the host kernel, or inside User-Mode Linux.
+//!
+//! Many kernels (these machines', CI runners', containers') are built without
+//! IPVS. Debian's `user-mode-linux` package is a Linux kernel that runs as an
+//! ordinary process and carries the real IPVS modules, so when the host cannot
+//! do IPVS the lab boots that kernel with the host's filesystem as its root and
+//! runs the very same `lab` invocation inside it ([`uml`]). Inside the guest,
+//! the `lab` binary itself is PID 1 ([`guest`]).
+//!
+//! A missing IPVS is a clear error, never a silent fallback to something that
+//! is not IPVS.
+
+pub mod guest;
+pub mod job;
+pub mod uml;
+
+use std::path::{Path, PathBuf};
+
+/// Set in the environment of every job that runs inside the lab's UML guest.
+pub const GUEST_ENV: &str = "IPVSLAB_GUEST";
+
+/// Which kernel a command runs on, as chosen with `--runner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerChoice {
+    /// The host kernel when it has IPVS, else User-Mode Linux.
+    #[default]
+    Auto,
+    /// The host kernel; an error when it has no IPVS.
+    Host,
+    /// Always User-Mode Linux, even when the host has IPVS.
+    Uml,
+}
+
+/// The runner actually used, after resolving [`RunnerChoice::Auto`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerKind {
+    /// The kernel this process runs on (which may itself be the UML guest).
+    Host,
+    /// A User-Mode Linux guest booted for this command.
+    Uml,
+}
+
+/// Why a runner cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The host has no IPVS and no UML kernel is installed.
+    #[error(
+        "this kernel ({kernel}) has no IPVS (no /proc/net/ip_vs, and `modprobe ip_vs` failed) and \
+         no User-Mode Linux kernel was found at {uml_hint}. Install Debian's `user-mode-linux` \
+         package (`apt-get install user-mode-linux`, or `make deps`), which ships a kernel with \
+         the real IPVS modules, or run on a kernel built with CONFIG_IP_VS"
+    )]
+    NoIpvsNoUml {
+        /// `uname -r` of the host.
+        kernel: String,
+        /// Where a UML kernel was looked for.
+        uml_hint: String,
+    },
+    /// `--runner host` was asked for but the host has no IPVS.
+    #[error(
+        "--runner host was asked for, but this kernel ({kernel}) has no IPVS (no /proc/net/ip_vs, \
+         and `modprobe ip_vs` failed). Use `--runner uml` (needs Debian's `user-mode-linux`) or \
+         `--runner auto`"
+    )]
+    HostHasNoIpvs {
+        /// `uname -r` of the host.
+        kernel: String,
+    },
+    /// Already inside the lab's UML guest, which cannot boot another one.
+    #[error("already running inside the lab's User-Mode Linux guest; nested UML is not supported")]
+    NestedUml,
+    /// The UML kernel exists but its IPVS modules are missing.
+    #[error(
+        "User-Mode Linux kernel {kernel} found, but no modules directory {modules}: reinstall \
+         Debian's `user-mode-linux` package"
+    )]
+    UmlModulesMissing {
+        /// The UML kernel binary.
+        kernel: PathBuf,
+        /// The directory that should hold its modules.
+        modules: PathBuf,
+    },
+    /// Preparing the guest's run directory failed.
+    #[error("cannot prepare the UML run directory {path}")]
+    RunDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Starting `linux.uml` failed.
+    #[error("cannot start the User-Mode Linux kernel {kernel}")]
+    Spawn {
+        /// The UML kernel binary.
+        kernel: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for `linux.uml` failed.
+    #[error("waiting for the User-Mode Linux kernel failed")]
+    Wait(#[source] std::io::Error),
+    /// The guest stopped without writing the job's exit status.
+    #[error(
+        "the User-Mode Linux guest stopped without reporting the job's exit status \
+         (linux.uml exited with {uml_status}); the guest's init failed or the kernel panicked — \
+         the console output above says why"
+    )]
+    NoStatus {
+        /// How `linux.uml` itself ended.
+        uml_status: String,
+    },
+    /// The run was interrupted by SIGINT/SIGTERM.
+    #[error("interrupted by a signal; the User-Mode Linux guest was stopped")]
+    Interrupted,
+}
+
+/// `uname -r` of the running kernel.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// True inside a job that the lab's UML guest started.
+pub fn in_guest() -> bool {
+    std::env::var_os(GUEST_ENV).is_some()
+}
+
+/// Whether the kernel this process runs on can do IPVS.
+///
+/// `/proc/net/ip_vs` exists exactly when the `ip_vs` module is loaded (or
+/// built in). When it is missing, one quiet `modprobe ip_vs` is tried, as
+/// ipvsadm and keepalived do.
+pub fn host_has_ipvs() -> bool {
+    if Path::new("/proc/net/ip_vs").exists() {
+        return true;
+    }
+    let loaded = std::process::Command::new("modprobe")
+        .arg("-q")
+        .arg("ip_vs")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    loaded && Path::new("/proc/net/ip_vs").exists()
+}
+
+/// Resolves `--runner` against this machine.
+///
+/// Inside the lab's own guest the answer is always [`RunnerKind::Host`]: the
+/// guest kernel is the one with IPVS, and nested UML is refused.
+pub fn resolve(choice: RunnerChoice) -> Result<RunnerKind, RunnerError> {
+    if in_guest() {
+        return match choice {
+            RunnerChoice::Uml => Err(RunnerError::NestedUml),
+            _ => Ok(RunnerKind::Host),
+        };
+    }
+    match choice {
+        RunnerChoice::Host => {
+            if host_has_ipvs() {
+                Ok(RunnerKind::Host)
+            } else {
+                Err(RunnerError::HostHasNoIpvs {
+                    kernel: kernel_release(),
+                })
+            }
+        }
+        RunnerChoice::Uml => {
+            uml::UmlKernel::locate()?;
+            Ok(RunnerKind::Uml)
+        }
+        RunnerChoice::Auto => {
+            if host_has_ipvs() {
+                Ok(RunnerKind::Host)
+            } else {
+                uml::UmlKernel::locate()?;
+                Ok(RunnerKind::Uml)
+            }
+        }
+    }
+}
+
+/// A short description of where this process runs, for reports:
+/// `("uml", "6.1.176")` inside the guest, `("host", <release>)` elsewhere.
+pub fn describe_current() -> (RunnerKind, String) {
+    let kind = match std::env::var(GUEST_ENV).as_deref() {
+        Ok("uml") => RunnerKind::Uml,
+        _ => RunnerKind::Host,
+    };
+    (kind, kernel_release())
+}

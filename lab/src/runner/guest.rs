@@ -1,0 +1,284 @@
+//! Guest side of the User-Mode Linux runner: the `lab` binary as PID 1.
+//!
+//! The guest's root is the host's filesystem through hostfs, where every
+//! write goes straight through to the host. So before anything runs, init
+//! covers the places where the lab writes kernel-ish state with the guest's
+//! own tmpfs: `/run` (netns bind mounts under `/run/netns` would otherwise
+//! appear on the host), `/tmp`, `/dev/shm`. The run directory is bound under
+//! the new `/run` first, through an fd opened before anything covered it.
+//! Then it loads IPVS, runs the job, writes the job's exit status through
+//! hostfs and powers off (init must never exit: that panics the guest).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{OFlag, open};
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::Mode;
+
+use super::GUEST_ENV;
+use super::job::{GuestJob, JOB_FILE, READY_FILE, STATUS_FILE};
+
+/// Kernel argument (and so init's environment variable) naming the host run directory.
+pub const RUN_DIR_ENV: &str = "IPVSLAB_UML_RUN";
+
+/// Where the host run directory is bound inside the guest.
+const GUEST_RUN_DIR: &str = "/run/ipvslab-host";
+
+/// Modules every lab needs: IPVS with all its schedulers, and the links
+/// (`modprobe` takes one module unless given `-a`).
+const MODULES: &[&str] = &[
+    "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_sh", "ip_vs_dh", "ip_vs_sed",
+    "ip_vs_nq", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_fo", "ip_vs_ovf", "ip_vs_mh", "veth", "bridge",
+];
+
+/// If this process is PID 1 of the lab's UML guest, run the guest's init and
+/// power off; otherwise return at once. Call first thing in `main`.
+pub fn become_init_if_guest() {
+    if std::process::id() != 1 {
+        return;
+    }
+    let Some(run_dir) = std::env::var_os(RUN_DIR_ENV) else {
+        return;
+    };
+    let code = match std::panic::catch_unwind(|| init(Path::new(&run_dir))) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("ipvs-lab guest init: {e}");
+            write_status_best_effort(70);
+            70
+        }
+        Err(_) => {
+            write_status_best_effort(70);
+            70
+        }
+    };
+    let _ = code;
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    // reboot(2) does not return on success; never let init exit.
+    loop {
+        std::thread::park();
+    }
+}
+
+/// What went wrong while preparing the guest.
+#[derive(Debug, thiserror::Error)]
+enum InitError {
+    #[error("{op} {path}: {source}")]
+    Sys {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the job {path}: {source}")]
+    Job {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("`modprobe -a {modules}` failed ({status}); the UML modules under /usr/lib/uml/modules may be incomplete")]
+    Modprobe { modules: String, status: String },
+}
+
+fn sys(op: &'static str, path: impl AsRef<Path>) -> impl FnOnce(nix::Error) -> InitError {
+    let path = path.as_ref().display().to_string();
+    move |source| InitError::Sys { op, path, source }
+}
+
+fn io(op: &'static str, path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> InitError {
+    let path = path.as_ref().display().to_string();
+    move |source| InitError::Io { op, path, source }
+}
+
+fn mount_fs(fstype: &str, target: &str, data: Option<&str>) -> Result<(), InitError> {
+    std::fs::create_dir_all(target).map_err(io("mkdir", target))?;
+    mount(
+        Some(fstype),
+        target,
+        Some(fstype),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        data,
+    )
+    .map_err(sys("mount", target))
+}
+
+fn bind(source: &Path, target: &str) -> Result<(), InitError> {
+    std::fs::create_dir_all(target).map_err(io("mkdir", target))?;
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(sys("bind mount", target))
+}
+
+fn init(host_run_dir: &Path) -> Result<i32, InitError> {
+    mount_fs("proc", "/proc", None)?;
+    mount_fs("sysfs", "/sys", None)?;
+    // Hold the run directory before /run or /tmp is covered: it may live
+    // under either on the host.
+    let run_fd: OwnedFd = open(
+        host_run_dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("open", host_run_dir))?;
+    mount_fs("tmpfs", "/run", Some("mode=755"))?;
+    let via_fd = PathBuf::from(format!("/proc/self/fd/{}", run_fd.as_raw_fd()));
+    bind(&via_fd, GUEST_RUN_DIR)?;
+    drop(run_fd);
+    mount_fs("tmpfs", "/tmp", Some("mode=1777"))?;
+    mount_fs("tmpfs", "/dev/shm", Some("mode=1777"))?;
+    mount_fs("devpts", "/dev/pts", Some("mode=620,ptmxmode=666"))?;
+    set_loopback_up()?;
+
+    let job_path = Path::new(GUEST_RUN_DIR).join(JOB_FILE);
+    let job_text = std::fs::read(&job_path).map_err(io("read", &job_path))?;
+    let job: GuestJob = serde_json::from_slice(&job_text).map_err(|source| InitError::Job {
+        path: job_path.display().to_string(),
+        source,
+    })?;
+
+    let release = super::kernel_release();
+    mount_fs("tmpfs", "/lib/modules", Some("mode=755"))?;
+    let target = format!("/lib/modules/{release}");
+    bind(&Path::new("/usr/lib/uml/modules").join(&release), &target)?;
+    let mut modules: Vec<&str> = MODULES.to_vec();
+    modules.extend(job.modules.iter().map(String::as_str));
+    let modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("modprobe");
+    let status = Command::new(modprobe)
+        .arg("-a")
+        .args(&modules)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(io("spawn", "modprobe"))?;
+    if !status.success() {
+        return Err(InitError::Modprobe {
+            modules: modules.join(" "),
+            status: status.to_string(),
+        });
+    }
+
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let ready = Path::new(GUEST_RUN_DIR).join(READY_FILE);
+    std::fs::write(&ready, now_us.to_string()).map_err(io("write", &ready))?;
+
+    let argv = job.argv_os();
+    let Some((program, args)) = argv.split_first() else {
+        write_status(0)?;
+        return Ok(0);
+    };
+    // The second console (con1) is the host's stderr.
+    let stderr = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/tty1")
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::inherit());
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(job.env.iter().map(|(k, v)| {
+            use std::os::unix::ffi::OsStringExt;
+            (
+                std::ffi::OsString::from_vec(k.clone()),
+                std::ffi::OsString::from_vec(v.clone()),
+            )
+        }))
+        .env(GUEST_ENV, "uml")
+        .current_dir(job.cwd_path())
+        .stderr(stderr);
+    let code = match cmd.spawn() {
+        Ok(child) => reap_until(child.id() as i32),
+        Err(e) => {
+            eprintln!(
+                "ipvs-lab guest init: cannot start {}: {e}",
+                Path::new(program).display()
+            );
+            127
+        }
+    };
+    write_status(code)?;
+    Ok(code)
+}
+
+/// As PID 1 every orphan is ours to reap; wait until the job itself exits.
+fn reap_until(job: i32) -> i32 {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == job => return code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == job => {
+                return 128 + sig as i32;
+            }
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => {}
+            Err(_) => return 70,
+        }
+    }
+}
+
+fn write_status(code: i32) -> Result<(), InitError> {
+    let path = Path::new(GUEST_RUN_DIR).join(STATUS_FILE);
+    std::fs::write(&path, format!("{code}\n")).map_err(io("write", &path))?;
+    nix::unistd::sync();
+    Ok(())
+}
+
+fn write_status_best_effort(code: i32) {
+    let _ = write_status(code);
+}
+
+/// `ip link set lo up`, without forking `ip`.
+fn set_loopback_up() -> Result<(), InitError> {
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq we own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(InitError::Io {
+                op: "socket",
+                path: "lo".into(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        let name = CString::new("lo").expect("static name");
+        for (dst, src) in req.ifr_name.iter_mut().zip(name.as_bytes_with_nul()) {
+            *dst = *src as libc::c_char;
+        }
+        let mut result = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+        if result == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            result = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if result != 0 {
+            return Err(InitError::Io {
+                op: "set up",
+                path: "lo".into(),
+                source: err,
+            });
+        }
+    }
+    Ok(())
+}
