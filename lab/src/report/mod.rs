@@ -4,3 +4,7 @@ pub mod fairness;
 pub mod model;
 
 pub use model::*;
+pub mod error;
+pub mod hgrm;
+
+pub use error::ReportError;
