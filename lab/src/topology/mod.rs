@@ -1,1 +1,9 @@
-//! topology: under construction.
+//! The lab network: a validated description ([`spec`]) and its application
+//! to the kernel over rtnetlink ([`apply`]).
+//!
+//! The shape is always one L2 segment: a bridge `br0` in its own namespace,
+//! and one namespace per host whose `eth0` is a veth into that bridge.
+
+pub mod spec;
+
+pub use spec::{ClientSpec, HostSpec, Role, RouteSpec, SpecError, TopologySpec};
