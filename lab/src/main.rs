@@ -47,7 +47,10 @@ fn main() -> ExitCode {
             let exe = std::env::current_exe().expect("current exe");
             match runner::uml::run(&kernel, &job, &runner::uml::UmlOptions::new(exe)) {
                 Ok(o) => {
-                    eprintln!("lab: guest ready after {:?}, total {:?}", o.boot_to_ready, o.total);
+                    eprintln!(
+                        "lab: guest ready after {:?}, total {:?}",
+                        o.boot_to_ready, o.total
+                    );
                     ExitCode::from(o.exit_code.clamp(0, 255) as u8)
                 }
                 Err(e) => {

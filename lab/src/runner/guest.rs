@@ -31,8 +31,22 @@ const GUEST_RUN_DIR: &str = "/run/ipvslab-host";
 /// Modules every lab needs: IPVS with all its schedulers, and the links
 /// (`modprobe` takes one module unless given `-a`).
 const MODULES: &[&str] = &[
-    "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_sh", "ip_vs_dh", "ip_vs_sed",
-    "ip_vs_nq", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_fo", "ip_vs_ovf", "ip_vs_mh", "veth", "bridge",
+    "ip_vs",
+    "ip_vs_rr",
+    "ip_vs_wrr",
+    "ip_vs_lc",
+    "ip_vs_wlc",
+    "ip_vs_sh",
+    "ip_vs_dh",
+    "ip_vs_sed",
+    "ip_vs_nq",
+    "ip_vs_lblc",
+    "ip_vs_lblcr",
+    "ip_vs_fo",
+    "ip_vs_ovf",
+    "ip_vs_mh",
+    "veth",
+    "bridge",
 ];
 
 /// If this process is PID 1 of the lab's UML guest, run the guest's init and
@@ -88,7 +102,9 @@ enum InitError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("`modprobe -a {modules}` failed ({status}); the UML modules under /usr/lib/uml/modules may be incomplete")]
+    #[error(
+        "`modprobe -a {modules}` failed ({status}); the UML modules under /usr/lib/uml/modules may be incomplete"
+    )]
     Modprobe { modules: String, status: String },
 }
 

@@ -20,8 +20,17 @@ use std::path::{Path, PathBuf};
 pub const GUEST_ENV: &str = "IPVSLAB_GUEST";
 
 /// Which kernel a command runs on, as chosen with `--runner`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[derive(clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RunnerChoice {
     /// The host kernel when it has IPVS, else User-Mode Linux.

@@ -1,0 +1,458 @@
+//! The scenario file as written: `scenarios/*.toml`, in keepalived's words.
+//!
+//! Parsing is strict (`deny_unknown_fields`) so that a typo is an error with
+//! its line, column and key, never a silently ignored setting. Validation of
+//! values that parse but make no sense lives in [`super::validate`].
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// One line: the question this scenario answers.
+    pub description: String,
+    /// The IPVS virtual server, in keepalived's words.
+    pub virtual_server: VirtualServer,
+    /// Addresses of the lab network (defaults reproduce the reference setup).
+    #[serde(default)]
+    pub network: Network,
+    /// The load to drive through the VIP.
+    #[serde(default)]
+    pub load: Load,
+    /// Timed events during the run.
+    #[serde(default, rename = "phase")]
+    pub phases: Vec<Phase>,
+    /// The assertions that make the scenario a regression test.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// keepalived's `virtual_server` block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualServer {
+    /// The virtual IP (exists only inside the lab's namespaces).
+    pub vip: Ipv4Addr,
+    /// The virtual port.
+    pub port: u16,
+    /// `TCP` (gRPC runs over TCP; `UDP` parses but is refused by validation).
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    /// The scheduler (`lb_algo`, alias `lvs_sched`): rr, wrr, lc, wlc, sh, mh, ...
+    #[serde(alias = "lvs_sched")]
+    pub lb_algo: String,
+    /// The forwarding method (`lb_kind`, alias `lvs_method`): `DR` (NAT and TUN are refused).
+    #[serde(default = "default_lb_kind", alias = "lvs_method")]
+    pub lb_kind: String,
+    /// Seconds a client IP stays pinned to its real server; absent or 0: no persistence.
+    #[serde(default)]
+    pub persistence_timeout: Option<u32>,
+    /// Netmask grouping client addresses for persistence (default 255.255.255.255).
+    #[serde(default)]
+    pub persistence_granularity: Option<Ipv4Addr>,
+    /// Seconds between health checks.
+    #[serde(default = "default_delay_loop")]
+    pub delay_loop: f64,
+    /// Set weight 0 instead of removing a failed real server.
+    #[serde(default)]
+    pub inhibit_on_failure: bool,
+    /// Minimum total weight of healthy servers before the sorry server is used.
+    #[serde(default)]
+    pub quorum: Option<u32>,
+    /// A server used when the quorum is lost (address).
+    #[serde(default)]
+    pub sorry_server: Option<Ipv4Addr>,
+    /// The real servers.
+    #[serde(rename = "real_server")]
+    pub real_servers: Vec<RealServer>,
+}
+
+fn default_protocol() -> String {
+    "TCP".into()
+}
+fn default_lb_kind() -> String {
+    "DR".into()
+}
+fn default_delay_loop() -> f64 {
+    6.0
+}
+
+/// keepalived's `real_server` block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServer {
+    /// The real server's own address.
+    pub address: Ipv4Addr,
+    /// Its port; in DR it must equal the virtual port.
+    pub port: u16,
+    /// IPVS weight (0 = quiescent).
+    #[serde(default = "default_weight")]
+    pub weight: i32,
+    /// A name for reports; defaults to `rs1`, `rs2`, ... in file order.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Upper connection threshold (0 = none).
+    #[serde(default)]
+    pub uthreshold: u32,
+    /// Lower connection threshold (0 = none).
+    #[serde(default)]
+    pub lthreshold: u32,
+    /// keepalived's TCP_CHECK.
+    #[serde(default, rename = "TCP_CHECK")]
+    pub tcp_check: Option<TcpCheck>,
+    /// A gRPC health check (`grpc.health.v1`); keepalived has none.
+    #[serde(default, rename = "GRPC_CHECK")]
+    pub grpc_check: Option<GrpcCheck>,
+}
+
+fn default_weight() -> i32 {
+    1
+}
+
+/// keepalived's `TCP_CHECK` block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpCheck {
+    /// Seconds before a connect attempt fails.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: f64,
+    /// Retries before the server is declared down (alias `nb_get_retry`).
+    #[serde(default = "default_retry", alias = "nb_get_retry")]
+    pub retry: u32,
+    /// Seconds between retries.
+    #[serde(default = "default_delay_before_retry")]
+    pub delay_before_retry: f64,
+    /// The port to connect to (default: the real server's port).
+    #[serde(default)]
+    pub connect_port: Option<u16>,
+    /// Seconds to wait before the first check after a start.
+    #[serde(default)]
+    pub warmup: Option<f64>,
+    /// keepalived's alpha mode: servers start down and must pass a check first.
+    #[serde(default)]
+    pub alpha: bool,
+}
+
+fn default_connect_timeout() -> f64 {
+    5.0
+}
+fn default_retry() -> u32 {
+    1
+}
+fn default_delay_before_retry() -> f64 {
+    1.0
+}
+
+/// A gRPC health check against `grpc.health.v1.Health/Check`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcCheck {
+    /// Seconds before a check fails.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: f64,
+    /// Retries before the server is declared down.
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    /// Seconds between retries.
+    #[serde(default = "default_delay_before_retry")]
+    pub delay_before_retry: f64,
+    /// The service name to ask about ("" = the whole server).
+    #[serde(default)]
+    pub service: String,
+}
+
+/// Addresses of the lab network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// The one L2 segment everything shares.
+    #[serde(default = "default_segment")]
+    pub segment: ipnet::Ipv4Net,
+    /// The director's own address on the segment.
+    #[serde(default = "default_director")]
+    pub director: Ipv4Addr,
+    /// How many client source addresses (all in one client namespace).
+    #[serde(default = "default_client_ips")]
+    pub client_ips: u32,
+    /// The first client address; the rest follow consecutively.
+    #[serde(default = "default_client_base")]
+    pub client_base: Ipv4Addr,
+}
+
+fn default_segment() -> ipnet::Ipv4Net {
+    "172.22.0.0/16".parse().expect("static")
+}
+fn default_director() -> Ipv4Addr {
+    Ipv4Addr::new(172, 22, 35, 254)
+}
+fn default_client_ips() -> u32 {
+    1
+}
+fn default_client_base() -> Ipv4Addr {
+    Ipv4Addr::new(172, 22, 36, 1)
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            segment: default_segment(),
+            director: default_director(),
+            client_ips: default_client_ips(),
+            client_base: default_client_base(),
+        }
+    }
+}
+
+/// Closed loop (fixed concurrency) or open loop (fixed rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMode {
+    /// `concurrency` RPCs in flight at all times.
+    #[default]
+    Closed,
+    /// `rps` RPCs per second, latency from the intended send time.
+    Open,
+}
+
+/// How clients use connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionModel {
+    /// `channels_per_ip` long-lived HTTP/2 channels per client IP.
+    #[default]
+    Channel,
+    /// A new connection every `churn_rpcs` RPCs.
+    Churn,
+    /// A new connection for every RPC.
+    PerRpc,
+}
+
+/// The load part of a scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Closed or open loop.
+    #[serde(default)]
+    pub mode: LoadMode,
+    /// RPCs in flight (closed loop), spread over all channels.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Target rate (open loop).
+    #[serde(default)]
+    pub rps: Option<f64>,
+    /// Measured duration.
+    #[serde(default = "default_duration", with = "humantime_serde")]
+    pub duration: Duration,
+    /// Warm-up before measuring.
+    #[serde(default, with = "humantime_serde")]
+    pub warmup: Duration,
+    /// HTTP/2 channels (connections) per client IP.
+    #[serde(default = "default_channels")]
+    pub channels_per_ip: u32,
+    /// Connection model.
+    #[serde(default)]
+    pub connection: ConnectionModel,
+    /// With `connection = "churn"`: RPCs per connection.
+    #[serde(default)]
+    pub churn_rpcs: Option<u32>,
+    /// Servers send GOAWAY after this connection age (HTTP/2 pinning remedy).
+    #[serde(default, with = "humantime_serde")]
+    pub max_connection_age: Option<Duration>,
+    /// Echoed payload size in bytes.
+    #[serde(default)]
+    pub payload: u32,
+    /// Per-RPC deadline.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Idle gaps: run the load in `rounds` bursts separated by `idle` (for
+    /// persistence expiry).
+    #[serde(default = "default_rounds")]
+    pub rounds: u32,
+    /// The idle gap between rounds.
+    #[serde(default, with = "humantime_serde")]
+    pub idle: Duration,
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+fn default_duration() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_channels() -> u32 {
+    1
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_rounds() -> u32 {
+    1
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Self {
+            mode: LoadMode::default(),
+            concurrency: default_concurrency(),
+            rps: None,
+            duration: default_duration(),
+            warmup: Duration::ZERO,
+            channels_per_ip: default_channels(),
+            connection: ConnectionModel::default(),
+            churn_rpcs: None,
+            max_connection_age: None,
+            payload: 0,
+            timeout: default_timeout(),
+            rounds: default_rounds(),
+            idle: Duration::ZERO,
+        }
+    }
+}
+
+/// A timed event during the run. (Unknown keys are caught by the action's
+/// own `deny_unknown_fields`: serde cannot deny them here with `flatten`.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Phase {
+    /// When, from the start of the measured load.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// What happens.
+    #[serde(flatten)]
+    pub action: PhaseAction,
+}
+
+/// What a phase does. Faults name a real server by name (`rs1`) or address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PhaseAction {
+    /// Set a destination's IPVS weight (0 drains it).
+    SetWeight {
+        /// The real server.
+        server: String,
+        /// The new weight.
+        weight: i32,
+    },
+    /// Stop the server gracefully (SIGTERM: GOAWAY and drain).
+    StopServer {
+        /// The real server.
+        server: String,
+    },
+    /// Kill the server (SIGKILL).
+    KillServer {
+        /// The real server.
+        server: String,
+    },
+    /// Start a stopped or killed server again.
+    StartServer {
+        /// The real server.
+        server: String,
+    },
+    /// Take the server's link down.
+    LinkDown {
+        /// The real server.
+        server: String,
+    },
+    /// Bring the server's link back up.
+    LinkUp {
+        /// The real server.
+        server: String,
+    },
+    /// Drop all traffic inside the server's namespace (nftables).
+    Blackhole {
+        /// The real server.
+        server: String,
+    },
+    /// Remove a blackhole.
+    Unblackhole {
+        /// The real server.
+        server: String,
+    },
+    /// Set an IPVS sysctl (`net.ipv4.vs.<name>`) in the director.
+    Sysctl {
+        /// e.g. `expire_nodest_conn`.
+        name: String,
+        /// The value.
+        value: String,
+    },
+}
+
+impl PhaseAction {
+    /// The real server this action targets, if any.
+    pub fn server(&self) -> Option<&str> {
+        match self {
+            PhaseAction::SetWeight { server, .. }
+            | PhaseAction::StopServer { server }
+            | PhaseAction::KillServer { server }
+            | PhaseAction::StartServer { server }
+            | PhaseAction::LinkDown { server }
+            | PhaseAction::LinkUp { server }
+            | PhaseAction::Blackhole { server }
+            | PhaseAction::Unblackhole { server } => Some(server),
+            PhaseAction::Sysctl { .. } => None,
+        }
+    }
+}
+
+/// The expected distribution shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DistributionExpectation {
+    /// Equal shares.
+    Even,
+    /// Shares proportional to the weights.
+    Weighted,
+    /// Everything on one server.
+    Single,
+    /// More than one server received traffic.
+    Spread,
+}
+
+/// What is counted for the distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Basis {
+    /// RPCs per server (what gRPC users feel).
+    #[default]
+    Rpcs,
+    /// Connections per server (what IPVS schedules).
+    Connections,
+}
+
+/// The assertions of a scenario; absent ones are not checked.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The distribution shape.
+    #[serde(default)]
+    pub distribution: Option<DistributionExpectation>,
+    /// What the distribution counts.
+    #[serde(default)]
+    pub basis: Basis,
+    /// Allowed absolute deviation of any share from its ideal (0.10 = 10 points).
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// Every client IP reaches exactly one server.
+    #[serde(default)]
+    pub sticky_per_client: Option<bool>,
+    /// Maximum fraction of failed RPCs.
+    #[serde(default)]
+    pub max_error_rate: Option<f64>,
+    /// Client tallies, server counters and IPVS statistics agree, and the
+    /// director's outbound counters are 0 (DR).
+    #[serde(default)]
+    pub ipvs_consistent: Option<bool>,
+    /// Persistence templates are visible in the connection table at the end.
+    #[serde(default)]
+    pub templates_present: Option<bool>,
+    /// At least this many client IPs saw more than one server.
+    #[serde(default)]
+    pub min_clients_moved: Option<u32>,
+}
+
+fn default_tolerance() -> f64 {
+    0.10
+}

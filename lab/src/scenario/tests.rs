@@ -1,0 +1,181 @@
+//! Parse and validation tables for scenario files.
+
+use std::path::Path;
+
+use super::{Scenario, ScenarioError};
+
+const REFERENCE: &str = include_str!("../../../scenarios/rr-persistence.toml");
+
+fn load(text: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::from_str(Path::new("t.toml"), text)
+}
+
+#[test]
+fn reference_scenario_is_the_keepalived_setup() {
+    let s = load(REFERENCE).expect("reference scenario loads");
+    let vs = &s.file.virtual_server;
+    assert_eq!(vs.vip.to_string(), "192.168.122.1");
+    assert_eq!(vs.port, 8080);
+    assert_eq!(vs.lb_algo, "rr");
+    assert_eq!(vs.lb_kind, "DR");
+    assert_eq!(vs.persistence_timeout, Some(60));
+    let addrs: Vec<String> = vs
+        .real_servers
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
+    assert_eq!(addrs, ["172.22.35.1", "172.22.35.2"]);
+    assert!(vs.real_servers.iter().all(|r| r.weight == 1));
+    let check = vs.real_servers[0].tcp_check.as_ref().expect("TCP_CHECK");
+    assert_eq!(
+        (check.connect_timeout, check.retry, check.delay_before_retry),
+        (3.0, 3, 3.0)
+    );
+    assert_eq!(check.connect_port, Some(8080));
+    assert_eq!(s.server_names(), ["rs1", "rs2"]);
+}
+
+/// Replaces the first line starting with `from` by `to`.
+fn edit(from: &str, to: &str) -> String {
+    let mut done = false;
+    REFERENCE
+        .lines()
+        .map(|l| {
+            if !done && l.starts_with(from) {
+                done = true;
+                to.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn malformed_files_report_line_column_and_key() {
+    let cases = [
+        // (edit from, edit to, expected line, expected text in the message)
+        ("lb_algo", "lb_algoo = \"rr\"", "lb_algoo"),
+        ("port = 8080", "port = \"eighty\"", "eighty"),
+        ("vip", "vip = \"192.168.122\"", "vip"),
+        (
+            "persistence_timeout",
+            "persistence_timeout = = 60",
+            "persistence_timeout",
+        ),
+    ];
+    for (from, to, needle) in cases {
+        let text = edit(from, to);
+        let expected_line = text.lines().position(|l| l == to).unwrap() + 1;
+        match load(&text) {
+            Err(ScenarioError::Parse {
+                line,
+                column,
+                message,
+                key,
+                ..
+            }) => {
+                assert_eq!(line, expected_line, "line for {to:?}: {message}");
+                assert!(column >= 1);
+                let shown = format!("{message} {key:?}");
+                assert!(
+                    shown.contains(needle),
+                    "{to:?}: '{shown}' should mention {needle}"
+                );
+            }
+            other => panic!("{to:?}: expected a parse error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn invalid_values_are_named_by_key() {
+    let cases = [
+        (
+            "lb_algo",
+            "lb_algo = \"roundrobin\"",
+            "virtual_server.lb_algo",
+        ),
+        ("lb_kind", "lb_kind = \"NAT\"", "virtual_server.lb_kind"),
+        ("protocol", "protocol = \"UDP\"", "virtual_server.protocol"),
+        ("vip", "vip = \"172.22.1.1\"", "virtual_server.vip"),
+        ("client_ips", "client_ips = 0", "network.client_ips"),
+        ("client_ips", "client_ips = 5000", "network.client_ips"),
+        ("duration", "duration = \"0s\"", "load.duration"),
+        ("concurrency", "concurrency = 0", "load.concurrency"),
+        (
+            "weight = 1",
+            "weight = -1",
+            "virtual_server.real_server[0].weight",
+        ),
+        (
+            "port = 8080",
+            "port = 9090",
+            "virtual_server.real_server[0].port",
+        ),
+        (
+            "address = \"172.22.35.2\"",
+            "address = \"172.22.35.1\"",
+            "virtual_server.real_server[1].address",
+        ),
+        (
+            "address = \"172.22.35.1\"",
+            "address = \"10.0.0.1\"",
+            "virtual_server.real_server[0].address",
+        ),
+        (
+            "max_error_rate",
+            "max_error_rate = 2.0",
+            "expect.max_error_rate",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let text = edit(from, to);
+        match load(&text) {
+            Err(ScenarioError::Invalid { problems, .. }) => {
+                assert!(
+                    problems.iter().any(|p| p.key == key),
+                    "{to:?}: expected a problem at {key}, got {problems:?}"
+                );
+            }
+            other => panic!("{to:?}: expected invalid, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn phases_must_name_known_servers_and_fit_in_the_run() {
+    let base = format!("{REFERENCE}\n");
+    let ok = format!(
+        "{base}[[phase]]\nat = \"1s\"\naction = \"set_weight\"\nserver = \"rs2\"\nweight = 0\n"
+    );
+    assert!(load(&ok).is_ok(), "{:?}", load(&ok).err());
+    let by_addr = format!(
+        "{base}[[phase]]\nat = \"1s\"\naction = \"kill_server\"\nserver = \"172.22.35.1\"\n"
+    );
+    assert!(load(&by_addr).is_ok());
+    let unknown = format!(
+        "{base}[[phase]]\nat = \"1s\"\naction = \"set_weight\"\nserver = \"rs9\"\nweight = 0\n"
+    );
+    assert!(matches!(load(&unknown), Err(ScenarioError::Invalid { .. })));
+    let late =
+        format!("{base}[[phase]]\nat = \"1h\"\naction = \"stop_server\"\nserver = \"rs1\"\n");
+    assert!(matches!(load(&late), Err(ScenarioError::Invalid { .. })));
+    let bad_action =
+        format!("{base}[[phase]]\nat = \"1s\"\naction = \"explode\"\nserver = \"rs1\"\n");
+    assert!(matches!(
+        load(&bad_action),
+        Err(ScenarioError::Parse { .. })
+    ));
+}
+
+#[test]
+fn a_name_is_looked_up_in_the_scenario_folder() {
+    let found = super::locate("rr-persistence").expect("found by name");
+    assert!(found.ends_with("scenarios/rr-persistence.toml"));
+    assert!(matches!(
+        super::locate("no-such-scenario"),
+        Err(ScenarioError::NotFound { .. })
+    ));
+}
