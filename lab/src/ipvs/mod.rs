@@ -12,6 +12,7 @@
 //! - [`format`]: `ipvsadm -Ln` and `ipvsadm -Ln --stats`, byte for byte.
 
 pub mod consts;
+pub mod message;
 pub mod types;
 
 pub use types::{
