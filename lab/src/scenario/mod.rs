@@ -4,6 +4,7 @@
 //! malformed file is an error with its line, column and key, and no network
 //! is built for it.
 
+pub mod expect;
 pub mod plan;
 pub mod spec;
 pub mod validate;

@@ -160,7 +160,10 @@ mod tests {
         let director = p.topology.director().unwrap();
         assert_eq!(director.vips, vec![Ipv4Addr::new(192, 168, 122, 1)]);
         let rs1 = p.topology.host("rs1").unwrap();
-        assert_eq!(rs1.loopback_addresses, vec![Ipv4Addr::new(192, 168, 122, 1)]);
+        assert_eq!(
+            rs1.loopback_addresses,
+            vec![Ipv4Addr::new(192, 168, 122, 1)]
+        );
         let client = p.topology.host(CLIENT_HOST).unwrap();
         assert_eq!(client.routes[0].via, Ipv4Addr::new(172, 22, 35, 254));
         assert_eq!(p.client_addresses, vec![Ipv4Addr::new(172, 22, 36, 1)]);

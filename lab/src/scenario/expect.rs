@@ -1,0 +1,393 @@
+//! The `[expect]` block, judged against a filled report. Pure: every
+//! expectation is a function of the measurements, so each can be shown to
+//! fail in a unit test.
+//!
+//! Timing figures are reported, never asserted: these machines are noisy.
+
+use crate::report::fairness;
+use crate::report::model::{ExpectationResult, FairnessBasis, Report};
+
+use super::spec::{Basis, DistributionExpectation, Expect};
+
+/// The counts the distribution is judged on, in server order.
+pub fn basis_counts(report: &Report, basis: Basis) -> Vec<u64> {
+    report
+        .servers
+        .iter()
+        .map(|s| match basis {
+            Basis::Rpcs => s.rpcs,
+            Basis::Connections => s.connections,
+        })
+        .collect()
+}
+
+/// The model's name for a basis.
+pub fn fairness_basis(basis: Basis) -> FairnessBasis {
+    match basis {
+        Basis::Rpcs => FairnessBasis::Rpcs,
+        Basis::Connections => FairnessBasis::Connections,
+    }
+}
+
+fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
+    ExpectationResult {
+        name: name.into(),
+        passed,
+        detail,
+    }
+}
+
+/// Judges every expectation present in `expect`.
+pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
+    let mut out = Vec::new();
+    let counts = basis_counts(report, expect.basis);
+    let weights: Vec<u32> = report.servers.iter().map(|s| s.weight).collect();
+    let basis = fairness_basis(expect.basis).as_str();
+    let total: u64 = counts.iter().sum();
+
+    if let Some(shape) = expect.distribution {
+        let name = format!("distribution = {shape:?}").to_lowercase();
+        let shares = fairness::shares(&counts);
+        let share_text = report
+            .servers
+            .iter()
+            .zip(&shares)
+            .map(|(s, share)| format!("{} {:.1}%", s.name, share * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let receiving = counts.iter().filter(|&&c| c > 0).count();
+        let (passed, detail) = if total == 0 {
+            (false, format!("no {basis} were counted"))
+        } else {
+            match shape {
+                DistributionExpectation::Even | DistributionExpectation::Weighted => {
+                    let ideal_weights: Vec<u32> = if shape == DistributionExpectation::Even {
+                        vec![1; counts.len()]
+                    } else {
+                        weights.clone()
+                    };
+                    let (dev, _) = fairness::max_deviation(&counts, &ideal_weights);
+                    (
+                        dev <= expect.tolerance,
+                        format!(
+                            "{basis}: {share_text}; max deviation from ideal {:.1} points (tolerance {:.1})",
+                            dev * 100.0,
+                            expect.tolerance * 100.0
+                        ),
+                    )
+                }
+                DistributionExpectation::Single => (
+                    receiving == 1,
+                    format!("{basis}: {share_text}; {receiving} server(s) received traffic"),
+                ),
+                DistributionExpectation::Spread => (
+                    receiving >= 2,
+                    format!("{basis}: {share_text}; {receiving} server(s) received traffic"),
+                ),
+            }
+        };
+        out.push(result(&name, passed, detail));
+    }
+
+    if let Some(want) = expect.sticky_per_client {
+        let sticky = report
+            .clients
+            .iter()
+            .filter(|c| c.servers_seen.len() == 1)
+            .count();
+        let n = report.clients.len();
+        let passed = n > 0 && (sticky == n) == want;
+        let detail = format!("{sticky} of {n} client IPs reached exactly one real server");
+        out.push(result(
+            &format!("sticky_per_client = {want}"),
+            passed,
+            detail,
+        ));
+    }
+
+    if let Some(min) = expect.min_clients_moved {
+        let moved = report
+            .clients
+            .iter()
+            .filter(|c| c.servers_seen.len() > 1)
+            .count();
+        out.push(result(
+            &format!("min_clients_moved = {min}"),
+            moved as u64 >= u64::from(min),
+            format!(
+                "{moved} of {} client IPs reached more than one real server",
+                report.clients.len()
+            ),
+        ));
+    }
+
+    if let Some(max) = expect.max_error_rate {
+        let rate = report.error_rate();
+        out.push(result(
+            &format!("max_error_rate = {max}"),
+            rate <= max && report.total_rpcs() > 0,
+            format!(
+                "{} failed of {} RPCs ({:.3}%)",
+                report.errors.total,
+                report.total_rpcs(),
+                rate * 100.0
+            ),
+        ));
+    }
+
+    if let Some(want) = expect.templates_present {
+        let n = report.conn_table.templates.len();
+        out.push(result(
+            &format!("templates_present = {want}"),
+            (n > 0) == want,
+            format!("{n} persistence template(s) in /proc/net/ip_vs_conn at the end"),
+        ));
+    }
+
+    if expect.ipvs_consistent == Some(true) {
+        let (passed, detail) = ipvs_consistency(report);
+        out.push(result("ipvs_consistent = true", passed, detail));
+    }
+    out
+}
+
+/// Client tallies, server counters and IPVS statistics must tell one story:
+/// - each server's own RPC counter equals what the clients attributed to it;
+/// - IPVS scheduled as many connections to each destination as the server
+///   accepted from client addresses;
+/// - the director forwarded packets to every server that served RPCs;
+/// - in DR the replies bypass the director: its outbound counters are 0.
+pub fn ipvs_consistency(report: &Report) -> (bool, String) {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for s in &report.servers {
+        if let Some(server_rpcs) = s.server_rpcs
+            && server_rpcs != s.rpcs
+        {
+            problems.push(format!(
+                "{}: clients counted {} RPCs, the server {}",
+                s.name, s.rpcs, server_rpcs
+            ));
+        }
+        let Some(dest) = report.ipvs_destination(s) else {
+            problems.push(format!("{}: no IPVS destination for {}", s.name, s.address));
+            continue;
+        };
+        checked += 1;
+        if let Some(ipvs_conns) = s.ipvs_conns
+            && ipvs_conns != s.connections
+        {
+            problems.push(format!(
+                "{}: IPVS scheduled {} connections, the server accepted {} from clients",
+                s.name, ipvs_conns, s.connections
+            ));
+        }
+        if s.rpcs > 0 && dest.stats.inpkts == 0 {
+            problems.push(format!(
+                "{}: served {} RPCs but IPVS forwarded no packets to it",
+                s.name, s.rpcs
+            ));
+        }
+        if dest.stats.outpkts != 0 || dest.stats.outbytes != 0 {
+            problems.push(format!(
+                "{}: the director saw {} outbound packets; in DR replies must bypass it",
+                s.name, dest.stats.outpkts
+            ));
+        }
+    }
+    if checked == 0 {
+        problems.push("no IPVS statistics were collected".into());
+    }
+    if problems.is_empty() {
+        let out: u64 = report
+            .ipvs
+            .services
+            .iter()
+            .flat_map(|svc| &svc.destinations)
+            .map(|d| d.stats.outpkts)
+            .sum();
+        (
+            true,
+            format!(
+                "client, server and IPVS counts agree for {checked} server(s); director outbound packets {out} (DR)"
+            ),
+        )
+    } else {
+        (false, problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::*;
+    use std::collections::BTreeMap;
+
+    fn server(name: &str, addr: &str, rpcs: u64, conns: u64) -> ServerResult {
+        ServerResult {
+            name: name.into(),
+            address: addr.into(),
+            weight: 1,
+            rpcs,
+            server_rpcs: Some(rpcs),
+            connections: conns,
+            ipvs_conns: Some(conns),
+            ..Default::default()
+        }
+    }
+
+    fn dest(addr: &str, conns: u64, inpkts: u64, outpkts: u64) -> IpvsDestination {
+        IpvsDestination {
+            address: addr.into(),
+            port: 8080,
+            weight: 1,
+            forward: "dr".into(),
+            stats: IpvsStats {
+                conns,
+                inpkts,
+                outpkts,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn client(addr: &str, seen: &[(&str, u64)]) -> ClientResult {
+        ClientResult {
+            address: addr.into(),
+            rpcs: seen.iter().map(|(_, n)| n).sum(),
+            servers_seen: seen
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect::<BTreeMap<_, _>>(),
+            sticky: seen.len() == 1,
+            ..Default::default()
+        }
+    }
+
+    fn report(rpcs: [u64; 2], conns: [u64; 2]) -> Report {
+        let mut r = Report::default();
+        r.servers = vec![
+            server("rs1", "172.22.35.1", rpcs[0], conns[0]),
+            server("rs2", "172.22.35.2", rpcs[1], conns[1]),
+        ];
+        r.ipvs.services = vec![IpvsService {
+            destinations: vec![
+                dest("172.22.35.1", conns[0], 10 * rpcs[0], 0),
+                dest("172.22.35.2", conns[1], 10 * rpcs[1], 0),
+            ],
+            ..Default::default()
+        }];
+        r.clients = vec![client("172.22.36.1", &[("rs1", rpcs[0])])];
+        r
+    }
+
+    fn expect() -> Expect {
+        Expect {
+            tolerance: 0.1,
+            ..Default::default()
+        }
+    }
+
+    fn judge(e: &Expect, r: &Report) -> Vec<bool> {
+        evaluate(e, r).iter().map(|x| x.passed).collect()
+    }
+
+    #[test]
+    fn distribution_shapes_pass_and_fail() {
+        let even = report([500, 520], [4, 4]);
+        let skewed = report([900, 100], [4, 4]);
+        let single = report([1000, 0], [8, 0]);
+        let mut e = expect();
+        e.distribution = Some(DistributionExpectation::Even);
+        assert_eq!(judge(&e, &even), [true]);
+        assert_eq!(judge(&e, &skewed), [false]);
+        e.distribution = Some(DistributionExpectation::Single);
+        assert_eq!(judge(&e, &single), [true]);
+        assert_eq!(judge(&e, &even), [false]);
+        e.distribution = Some(DistributionExpectation::Spread);
+        assert_eq!(judge(&e, &even), [true]);
+        assert_eq!(judge(&e, &single), [false]);
+        // Connections as the basis: even connections, skewed RPCs.
+        e.distribution = Some(DistributionExpectation::Even);
+        e.basis = Basis::Connections;
+        assert_eq!(judge(&e, &skewed), [true]);
+    }
+
+    #[test]
+    fn weighted_uses_the_weights() {
+        let mut r = report([750, 250], [3, 1]);
+        r.servers[0].weight = 3;
+        let mut e = expect();
+        e.distribution = Some(DistributionExpectation::Weighted);
+        assert_eq!(judge(&e, &r), [true]);
+        e.distribution = Some(DistributionExpectation::Even);
+        assert_eq!(judge(&e, &r), [false]);
+    }
+
+    #[test]
+    fn stickiness_and_moves() {
+        let mut r = report([10, 10], [1, 1]);
+        r.clients = vec![
+            client("172.22.36.1", &[("rs1", 10)]),
+            client("172.22.36.2", &[("rs1", 5), ("rs2", 5)]),
+        ];
+        let mut e = expect();
+        e.sticky_per_client = Some(true);
+        assert_eq!(judge(&e, &r), [false]);
+        e.sticky_per_client = None;
+        e.min_clients_moved = Some(1);
+        assert_eq!(judge(&e, &r), [true]);
+        e.min_clients_moved = Some(2);
+        assert_eq!(judge(&e, &r), [false]);
+        r.clients.pop();
+        e.min_clients_moved = None;
+        e.sticky_per_client = Some(true);
+        assert_eq!(judge(&e, &r), [true]);
+    }
+
+    #[test]
+    fn error_rate_and_templates() {
+        let mut r = report([100, 100], [1, 1]);
+        let mut e = expect();
+        e.max_error_rate = Some(0.0);
+        assert_eq!(judge(&e, &r), [true]);
+        r.errors.total = 3;
+        assert_eq!(judge(&e, &r), [false]);
+        e.max_error_rate = None;
+        e.templates_present = Some(true);
+        assert_eq!(judge(&e, &r), [false]);
+        r.conn_table.templates.push(PersistTemplate {
+            client: "172.22.36.1".into(),
+            dest: "172.22.35.1:8080".into(),
+            expires_s: 59,
+        });
+        assert_eq!(judge(&e, &r), [true]);
+    }
+
+    #[test]
+    fn ipvs_consistency_catches_each_disagreement() {
+        let good = report([100, 80], [2, 2]);
+        assert!(ipvs_consistency(&good).0, "{}", ipvs_consistency(&good).1);
+
+        let mut server_disagrees = good.clone();
+        server_disagrees.servers[0].server_rpcs = Some(99);
+        assert!(!ipvs_consistency(&server_disagrees).0);
+
+        let mut conns_disagree = good.clone();
+        conns_disagree.servers[1].ipvs_conns = Some(3);
+        assert!(!ipvs_consistency(&conns_disagree).0);
+
+        let mut not_dr = good.clone();
+        not_dr.ipvs.services[0].destinations[0].stats.outpkts = 7;
+        assert!(!ipvs_consistency(&not_dr).0);
+
+        let mut no_packets = good.clone();
+        no_packets.ipvs.services[0].destinations[1].stats.inpkts = 0;
+        assert!(!ipvs_consistency(&no_packets).0);
+
+        let mut missing = good;
+        missing.ipvs.services.clear();
+        assert!(!ipvs_consistency(&missing).0);
+    }
+}
