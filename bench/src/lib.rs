@@ -1,1 +1,17 @@
-//! bench placeholder
+//! bench: the `loadgen` gRPC load generator for ipvs-lab.
+//!
+//! It measures *who* answered each RPC (server, connection, source address)
+//! as well as how fast, because IPVS balances connections, not RPCs.
+//! Layout:
+//! - [`loadgen`]: flags ([`loadgen::LoadgenArgs`]), the run
+//!   ([`loadgen::run`]) and the program ([`loadgen::main_with_args`]);
+//! - [`report`]: [`report::LoadReport`], the `--json` schema, and `.hgrm` output;
+//! - [`record`]: per-call attribution and histograms;
+//! - [`wire`]: pre-encoded requests and an allocation-free reply parser;
+//! - [`sources`]: `--source-ips` lists and CIDR blocks.
+
+pub mod loadgen;
+pub mod record;
+pub mod report;
+pub mod sources;
+pub mod wire;

@@ -30,7 +30,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
         "m" | "min" => value * 60.0,
         _ => return Err(err()),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(err());
     }
     Ok(Duration::from_secs_f64(secs))

@@ -1,0 +1,331 @@
+//! The load report: what `--json` writes and the lab reads back.
+//!
+//! Every type here is `Serialize + Deserialize` with snake_case fields, so
+//! the lab can `serde_json::from_reader` the file into [`LoadReport`].
+//! Counts cover the measured phase only unless a field says otherwise;
+//! latencies cover successful RPCs only, in microseconds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Version of this schema; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Number of recorded (successful) RPCs.
+    pub count: u64,
+    /// Smallest value.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest value.
+    pub max: u64,
+}
+
+impl LatencySummary {
+    /// Summarises a histogram of microseconds (all zeros when empty).
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            min: h.min(),
+            mean: h.mean(),
+            stdev: h.stdev(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// One real server, identified by the name in its replies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerReport {
+    /// `server_name` from the replies.
+    pub name: String,
+    /// The server's own address from the replies (the VIP in DR).
+    pub address: String,
+    /// Successful RPCs answered by this server.
+    pub rpcs: u64,
+    /// Failed RPCs whose status named this server (`x-server-name`).
+    pub errors: u64,
+    /// Successful RPCs during warmup (not in `rpcs`); `rpcs + warmup_rpcs`
+    /// is what the server's own counter should say.
+    pub warmup_rpcs: u64,
+    /// Distinct server-side connection ids seen in the measured phase.
+    pub connections: u64,
+    /// Latency of this server's successful RPCs.
+    pub latency_us: LatencySummary,
+}
+
+/// One client source address.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceReport {
+    /// The source IP (bound, or as seen by the server when unbound).
+    pub address: String,
+    /// Successful RPCs.
+    pub rpcs: u64,
+    /// Failed RPCs.
+    pub errors: u64,
+    /// Successful RPCs per server name.
+    pub servers: BTreeMap<String, u64>,
+    /// Distinct server connections used in the measured phase.
+    pub connections: u64,
+    /// Longest stretch without a successful completion from this source
+    /// during the measured phase, including measure start → first success
+    /// and last success → end.
+    pub longest_gap_ms: f64,
+    /// Latency of this source's successful RPCs (2 significant digits).
+    pub latency_us: LatencySummary,
+}
+
+/// One TCP connection, as identified by the server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionReport {
+    /// Source IP.
+    pub source: String,
+    /// Client port as the server saw it (`peer_addr`).
+    pub local_port: u16,
+    /// Server name.
+    pub server: String,
+    /// The server's connection id.
+    pub server_conn_id: u64,
+    /// Successful RPCs over this connection in the measured phase.
+    pub rpcs: u64,
+}
+
+/// One timeline interval of the measured phase, by completion time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelineBucket {
+    /// Start of the interval, seconds since measure start.
+    pub t_s: f64,
+    /// Successful RPCs per server name.
+    pub ok: BTreeMap<String, u64>,
+    /// Failed RPCs per status code name.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Everything `loadgen` measured; exactly what `--json PATH` contains.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// `--target`.
+    pub target: String,
+    /// `closed` (concurrency) or `open` (rate, latency from intended send time).
+    pub mode: String,
+    /// Closed loop: callers; open loop: in-flight cap.
+    pub concurrency: u64,
+    /// Open loop: requested rate.
+    pub target_rps: Option<f64>,
+    /// `--channels` per source address.
+    pub channels_per_source: u64,
+    /// Connections opened by the load generator (initial + churn).
+    pub channels_opened: u64,
+    /// RPCs completed in the measured phase (ok + errors).
+    pub total_rpcs: u64,
+    /// Successful RPCs.
+    pub ok_rpcs: u64,
+    /// Failed RPCs.
+    pub errors: u64,
+    /// Successful RPCs during warmup (excluded everywhere else).
+    pub warmup_rpcs: u64,
+    /// Measured phase length, from its start until the last RPC completed.
+    pub duration_s: f64,
+    /// `total_rpcs / duration_s`.
+    pub rps: f64,
+    /// `ok_rpcs / duration_s`.
+    pub ok_rps: f64,
+    /// Latency of all successful RPCs.
+    pub latency_us: LatencySummary,
+    /// The overall histogram, HdrHistogram V2 serialization *without*
+    /// deflate, base64 (standard alphabet, padded); values in µs.
+    pub histogram_b64: String,
+    /// Per server, by name.
+    pub servers: Vec<ServerReport>,
+    /// Per source address, in `--source-ips` order.
+    pub sources: Vec<SourceReport>,
+    /// Per connection with at least one measured success.
+    pub connections: Vec<ConnectionReport>,
+    /// Measured RPCs per gRPC status name (`OK`, `UNAVAILABLE`, ...).
+    pub status_codes: BTreeMap<String, u64>,
+    /// `--timeline-interval` in seconds.
+    pub timeline_interval_s: f64,
+    /// Completions over time.
+    pub timeline: Vec<TimelineBucket>,
+    /// RPC callers still running at the hard stop (should be 0).
+    pub aborted_callers: u64,
+}
+
+/// Canonical gRPC status names, indexed by code.
+pub const STATUS_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+impl LoadReport {
+    /// Human summary table (what `loadgen` prints on stderr at the end).
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let l = &self.latency_us;
+        let _ = writeln!(
+            s,
+            "{} rpcs in {:.2}s = {:.0} rps ({} ok, {} errors, {} warmup) against {} [{}]",
+            self.total_rpcs,
+            self.duration_s,
+            self.rps,
+            self.ok_rpcs,
+            self.errors,
+            self.warmup_rpcs,
+            self.target,
+            self.mode
+        );
+        let _ = writeln!(
+            s,
+            "latency µs: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.0}",
+            l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        );
+        let _ = writeln!(
+            s,
+            "{:<16} {:<24} {:>10} {:>7} {:>6} {:>9} {:>9}",
+            "server", "address", "rpcs", "share", "conns", "p50 µs", "p99 µs"
+        );
+        for sv in &self.servers {
+            let share = if self.ok_rpcs > 0 {
+                100.0 * sv.rpcs as f64 / self.ok_rpcs as f64
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                s,
+                "{:<16} {:<24} {:>10} {:>6.1}% {:>6} {:>9} {:>9}",
+                sv.name,
+                sv.address,
+                sv.rpcs,
+                share,
+                sv.connections,
+                sv.latency_us.p50,
+                sv.latency_us.p99
+            );
+        }
+        if self.sources.len() > 1 || self.sources.iter().any(|x| x.errors > 0) {
+            let _ = writeln!(
+                s,
+                "{:<24} {:>10} {:>7} {:>6} {:>8}  servers",
+                "source", "rpcs", "errors", "conns", "gap ms"
+            );
+            for src in self.sources.iter().take(32) {
+                let servers: Vec<String> =
+                    src.servers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(
+                    s,
+                    "{:<24} {:>10} {:>7} {:>6} {:>8.1}  {}",
+                    src.address,
+                    src.rpcs,
+                    src.errors,
+                    src.connections,
+                    src.longest_gap_ms,
+                    servers.join(" ")
+                );
+            }
+            if self.sources.len() > 32 {
+                let _ = writeln!(s, "... {} more sources in the JSON report", self.sources.len() - 32);
+            }
+        }
+        let codes: Vec<String> = self
+            .status_codes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(s, "status: {}", codes.join(" "));
+        s
+    }
+}
+
+/// Writes a histogram of microseconds in HdrHistogram's percentile
+/// distribution text format (as `outputPercentileDistribution` with 5 ticks
+/// per half distance), values in milliseconds: output value scaling ratio
+/// 1000 (µs → ms). HdrHistogram plotters read this format.
+pub fn hgrm(h: &Histogram<u64>) -> String {
+    let mut s = String::new();
+    let scale = 1000.0;
+    let _ = writeln!(
+        s,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    if h.is_empty() {
+        return s;
+    }
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        let q = v.quantile_iterated_to();
+        let value = v.value_iterated_to() as f64 / scale;
+        if q < 1.0 {
+            let _ = writeln!(
+                s,
+                "{:>12.3} {:>2.12} {:>10} {:>14.2}",
+                value,
+                q,
+                total,
+                1.0 / (1.0 - q)
+            );
+        } else {
+            let _ = writeln!(s, "{:>12.3} {:>2.12} {:>10}", value, q, total);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
+        h.mean() / scale,
+        h.stdev() / scale
+    );
+    let _ = writeln!(
+        s,
+        "#[Max     = {:>12.3}, Total count    = {:>12}]",
+        h.max() as f64 / scale,
+        h.len()
+    );
+    let _ = writeln!(
+        s,
+        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
+        h.buckets(),
+        (2u64 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two()
+    );
+    s
+}
