@@ -18,6 +18,7 @@ pub mod dr;
 pub mod exit;
 pub mod ipvs;
 pub mod netns;
+pub mod preflight;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -1,19 +1,31 @@
 //! The `lab` command line: parses arguments and dispatches; the work lives in
 //! the library.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use lab::runner::{self, RunnerChoice};
+use lab::exit;
+use lab::runner::{self, RunnerChoice, RunnerKind};
 
-/// ipvs-lab: build a namespace network with real Linux IPVS in direct-routing
-/// mode in front of gRPC servers, and measure how it distributes, pins and
-/// serves traffic.
+/// ipvs-lab: build a namespace network with real Linux IPVS in
+/// direct-routing mode in front of gRPC servers, and measure how it
+/// distributes, pins and serves traffic.
+///
+/// Every run builds its own namespaces (client, director, real servers and a
+/// bridge, joined by veth links), never touches the host's root network
+/// namespace, and removes everything on exit, error or Ctrl-C. Where the host
+/// kernel has no IPVS, the lab boots Debian's User-Mode Linux kernel (which
+/// has the real IPVS modules) and runs itself inside it.
+///
+/// Exit codes: 0 ok, 1 an expectation or command failed, 64 usage,
+/// 65 bad scenario, 69 missing kernel feature or program, 77 not root.
 #[derive(Parser, Debug)]
-#[command(name = "lab", version, about, long_about = None)]
+#[command(name = "lab", version, about, long_about)]
 struct Cli {
-    /// Which kernel runs the lab: the host's when it has IPVS, else User-Mode
-    /// Linux (auto); or force one.
+    /// Which kernel runs the lab: `auto` uses the host's when it has IPVS,
+    /// else User-Mode Linux; `host` and `uml` force one.
     #[arg(long, value_enum, default_value_t = RunnerChoice::Auto, global = true)]
     runner: RunnerChoice,
     #[command(subcommand)]
@@ -22,12 +34,29 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Verb {
-    /// Run a command inside the lab's User-Mode Linux guest (IPVS loaded), no network built.
+    /// Preflight: root, namespaces, host IPVS, UML kernel, ipvsadm; prints the
+    /// fix for each failing check. Fails only when no runner can work.
+    Check {
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the scenarios in scenarios/, each with its one-line description.
+    List,
+    /// Remove namespaces of lab runs whose process is gone (`lab up` runs
+    /// are kept unless --all).
+    Gc {
+        /// Also remove networks kept by `lab up`.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run a command inside the lab's User-Mode Linux guest (IPVS loaded),
+    /// without building a network. For debugging the runner.
     #[command(hide = true)]
     GuestRun {
         /// The program and its arguments.
         #[arg(trailing_var_arg = true, required = true)]
-        cmd: Vec<std::ffi::OsString>,
+        cmd: Vec<OsString>,
     },
 }
 
@@ -35,29 +64,131 @@ fn main() -> ExitCode {
     runner::guest::become_init_if_guest();
     let cli = Cli::parse();
     match cli.command {
-        Verb::GuestRun { cmd } => {
-            let kernel = match runner::uml::UmlKernel::locate() {
-                Ok(k) => k,
-                Err(e) => {
-                    eprintln!("lab: {e}");
-                    return ExitCode::from(lab::exit::UNAVAILABLE);
-                }
-            };
-            let job = runner::job::GuestJob::here(cmd).expect("cwd");
-            let exe = std::env::current_exe().expect("current exe");
-            match runner::uml::run(&kernel, &job, &runner::uml::UmlOptions::new(exe)) {
-                Ok(o) => {
-                    eprintln!(
-                        "lab: guest ready after {:?}, total {:?}",
-                        o.boot_to_ready, o.total
-                    );
-                    ExitCode::from(o.exit_code.clamp(0, 255) as u8)
-                }
-                Err(e) => {
-                    eprintln!("lab: {e}");
-                    ExitCode::from(lab::exit::OS_ERROR)
-                }
+        Verb::Check { json } => {
+            let report = lab::preflight::run();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serializable")
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            if report.failed() {
+                ExitCode::from(exit::UNAVAILABLE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Verb::List => list(),
+        Verb::Gc { all } => gc(all),
+        Verb::GuestRun { cmd } => guest_run(cmd),
+    }
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("lab: {message}");
+    ExitCode::from(code)
+}
+
+fn list() -> ExitCode {
+    let scenarios = lab::scenario::list();
+    if scenarios.is_empty() {
+        return fail(
+            exit::BAD_SCENARIO,
+            "no scenarios found: run from the checkout (scenarios/*.toml)",
+        );
+    }
+    let mut broken = false;
+    for (path, loaded) in scenarios {
+        match loaded {
+            Ok(s) => println!("{:<30} {}", s.name, s.file.description),
+            Err(e) => {
+                broken = true;
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                println!("{name:<30} BROKEN: {e}");
             }
         }
     }
+    if broken {
+        ExitCode::from(exit::BAD_SCENARIO)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn gc(all: bool) -> ExitCode {
+    if !lab::preflight::has_privileges() {
+        return fail(exit::NO_PERMISSION, lab::preflight::NO_PRIVILEGE);
+    }
+    let result = if all {
+        lab::netns::list_lab_namespaces().and_then(|found| {
+            let mut runs: Vec<_> = found.into_iter().map(|n| n.run).collect();
+            runs.sort();
+            runs.dedup();
+            let mut removed = Vec::new();
+            for run in runs {
+                let r = lab::netns::remove_run(&run)?;
+                removed.extend(r.removed);
+            }
+            Ok(removed)
+        })
+    } else {
+        lab::netns::gc().map(|r| r.removed)
+    };
+    match result {
+        Ok(removed) if removed.is_empty() => {
+            println!("nothing to remove");
+            ExitCode::SUCCESS
+        }
+        Ok(removed) => {
+            for name in removed {
+                println!("removed {name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(exit::OS_ERROR, e),
+    }
+}
+
+fn guest_run(cmd: Vec<OsString>) -> ExitCode {
+    if runner::in_guest() {
+        return fail(exit::USAGE, runner::RunnerError::NestedUml);
+    }
+    let kernel = match runner::uml::UmlKernel::locate() {
+        Ok(k) => k,
+        Err(e) => return fail(exit::UNAVAILABLE, e),
+    };
+    let job = match runner::job::GuestJob::here(cmd) {
+        Ok(j) => j,
+        Err(e) => return fail(exit::OS_ERROR, e),
+    };
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    match runner::uml::run(&kernel, &job, &runner::uml::UmlOptions::new(exe)) {
+        Ok(o) => {
+            eprintln!(
+                "lab: UML guest ready after {:.2} s, total {:.2} s",
+                o.boot_to_ready.map_or(f64::NAN, |d| d.as_secs_f64()),
+                o.total.as_secs_f64()
+            );
+            ExitCode::from(o.exit_code.clamp(0, 255) as u8)
+        }
+        Err(e) => fail(runner_error_code(&e), e),
+    }
+}
+
+fn runner_error_code(e: &runner::RunnerError) -> u8 {
+    match e {
+        runner::RunnerError::Interrupted => 130,
+        runner::RunnerError::NoIpvsNoUml { .. }
+        | runner::RunnerError::HostHasNoIpvs { .. }
+        | runner::RunnerError::UmlModulesMissing { .. } => exit::UNAVAILABLE,
+        runner::RunnerError::NestedUml => exit::USAGE,
+        _ => exit::OS_ERROR,
+    }
+}
+
+#[allow(dead_code)]
+fn resolved(choice: RunnerChoice) -> Result<RunnerKind, ExitCode> {
+    runner::resolve(choice).map_err(|e| fail(runner_error_code(&e), e))
 }

@@ -206,3 +206,24 @@ pub fn describe_current() -> (RunnerKind, String) {
     };
     (kind, kernel_release())
 }
+
+/// Runs this very `lab` invocation (same arguments, directory and
+/// environment) inside a User-Mode Linux guest and returns the job's exit
+/// code. The guest sees the host filesystem, so reports land where they would
+/// have on the host.
+pub fn rerun_self_in_uml(interactive: bool) -> Result<uml::UmlOutcome, RunnerError> {
+    let kernel = uml::UmlKernel::locate()?;
+    let exe = std::env::current_exe().map_err(|source| RunnerError::Spawn {
+        kernel: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let mut argv: Vec<std::ffi::OsString> = vec![exe.clone().into()];
+    argv.extend(std::env::args_os().skip(1));
+    let job = job::GuestJob::here(argv).map_err(|source| RunnerError::RunDir {
+        path: PathBuf::from("."),
+        source,
+    })?;
+    let mut opts = uml::UmlOptions::new(exe);
+    opts.interactive = interactive;
+    uml::run(&kernel, &job, &opts)
+}
