@@ -26,6 +26,7 @@ pub mod model;
 pub mod render_md;
 #[cfg(test)]
 pub(crate) mod testdata;
+mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -85,7 +86,10 @@ pub fn write_report_dir(
 
     let json = to_json(report)?;
     write(REPORT_JSON, &json)?;
-    write(REPORT_MD, &render_md::render_markdown(report))?;
+    write(
+        REPORT_MD,
+        &render_md::render_markdown_with(report, histogram.is_some()),
+    )?;
     write(charts::DISTRIBUTION_SVG, &charts::distribution_svg(report)?)?;
     write(charts::CLIENTS_SVG, &charts::clients_svg(report)?)?;
     write(

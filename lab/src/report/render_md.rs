@@ -1,8 +1,633 @@
-//! `report.md`: the document a person reads.
+//! `report.md`: the document a person reads after a run.
+//!
+//! It leads with what the run shows (the scenario's notes and the
+//! expectations), then gives the configuration in keepalived syntax, the
+//! per-server and per-client tables, fairness, latency, the timeline, and
+//! the cross-checks between what the clients, the servers and IPVS counted.
 
-use super::model::Report;
+use std::fmt::Write as _;
 
-/// Renders `report.md`.
+use super::charts;
+use super::model::{Report, RunnerKind, VirtualServerConfig};
+use super::text::{ClientSpread, Table, ms, p_value, pct, servers_seen};
+
+/// Most client rows listed in `report.md`; the rest are in `report.json`.
+pub const MAX_CLIENT_ROWS: usize = 20;
+
+/// Renders `report.md`. It links `latency.hgrm` when the report carries the
+/// histogram (`latency_us.histogram_b64`).
 pub fn render_markdown(report: &Report) -> String {
-    format!("# {}\n", report.scenario.name)
+    let has_hgrm = report
+        .latency_us
+        .as_ref()
+        .is_some_and(|l| l.histogram_b64.is_some());
+    render_markdown_with(report, has_hgrm)
+}
+
+/// Renders `report.md`, linking `latency.hgrm` when `has_hgrm`.
+pub fn render_markdown_with(report: &Report, has_hgrm: bool) -> String {
+    let mut md = String::new();
+    header(&mut md, report);
+    shows(&mut md, report);
+    configuration(&mut md, report);
+    servers(&mut md, report);
+    fairness(&mut md, report);
+    clients(&mut md, report);
+    latency(&mut md, report, has_hgrm);
+    timeline(&mut md, report);
+    failover(&mut md, report);
+    errors(&mut md, report);
+    expectations(&mut md, report);
+    cross_checks(&mut md, report);
+    runner(&mut md, report);
+    md
+}
+
+fn header(md: &mut String, r: &Report) {
+    let _ = writeln!(md, "# {}", r.scenario.name);
+    md.push('\n');
+    if !r.scenario.description.is_empty() {
+        let _ = writeln!(md, "{}\n", r.scenario.description);
+    }
+    let passed = r.expectations.iter().filter(|e| e.passed).count();
+    let verdict = if r.passed { "PASSED" } else { "FAILED" };
+    let _ = write!(
+        md,
+        "**{verdict}** ({passed} of {} expectations held). ",
+        r.expectations.len()
+    );
+    let _ = write!(md, "Ran {:.1} s", r.duration_s);
+    if !r.started_at.is_empty() {
+        let _ = write!(md, " from {}", r.started_at);
+    }
+    let _ = write!(
+        md,
+        " on the {} kernel {}",
+        match r.runner.kind {
+            RunnerKind::Host => "host's",
+            RunnerKind::Uml => "User-Mode Linux",
+        },
+        if r.runner.kernel.is_empty() {
+            "(unknown)"
+        } else {
+            &r.runner.kernel
+        }
+    );
+    if let Some(path) = &r.scenario.path {
+        let _ = write!(md, "; scenario file `{path}`");
+    }
+    md.push_str(".\n\n");
+}
+
+fn shows(md: &mut String, r: &Report) {
+    md.push_str("## What this run shows\n\n");
+    for note in &r.notes {
+        let _ = writeln!(md, "- {note}");
+    }
+    if let Some(f) = &r.fairness {
+        let _ = writeln!(
+            md,
+            "- The {} split is at most {} away from the weights (Jain {:.3}, chi-square p = {}).",
+            f.basis.as_str(),
+            pct(f.max_deviation).replace('%', " percentage points"),
+            f.jain,
+            p_value(f.chi2_p)
+        );
+    }
+    let failed: Vec<&str> = r
+        .expectations
+        .iter()
+        .filter(|e| !e.passed)
+        .map(|e| e.name.as_str())
+        .collect();
+    if r.expectations.is_empty() {
+        md.push_str("- The scenario sets no expectations.\n");
+    } else if failed.is_empty() {
+        let _ = writeln!(md, "- All {} expectations held.", r.expectations.len());
+    } else {
+        let _ = writeln!(
+            md,
+            "- {} of {} expectations failed: {}.",
+            failed.len(),
+            r.expectations.len(),
+            failed
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    md.push('\n');
+}
+
+/// The virtual server as a keepalived `virtual_server` block.
+pub fn keepalived_config(c: &VirtualServerConfig) -> String {
+    let mut k = String::new();
+    let _ = writeln!(k, "virtual_server {} {} {{", c.vip, c.port);
+    if let Some(d) = c.delay_loop_s {
+        let _ = writeln!(k, "    delay_loop {d}");
+    }
+    let _ = writeln!(k, "    lb_algo {}", c.lb_algo);
+    let _ = writeln!(k, "    lb_kind {}", c.lb_kind);
+    if let Some(t) = c.persistence_timeout.filter(|&t| t > 0) {
+        let _ = writeln!(k, "    persistence_timeout {t}");
+        if let Some(g) = &c.persistence_granularity {
+            let _ = writeln!(k, "    persistence_granularity {g}");
+        }
+    }
+    let _ = writeln!(k, "    protocol {}", c.protocol);
+    for rs in &c.real_servers {
+        k.push('\n');
+        let _ = writeln!(k, "    # {}", rs.name);
+        let _ = writeln!(k, "    real_server {} {} {{", rs.address, rs.port);
+        let _ = writeln!(k, "        weight {}", rs.weight);
+        if let Some(hc) = &rs.health_check {
+            let _ = writeln!(k, "        {} {{", hc.kind);
+            if let Some(t) = hc.connect_timeout_s {
+                let _ = writeln!(k, "            connect_timeout {t}");
+            }
+            k.push_str("        }\n");
+        }
+        k.push_str("    }\n");
+    }
+    k.push_str("}\n");
+    k
+}
+
+fn configuration(md: &mut String, r: &Report) {
+    md.push_str("## Configuration\n\n");
+    md.push_str("The virtual server, in keepalived syntax:\n\n```\n");
+    md.push_str(&keepalived_config(&r.config));
+    md.push_str("```\n\n");
+    if !r.load.is_null() {
+        let load = serde_json::to_string_pretty(&r.load).unwrap_or_default();
+        let _ = write!(md, "Load:\n\n```json\n{load}\n```\n\n");
+    }
+}
+
+fn servers(md: &mut String, r: &Report) {
+    md.push_str("## Real servers\n\n");
+    if r.servers.is_empty() {
+        md.push_str("No real server results.\n\n");
+        return;
+    }
+    let mut t = Table::new(&[
+        "server",
+        "address",
+        "weight",
+        "RPCs (clients)",
+        "RPCs (server)",
+        "connections",
+        "share",
+        "ideal",
+        "IPVS conns",
+        "active/inactive",
+        "persist",
+        "inpkts",
+        "outpkts",
+    ])
+    .align(1, super::text::Align::Left);
+    for s in &r.servers {
+        let d = r.ipvs_destination(s);
+        t.row(vec![
+            s.name.clone(),
+            s.address.clone(),
+            s.weight.to_string(),
+            s.rpcs.to_string(),
+            s.server_rpcs.map(|v| v.to_string()).unwrap_or_default(),
+            s.connections.to_string(),
+            pct(s.share),
+            pct(s.ideal_share),
+            s.ipvs_conns
+                .or(d.map(|d| d.stats.conns))
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            d.map(|d| format!("{}/{}", d.active_conns, d.inactive_conns))
+                .unwrap_or_default(),
+            d.map(|d| d.persist_conns.to_string()).unwrap_or_default(),
+            d.map(|d| d.stats.inpkts.to_string()).unwrap_or_default(),
+            d.map(|d| d.stats.outpkts.to_string()).unwrap_or_default(),
+        ]);
+    }
+    md.push_str(&t.render_markdown());
+    md.push_str(
+        "\n*share* is of the fairness basis; *IPVS* columns are the kernel's own \
+         counters for that destination. In direct routing replies bypass the \
+         director, so `outpkts` stays at 0.\n\n",
+    );
+    for svc in &r.ipvs.services {
+        let _ = writeln!(
+            md,
+            "IPVS service {} {}:{}: scheduler `{}`{}, {} connections, {} packets in, {} out.\n",
+            svc.protocol,
+            svc.address,
+            svc.port,
+            svc.scheduler,
+            if svc.persistent {
+                format!(", persistent {} s", svc.timeout)
+            } else {
+                String::new()
+            },
+            svc.stats.conns,
+            svc.stats.inpkts,
+            svc.stats.outpkts
+        );
+    }
+    let _ = writeln!(
+        md,
+        "![Share of RPCs and connections per real server, against the ideal share]({})\n",
+        charts::DISTRIBUTION_SVG
+    );
+}
+
+fn fairness(md: &mut String, r: &Report) {
+    md.push_str("## Fairness\n\n");
+    let Some(f) = &r.fairness else {
+        md.push_str("Not computed: nothing was counted, or no server had a weight.\n\n");
+        return;
+    };
+    let mut t = Table::new(&["measure", "value", "meaning"]).align(2, super::text::Align::Left);
+    t.row(vec![
+        "basis".into(),
+        f.basis.as_str().into(),
+        "what was counted per server".into(),
+    ]);
+    t.row(vec![
+        "max deviation".into(),
+        pct(f.max_deviation),
+        "largest |share − ideal|, in percentage points".into(),
+    ]);
+    t.row(vec![
+        "max relative deviation".into(),
+        pct(f.max_relative_deviation),
+        "the same, relative to the ideal share".into(),
+    ]);
+    t.row(vec![
+        "Jain's index".into(),
+        format!("{:.4}", f.jain),
+        "1 = exactly the weights; 1/n = one server took everything".into(),
+    ]);
+    t.row(vec![
+        "chi-square".into(),
+        format!("{:.2} (dof {})", f.chi2, f.dof),
+        "Pearson's statistic against the ideal".into(),
+    ]);
+    t.row(vec![
+        "chi-square p".into(),
+        p_value(f.chi2_p),
+        "small (< 0.05): the counts did not follow the weights".into(),
+    ]);
+    md.push_str(&t.render_markdown());
+    md.push('\n');
+}
+
+fn clients(md: &mut String, r: &Report) {
+    md.push_str("## Clients\n\n");
+    if r.clients.is_empty() {
+        md.push_str("No per-client results.\n\n");
+        return;
+    }
+    let spread = ClientSpread::of(r);
+    let _ = writeln!(
+        md,
+        "{} client IP{}: {} reached a single server (sticky). {}. Sticky IPs per server: {}.\n",
+        spread.clients,
+        if spread.clients == 1 { "" } else { "s" },
+        spread.sticky,
+        capitalise(&spread.reached_text()),
+        spread.pinned_text()
+    );
+    let mut t = Table::new(&[
+        "client IP",
+        "RPCs",
+        "errors",
+        "servers seen (RPCs)",
+        "sticky",
+    ])
+    .align(3, super::text::Align::Left);
+    for c in r.clients.iter().take(MAX_CLIENT_ROWS) {
+        t.row(vec![
+            c.address.clone(),
+            c.rpcs.to_string(),
+            c.errors.to_string(),
+            servers_seen(c),
+            if c.sticky { "yes" } else { "no" }.into(),
+        ]);
+    }
+    md.push_str(&t.render_markdown());
+    if r.clients.len() > MAX_CLIENT_ROWS {
+        let _ = writeln!(
+            md,
+            "\n…and {} more client IPs in `report.json`.",
+            r.clients.len() - MAX_CLIENT_ROWS
+        );
+    }
+    md.push('\n');
+    let templates = &r.conn_table.templates;
+    if !templates.is_empty() {
+        let _ = writeln!(
+            md,
+            "The kernel held {} persistence template{} at the end (client → real server, seconds left):\n",
+            templates.len(),
+            if templates.len() == 1 { "" } else { "s" }
+        );
+        for tpl in templates.iter().take(MAX_CLIENT_ROWS) {
+            let _ = writeln!(md, "- {} → {} ({} s)", tpl.client, tpl.dest, tpl.expires_s);
+        }
+        if templates.len() > MAX_CLIENT_ROWS {
+            let _ = writeln!(md, "- …and {} more", templates.len() - MAX_CLIENT_ROWS);
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "![Share of each real server per client IP; a single colour is a pinned client]({})\n",
+        charts::CLIENTS_SVG
+    );
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn latency(md: &mut String, r: &Report, has_hgrm: bool) {
+    md.push_str("## Latency\n\n");
+    let Some(l) = &r.latency_us else {
+        md.push_str("No latency recorded.\n\n");
+        return;
+    };
+    let mut t = Table::new(&["p50", "p90", "p99", "p99.9", "max", "mean", "RPCs"])
+        .align(0, super::text::Align::Right);
+    t.row(vec![
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max),
+        ms(l.mean),
+        l.count.to_string(),
+    ]);
+    md.push_str(&t.render_markdown());
+    md.push('\n');
+    if r.runner.kind == RunnerKind::Uml {
+        md.push_str(
+            "> These latencies come from a User-Mode Linux guest with one CPU: they \
+             describe UML, not production. The distribution and persistence above are \
+             the kernel's own IPVS behaviour.\n\n",
+        );
+    }
+    let _ = writeln!(
+        md,
+        "![RPC latency by percentile]({})\n",
+        charts::LATENCY_SVG
+    );
+    if has_hgrm {
+        md.push_str(
+            "The full percentile distribution is in [`latency.hgrm`](latency.hgrm) \
+             (HdrHistogram format, ms).\n\n",
+        );
+    }
+}
+
+fn timeline(md: &mut String, r: &Report) {
+    if r.timeline.buckets.is_empty() && r.events.is_empty() {
+        return;
+    }
+    md.push_str("## Timeline\n\n");
+    if !r.timeline.buckets.is_empty() {
+        let _ = writeln!(
+            md,
+            "![Successful RPCs per second per real server, with events]({})\n",
+            charts::TIMELINE_SVG
+        );
+    }
+    if !r.events.is_empty() {
+        let mut t = Table::new(&["t (s)", "event", "detail"])
+            .align(0, super::text::Align::Right)
+            .align(1, super::text::Align::Left)
+            .align(2, super::text::Align::Left);
+        for e in &r.events {
+            t.row(vec![
+                format!("{:.2}", e.t_s),
+                e.kind.as_str().into(),
+                e.detail.clone(),
+            ]);
+        }
+        md.push_str(&t.render_markdown());
+        md.push('\n');
+    }
+}
+
+fn failover(md: &mut String, r: &Report) {
+    let Some(f) = &r.failover else {
+        return;
+    };
+    md.push_str("## Failover\n\n");
+    let secs = |v: Option<f64>| {
+        v.map(|s| format!("{s:.2} s"))
+            .unwrap_or_else(|| "not measured".into())
+    };
+    if let Some(s) = &f.failed_server {
+        let _ = writeln!(md, "- Failed server: {s}");
+    }
+    let _ = writeln!(
+        md,
+        "- Detection (fault → removed from IPVS): {}",
+        secs(f.detection_s)
+    );
+    let _ = writeln!(
+        md,
+        "- Recovery (fault → every client succeeding): {}",
+        secs(f.recover_s)
+    );
+    if !f.failed_rpcs_by_status.is_empty() {
+        let list: Vec<String> = f
+            .failed_rpcs_by_status
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(md, "- Failed RPCs: {}", list.join(", "));
+    }
+    if let Some((client, s)) = f
+        .longest_blackhole_s
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+    {
+        let _ = writeln!(
+            md,
+            "- Longest blackhole: {s:.2} s (client {client}); {} of {} clients had one over 0 s",
+            f.longest_blackhole_s.values().filter(|v| **v > 0.0).count(),
+            f.longest_blackhole_s.len()
+        );
+    }
+    md.push('\n');
+}
+
+fn errors(md: &mut String, r: &Report) {
+    md.push_str("## Errors\n\n");
+    if r.errors.total == 0 {
+        md.push_str("No RPC failed.\n\n");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "{} RPCs failed ({} of attempts).\n",
+        r.errors.total,
+        pct(r.error_rate())
+    );
+    let mut t = Table::new(&["status", "RPCs"]);
+    for (k, v) in &r.errors.by_status {
+        t.row(vec![k.clone(), v.to_string()]);
+    }
+    if !t.is_empty() {
+        md.push_str(&t.render_markdown());
+        md.push('\n');
+    }
+}
+
+fn expectations(md: &mut String, r: &Report) {
+    md.push_str("## Expectations\n\n");
+    if r.expectations.is_empty() {
+        md.push_str("None set.\n\n");
+        return;
+    }
+    let mut t = Table::new(&["result", "expectation", "measured"])
+        .align(1, super::text::Align::Left)
+        .align(2, super::text::Align::Left);
+    for e in &r.expectations {
+        t.row(vec![
+            if e.passed { "PASS" } else { "**FAIL**" }.into(),
+            format!("`{}`", e.name),
+            e.detail.clone(),
+        ]);
+    }
+    md.push_str(&t.render_markdown());
+    md.push('\n');
+}
+
+/// Where the three independent counts (clients, servers, IPVS) disagree.
+pub(crate) fn cross_check_findings(r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &r.servers {
+        if let Some(own) = s.server_rpcs.filter(|&own| own != s.rpcs) {
+            out.push(format!(
+                "{}: clients counted {} RPCs, the server counted {} ({:+})",
+                s.name,
+                s.rpcs,
+                own,
+                own as i64 - s.rpcs as i64
+            ));
+        }
+        if let Some(ipvs) = s.ipvs_conns.filter(|&c| c != s.connections) {
+            out.push(format!(
+                "{}: clients saw {} connections land, IPVS scheduled {}",
+                s.name, s.connections, ipvs
+            ));
+        }
+        if let Some(d) = r.ipvs_destination(s) {
+            if d.forward.eq_ignore_ascii_case("dr") || d.forward.eq_ignore_ascii_case("route") {
+                if d.stats.outpkts > 0 {
+                    out.push(format!(
+                        "{}: IPVS counted {} outbound packets, but in DR replies should bypass the director",
+                        s.name, d.stats.outpkts
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn cross_checks(md: &mut String, r: &Report) {
+    if r.servers.is_empty() {
+        return;
+    }
+    md.push_str("## Cross-checks\n\n");
+    let findings = cross_check_findings(r);
+    if findings.is_empty() {
+        md.push_str(
+            "The clients' per-server counts, the servers' own counters and IPVS's \
+             per-destination statistics agree wherever all were recorded.\n\n",
+        );
+    } else {
+        for f in findings {
+            let _ = writeln!(md, "- {f}");
+        }
+        md.push('\n');
+    }
+}
+
+fn runner(md: &mut String, r: &Report) {
+    md.push_str("## Runner\n\n");
+    match r.runner.kind {
+        RunnerKind::Host => {
+            let _ = writeln!(
+                md,
+                "Ran on the host kernel {}, in network namespaces.",
+                r.runner.kernel
+            );
+        }
+        RunnerKind::Uml => {
+            let _ = writeln!(
+                md,
+                "Ran inside User-Mode Linux {} (one CPU, pinned). Latency and throughput \
+                 describe that guest, not production hardware; the distribution, \
+                 persistence and failover behaviour are the kernel's own IPVS code.",
+                r.runner.kernel
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testdata::synthetic_report;
+
+    #[test]
+    fn keepalived_block() {
+        let r = synthetic_report(2);
+        let k = keepalived_config(&r.config);
+        assert!(k.starts_with("virtual_server 192.168.122.1 8080 {\n"));
+        assert!(k.contains("    lb_algo wrr\n    lb_kind DR\n    persistence_timeout 50\n"));
+        assert!(k.contains("    real_server 172.22.35.3 8080 {\n        weight 2\n        TCP_CHECK {\n            connect_timeout 1\n"));
+        assert!(k.ends_with("    }\n}\n"));
+    }
+
+    #[test]
+    fn many_clients_are_summarised() {
+        let md = render_markdown(&synthetic_report(1000));
+        assert!(md.contains("1000 client IPs: 666 reached a single server"));
+        assert!(md.contains("…and 980 more client IPs"));
+        let rows = md.lines().filter(|l| l.starts_with("| 10.0.")).count();
+        assert_eq!(rows, MAX_CLIENT_ROWS);
+    }
+
+    #[test]
+    fn sections_and_links() {
+        let md = render_markdown(&synthetic_report(8));
+        for needle in [
+            "# wrr-failover",
+            "## What this run shows",
+            "persistence pinned most client IPs",
+            "```\nvirtual_server",
+            "![Share of RPCs and connections per real server, against the ideal share](distribution.svg)",
+            "(clients.svg)",
+            "(latency.svg)",
+            "(timeline.svg)",
+            "[`latency.hgrm`](latency.hgrm)",
+            "| **FAIL** | `errors.total == 0` |",
+            "| PASS | `max_deviation <= 0.10` |",
+            "describe UML, not production",
+            "## Failover",
+            "Detection (fault → removed from IPVS): 3.20 s",
+            "rs2: clients counted",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+    }
 }

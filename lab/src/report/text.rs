@@ -1,0 +1,263 @@
+//! Small text helpers shared by the Markdown, terminal and comparison output.
+
+use std::collections::BTreeMap;
+
+use super::model::{ClientResult, Report};
+
+/// Column alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Align {
+    Left,
+    Right,
+}
+
+/// A table of strings rendered as aligned plain text or as Markdown.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    headers: Vec<String>,
+    align: Vec<Align>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these columns; the first is left-aligned, the rest right.
+    pub(crate) fn new(headers: &[&str]) -> Self {
+        let align = (0..headers.len())
+            .map(|i| if i == 0 { Align::Left } else { Align::Right })
+            .collect();
+        Self {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            align,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Overrides the alignment of one column.
+    pub(crate) fn align(mut self, column: usize, align: Align) -> Self {
+        self.align[column] = align;
+        self
+    }
+
+    /// Adds a row (missing cells are empty).
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// True when no row was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn cell<'a>(&'a self, row: &'a [String], i: usize) -> &'a str {
+        row.get(i).map(String::as_str).unwrap_or("")
+    }
+
+    /// Aligned plain text, columns separated by two spaces, a dashed rule
+    /// under the header, every line indented by `indent`.
+    pub(crate) fn render_text(&self, indent: &str) -> String {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, w) in widths.iter_mut().enumerate() {
+                *w = (*w).max(self.cell(row, i).chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| -> String {
+            let mut out = String::from(indent);
+            for (i, c) in cells.iter().enumerate() {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                match self.align[i] {
+                    Align::Left => {
+                        out.push_str(c);
+                        if i + 1 < n {
+                            out.push_str(&" ".repeat(pad));
+                        }
+                    }
+                    Align::Right => {
+                        out.push_str(&" ".repeat(pad));
+                        out.push_str(c);
+                    }
+                }
+            }
+            out.trim_end().to_owned() + "\n"
+        };
+        let mut out = line(self.headers.iter().map(String::as_str).collect());
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        out.push_str(&line(rule.iter().map(String::as_str).collect()));
+        for row in &self.rows {
+            out.push_str(&line((0..n).map(|i| self.cell(row, i)).collect()));
+        }
+        out
+    }
+
+    /// A GitHub-flavoured Markdown table.
+    pub(crate) fn render_markdown(&self) -> String {
+        let esc = |s: &str| s.replace('|', "\\|");
+        let mut out = String::from("|");
+        for h in &self.headers {
+            out.push_str(&format!(" {} |", esc(h)));
+        }
+        out.push_str("\n|");
+        for a in &self.align {
+            out.push_str(match a {
+                Align::Left => "---|",
+                Align::Right => "---:|",
+            });
+        }
+        out.push('\n');
+        for row in &self.rows {
+            out.push('|');
+            for i in 0..self.headers.len() {
+                out.push_str(&format!(" {} |", esc(self.cell(row, i))));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A fraction as a percentage with one decimal: `0.4321` → `43.2%`.
+pub(crate) fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+/// A signed difference of fractions in percentage points: `+1.2 pp`.
+pub(crate) fn pp(v: f64) -> String {
+    format!("{:+.1} pp", v * 100.0)
+}
+
+/// Microseconds shown as milliseconds with a precision that suits the size.
+pub(crate) fn ms(us: f64) -> String {
+    let v = us / 1000.0;
+    if v < 1.0 {
+        format!("{v:.3} ms")
+    } else if v < 100.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
+/// A p-value: small ones in scientific notation.
+pub(crate) fn p_value(p: f64) -> String {
+    if p == 0.0 {
+        "< 1e-300".to_owned()
+    } else if p < 0.001 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// `name` → `count` as `rs1 120, rs2 80`.
+pub(crate) fn servers_seen(c: &ClientResult) -> String {
+    c.servers_seen
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the clients saw, summarised: how many reached how many servers, and
+/// how many single-server clients each server holds.
+pub(crate) struct ClientSpread {
+    /// Client IPs in the report.
+    pub(crate) clients: usize,
+    /// Of those, the ones that reached exactly one server.
+    pub(crate) sticky: usize,
+    /// Number of servers reached → number of client IPs.
+    pub(crate) by_servers_reached: BTreeMap<usize, usize>,
+    /// Server name → number of sticky client IPs pinned to it, in report order.
+    pub(crate) pinned_to: Vec<(String, usize)>,
+}
+
+impl ClientSpread {
+    pub(crate) fn of(report: &Report) -> Self {
+        let mut by_servers_reached = BTreeMap::new();
+        let mut pinned_to: Vec<(String, usize)> =
+            report.servers.iter().map(|s| (s.name.clone(), 0)).collect();
+        for c in &report.clients {
+            let reached: Vec<&String> = c
+                .servers_seen
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(s, _)| s)
+                .collect();
+            *by_servers_reached.entry(reached.len()).or_insert(0) += 1;
+            if !c.sticky {
+                continue;
+            }
+            if let Some(slot) = reached
+                .first()
+                .and_then(|server| pinned_to.iter_mut().find(|(n, _)| n == *server))
+            {
+                slot.1 += 1;
+            }
+        }
+        Self {
+            clients: report.clients.len(),
+            sticky: report.clients.iter().filter(|c| c.sticky).count(),
+            by_servers_reached,
+            pinned_to,
+        }
+    }
+
+    /// `"42 reached 1 server, 22 reached 3 servers"`.
+    pub(crate) fn reached_text(&self) -> String {
+        self.by_servers_reached
+            .iter()
+            .map(|(k, v)| format!("{v} reached {k} server{}", if *k == 1 { "" } else { "s" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `"rs1 11, rs2 11, rs3 20"`.
+    pub(crate) fn pinned_text(&self) -> String {
+        self.pinned_to
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_table_aligns_columns() {
+        let mut t = Table::new(&["server", "RPCs", "share"]);
+        t.row(vec!["rs1".into(), "5".into(), "50.0%".into()]);
+        t.row(vec!["rs-long".into(), "12345".into(), "5.0%".into()]);
+        let text = t.render_text("  ");
+        assert_eq!(
+            text,
+            "  server    RPCs  share\n  -------  -----  -----\n  rs1          5  50.0%\n  rs-long  12345   5.0%\n"
+        );
+    }
+
+    #[test]
+    fn markdown_table_escapes_pipes() {
+        let mut t = Table::new(&["a", "b"]);
+        t.row(vec!["x|y".into(), "1".into()]);
+        assert_eq!(
+            t.render_markdown(),
+            "| a | b |\n|---|---:|\n| x\\|y | 1 |\n"
+        );
+    }
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(pct(0.4321), "43.2%");
+        assert_eq!(pp(-0.012), "-1.2 pp");
+        assert_eq!(ms(250.0), "0.250 ms");
+        assert_eq!(ms(12_345.0), "12.35 ms");
+        assert_eq!(p_value(0.05), "0.050");
+        assert_eq!(p_value(1e-12), "1.0e-12");
+    }
+}
