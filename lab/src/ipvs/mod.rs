@@ -11,10 +11,15 @@
 //!   not available over netlink.
 //! - [`format`]: `ipvsadm -Ln` and `ipvsadm -Ln --stats`, byte for byte.
 
+pub mod conntable;
 pub mod consts;
+pub mod format;
+pub mod handle;
 pub mod message;
 pub mod types;
 
+pub use conntable::{ConnEntry, ConnTableError, read_conn_table};
+pub use handle::{IpvsError, IpvsHandle, Op};
 pub use types::{
     Destination, DestinationEntry, ForwardMethod, IpvsInfo, IpvsTable, Persistence, Protocol,
     Service, ServiceEntry, ServiceTable, Stats, Timeouts,
