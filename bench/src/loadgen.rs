@@ -464,7 +464,7 @@ impl Run {
             }
             Churn::EveryRpcs(n) => {
                 let c = lane.rpcs.fetch_add(1, Ordering::Relaxed);
-                if c > 0 && c % n == 0 {
+                if c > 0 && c.is_multiple_of(n) {
                     self.swap(lane);
                 }
             }
