@@ -14,11 +14,13 @@
 //!   has no IPVS.
 //! - [`exit`]: exit codes scripts can rely on.
 
+pub mod bringup;
 pub mod dr;
 pub mod exit;
 pub mod ipvs;
 pub mod netns;
 pub mod preflight;
+pub mod process;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 /// Set in the environment of every job that runs inside the lab's UML guest.
 pub const GUEST_ENV: &str = "IPVSLAB_GUEST";
 
+/// Tells a job in the guest whether the host's stderr is a terminal (`1`)
+/// or not (`0`): the guest's console always looks like one.
+pub const STDERR_TTY_ENV: &str = "IPVSLAB_STDERR_TTY";
+
 /// Which kernel a command runs on, as chosen with `--runner`.
 #[derive(
     Debug,
@@ -219,10 +223,20 @@ pub fn rerun_self_in_uml(interactive: bool) -> Result<uml::UmlOutcome, RunnerErr
     })?;
     let mut argv: Vec<std::ffi::OsString> = vec![exe.clone().into()];
     argv.extend(std::env::args_os().skip(1));
-    let job = job::GuestJob::here(argv).map_err(|source| RunnerError::RunDir {
+    let mut job = job::GuestJob::here(argv).map_err(|source| RunnerError::RunDir {
         path: PathBuf::from("."),
         source,
     })?;
+    use std::io::IsTerminal;
+    let tty = if std::io::stderr().is_terminal() {
+        "1"
+    } else {
+        "0"
+    };
+    job.env
+        .retain(|(k, _)| k.as_slice() != STDERR_TTY_ENV.as_bytes());
+    job.env
+        .push((STDERR_TTY_ENV.as_bytes().to_vec(), tty.as_bytes().to_vec()));
     let mut opts = uml::UmlOptions::new(exe);
     opts.interactive = interactive;
     uml::run(&kernel, &job, &opts)

@@ -4,8 +4,10 @@
 //! malformed file is an error with its line, column and key, and no network
 //! is built for it.
 
+pub mod assemble;
 pub mod expect;
 pub mod plan;
+pub mod run;
 pub mod spec;
 pub mod validate;
 

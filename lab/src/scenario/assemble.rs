@@ -1,0 +1,426 @@
+//! From what a run measured to the report: every independent view side by
+//! side, fairness, plain-language notes, and the verdict of `[expect]`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use hdrhistogram::Histogram;
+
+use super::Scenario;
+use super::expect::{basis_counts, evaluate, fairness_basis};
+use super::run::{Measurements, servers_per_client};
+use crate::ipvs::IpvsTable;
+use crate::report::fairness;
+use crate::report::hgrm;
+use crate::report::model::*;
+
+/// Builds the report and the merged latency histogram (µs) of all rounds.
+pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histogram<u64>>) {
+    let file = &scenario.file;
+    let vs = &file.virtual_server;
+    let (kind, kernel) = crate::runner::describe_current();
+
+    let mut report = Report {
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            description: file.description.clone(),
+            path: Some(scenario.path.display().to_string()),
+        },
+        runner: RunnerInfo {
+            kind: match kind {
+                crate::runner::RunnerKind::Host => RunnerKind::Host,
+                crate::runner::RunnerKind::Uml => RunnerKind::Uml,
+            },
+            kernel,
+        },
+        started_at: m.started_at.clone(),
+        duration_s: m.elapsed.as_secs_f64(),
+        config: VirtualServerConfig {
+            vip: vs.vip.to_string(),
+            port: vs.port,
+            protocol: vs.protocol.clone(),
+            lb_algo: vs.lb_algo.clone(),
+            lb_kind: vs.lb_kind.clone(),
+            persistence_timeout: vs.persistence_timeout,
+            persistence_granularity: vs.persistence_granularity.map(|g| g.to_string()),
+            delay_loop_s: Some(vs.delay_loop),
+            real_servers: m
+                .plan
+                .servers
+                .iter()
+                .zip(&vs.real_servers)
+                .map(|(p, rs)| RealServerConfig {
+                    name: p.name.clone(),
+                    address: p.address.to_string(),
+                    port: p.port,
+                    weight: rs.weight.max(0) as u32,
+                    health_check: rs.tcp_check.as_ref().map(|c| HealthCheckConfig {
+                        kind: "TCP_CHECK".into(),
+                        connect_timeout_s: Some(c.connect_timeout),
+                        ..Default::default()
+                    }),
+                })
+                .collect(),
+        },
+        load: serde_json::to_value(&file.load).unwrap_or_default(),
+        ..Default::default()
+    };
+
+    report.ipvs = ipvs_snapshot(&m.ipvs);
+    report.conn_table = conn_summary(&m.conn_table);
+
+    // Client-side tallies, summed over rounds.
+    let mut client_rpcs: BTreeMap<String, u64> = BTreeMap::new();
+    let mut errors_by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut warmup_rpcs = 0;
+    for r in &m.rounds {
+        for s in &r.servers {
+            *client_rpcs.entry(s.name.clone()).or_default() += s.rpcs;
+        }
+        for (code, n) in &r.status_codes {
+            if code != "OK" {
+                *errors_by_status.entry(code.clone()).or_default() += n;
+            }
+        }
+        warmup_rpcs += r.warmup_rpcs;
+    }
+    report.errors = ErrorSummary {
+        total: errors_by_status.values().sum(),
+        by_status: errors_by_status,
+    };
+
+    let weights: Vec<u32> = vs
+        .real_servers
+        .iter()
+        .map(|r| r.weight.max(0) as u32)
+        .collect();
+    let ideal = fairness::ideal_shares(&weights);
+    report.servers = m
+        .plan
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ipvs_conns = report
+                .ipvs
+                .services
+                .iter()
+                .flat_map(|s| &s.destinations)
+                .find(|d| d.address == p.address.to_string())
+                .map(|d| d.stats.conns);
+            let own = m.server_counts.get(i).copied().flatten();
+            ServerResult {
+                name: p.name.clone(),
+                address: p.address.to_string(),
+                weight: weights[i],
+                rpcs: client_rpcs.get(&p.name).copied().unwrap_or(0),
+                // With a warm-up the servers also counted warm-up RPCs,
+                // which the load generator does not attribute per server.
+                server_rpcs: if warmup_rpcs == 0 {
+                    own.map(|o| o.0)
+                } else {
+                    None
+                },
+                connections: own.map(|o| o.1).unwrap_or(0),
+                ipvs_conns,
+                share: 0.0,
+                ideal_share: ideal[i],
+            }
+        })
+        .collect();
+    let rpc_counts: Vec<u64> = report.servers.iter().map(|s| s.rpcs).collect();
+    let shares = fairness::shares(&rpc_counts);
+    for (s, share) in report.servers.iter_mut().zip(shares) {
+        s.share = share;
+    }
+
+    let per_client = servers_per_client(&m.rounds);
+    let mut client_errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut client_conns: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &m.rounds {
+        for s in &r.sources {
+            *client_errors.entry(s.address.clone()).or_default() += s.errors;
+            *client_conns.entry(s.address.clone()).or_default() += s.connections;
+        }
+    }
+    report.clients = m
+        .plan
+        .client_addresses
+        .iter()
+        .map(|a| {
+            let address = a.to_string();
+            let seen = per_client.get(&address).cloned().unwrap_or_default();
+            let seen: BTreeMap<String, u64> = seen.into_iter().filter(|(_, n)| *n > 0).collect();
+            ClientResult {
+                rpcs: seen.values().sum(),
+                sticky: seen.len() == 1,
+                servers_seen: seen,
+                connections: client_conns.get(&address).copied(),
+                errors: client_errors.get(&address).copied().unwrap_or(0),
+                address,
+            }
+        })
+        .collect();
+
+    let counts = basis_counts(&report, file.expect.basis);
+    report.fairness = fairness::evaluate(fairness_basis(file.expect.basis), &counts, &weights);
+
+    let mut merged: Option<Histogram<u64>> = None;
+    for r in &m.rounds {
+        if let Ok(h) = hgrm::decode_histogram_b64(&r.histogram_b64) {
+            match &mut merged {
+                Some(acc) => {
+                    let _ = acc.add(&h);
+                }
+                None => merged = Some(h),
+            }
+        }
+    }
+    if let Some(h) = &merged {
+        let mut summary = hgrm::latency_summary(h);
+        summary.histogram_b64 = hgrm::encode_histogram_b64(h).ok();
+        report.latency_us = Some(summary);
+    }
+
+    let load = &file.load;
+    let mut offset = 0.0;
+    let mut buckets = Vec::new();
+    let mut bucket_s = 0.5;
+    for r in &m.rounds {
+        bucket_s = r.timeline_interval_s;
+        for b in &r.timeline {
+            buckets.push(TimelineBucket {
+                t_s: offset + b.t_s,
+                ok: b.ok.clone(),
+                errors: b.errors.values().sum(),
+            });
+        }
+        offset += r.duration_s + load.idle.as_secs_f64();
+    }
+    report.timeline = Timeline { bucket_s, buckets };
+    report.events = m
+        .events
+        .iter()
+        .map(|(t, kind, detail)| Event {
+            t_s: *t,
+            kind: match kind.as_str() {
+                "weight" => EventKind::Weight,
+                "fault" => EventKind::Fault,
+                "phase" => EventKind::Phase,
+                _ => EventKind::Other,
+            },
+            detail: detail.clone(),
+        })
+        .collect();
+
+    report.notes = notes(scenario, &report, m);
+    if let Some(cross) = ipvsadm_cross_check(m) {
+        report.notes.push(cross);
+    }
+    report.expectations = evaluate(&file.expect, &report);
+    report.passed = report.expectations.iter().all(|e| e.passed);
+    (report, merged)
+}
+
+fn ipvs_snapshot(table: &IpvsTable) -> IpvsSnapshot {
+    IpvsSnapshot {
+        services: table
+            .services
+            .iter()
+            .map(|s| {
+                let svc = &s.entry.service;
+                IpvsService {
+                    protocol: svc.protocol.name().to_string(),
+                    address: svc.address.to_string(),
+                    port: svc.port,
+                    scheduler: svc.scheduler.clone(),
+                    persistent: svc.persistence.is_some(),
+                    timeout: svc.persistence.as_ref().map_or(0, |p| p.timeout_s),
+                    netmask: svc.persistence.as_ref().map(|p| p.netmask.to_string()),
+                    stats: stats(&s.entry.stats),
+                    destinations: s
+                        .destinations
+                        .iter()
+                        .map(|d| IpvsDestination {
+                            address: d.destination.address.to_string(),
+                            port: d.destination.port,
+                            weight: d.destination.weight.max(0) as u32,
+                            forward: d.destination.forward.ipvsadm_name().to_string(),
+                            active_conns: d.active_conns,
+                            inactive_conns: d.inactive_conns,
+                            persist_conns: d.persist_conns,
+                            stats: stats(&d.stats),
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn stats(s: &crate::ipvs::Stats) -> IpvsStats {
+    IpvsStats {
+        conns: s.conns,
+        inpkts: s.inpkts,
+        outpkts: s.outpkts,
+        inbytes: s.inbytes,
+        outbytes: s.outbytes,
+    }
+}
+
+fn conn_summary(entries: &[crate::ipvs::ConnEntry]) -> ConnTableSummary {
+    let mut summary = ConnTableSummary::default();
+    for e in entries {
+        if e.is_template {
+            summary.templates.push(PersistTemplate {
+                client: e.client.ip().to_string(),
+                dest: e.dest.to_string(),
+                expires_s: u64::from(e.expires_s),
+            });
+        } else {
+            *summary.connections.entry(e.dest.to_string()).or_default() += 1;
+        }
+    }
+    summary
+}
+
+/// Compares the netlink counters with `ipvsadm -Ln --stats --exact`.
+fn ipvsadm_cross_check(m: &Measurements) -> Option<String> {
+    let text = m.ipvsadm_stats.as_ref()?;
+    let mut agree = 0;
+    let mut disagree = Vec::new();
+    for svc in &m.ipvs.services {
+        for d in &svc.destinations {
+            let needle = format!("{}:{}", d.destination.address, d.destination.port);
+            let Some(line) = text
+                .lines()
+                .find(|l| l.contains("->") && l.contains(&needle))
+            else {
+                disagree.push(format!("{needle} missing from ipvsadm"));
+                continue;
+            };
+            let nums: Vec<u64> = line
+                .split_whitespace()
+                .skip(2)
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            // Columns: Conns InPkts OutPkts InBytes OutBytes.
+            let ours = [
+                d.stats.conns,
+                d.stats.inpkts,
+                d.stats.outpkts,
+                d.stats.inbytes,
+                d.stats.outbytes,
+            ];
+            if nums.len() >= 5 && nums[..5] == ours {
+                agree += 1;
+            } else {
+                disagree.push(format!("{needle}: netlink {ours:?}, ipvsadm {nums:?}"));
+            }
+        }
+    }
+    Some(if disagree.is_empty() {
+        format!(
+            "`ipvsadm -Ln --stats --exact`, run in the director as an independent reader, shows the same connection, packet and byte counters as the lab's netlink client for all {agree} destinations."
+        )
+    } else {
+        format!(
+            "ipvsadm disagrees with the netlink counters: {}",
+            disagree.join("; ")
+        )
+    })
+}
+
+/// Plain-language findings, the sentences a person should take away.
+fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> {
+    let mut notes = Vec::new();
+    let vs = &scenario.file.virtual_server;
+    let load = &scenario.file.load;
+    let clients = report.clients.len();
+    let receiving: Vec<&ServerResult> = report.servers.iter().filter(|s| s.rpcs > 0).collect();
+    let channels = clients as u32 * load.channels_per_ip;
+
+    if let Some(timeout) = vs.persistence_timeout.filter(|t| *t > 0) {
+        let sticky = report.clients.iter().filter(|c| c.sticky).count();
+        if clients == 1 {
+            if let Some(c) = report.clients.first()
+                && c.sticky
+            {
+                let server = c.servers_seen.keys().next().cloned().unwrap_or_default();
+                notes.push(format!(
+                    "persistence_timeout {timeout} pinned the single client IP {} to {server}: all {} of its connections went to one real server, and the other server(s) got nothing. With one client IP, persistence means no load balancing at all.",
+                    c.address,
+                    report.servers.iter().map(|s| s.connections).sum::<u64>()
+                ));
+            }
+        } else {
+            notes.push(format!(
+                "persistence_timeout {timeout}: {sticky} of {clients} client IPs stayed on one real server; IPVS spread the client IPs, not the connections."
+            ));
+        }
+        let templates = report.conn_table.templates.len();
+        if templates > 0 {
+            notes.push(format!(
+                "{templates} persistence template(s) (client port 0) were live in /proc/net/ip_vs_conn at the end."
+            ));
+        }
+    }
+    if load.connection == super::spec::ConnectionModel::Channel
+        && load.max_connection_age.is_none()
+        && receiving.len() == 1
+        && report.servers.len() > 1
+        && vs.persistence_timeout.unwrap_or(0) == 0
+    {
+        notes.push(format!(
+            "All RPCs reached {} over {channels} long-lived HTTP/2 channel(s): IPVS balances connections, not RPCs, so a channel stays on the server it was first scheduled to.",
+            receiving[0].name
+        ));
+    }
+    if let Some(age) = load.max_connection_age
+        && receiving.len() > 1
+    {
+        notes.push(format!(
+            "max_connection_age {:?} made the servers send GOAWAY; clients reconnected and IPVS scheduled the new connections, spreading RPCs over {} servers.",
+            age,
+            receiving.len()
+        ));
+    }
+    let out: u64 = report
+        .ipvs
+        .services
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .map(|d| d.stats.outpkts)
+        .sum();
+    let inp: u64 = report
+        .ipvs
+        .services
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .map(|d| d.stats.inpkts)
+        .sum();
+    if inp > 0 && out == 0 {
+        notes.push(format!(
+            "Direct routing confirmed: the director forwarded {inp} inbound packets and saw 0 outbound; the real servers answered the clients directly from the VIP."
+        ));
+    }
+    let client_set: HashSet<&str> = report.clients.iter().map(|c| c.address.as_str()).collect();
+    let foreign = report
+        .conn_table
+        .templates
+        .iter()
+        .filter(|t| !client_set.contains(t.client.as_str()))
+        .count();
+    if foreign > 0 {
+        notes.push(format!(
+            "{foreign} template(s) belong to addresses that are not clients."
+        ));
+    }
+    notes.push(format!(
+        "Measured on the {} runner, kernel {}; bring-up {:.0} ms, teardown {:.0} ms. Latency from a 1-CPU UML guest describes UML, not production; distribution and persistence are the kernel's own.",
+        report.runner.kind.as_str(),
+        report.runner.kernel,
+        m.bringup.as_secs_f64() * 1000.0,
+        m.teardown.as_secs_f64() * 1000.0
+    ));
+    notes
+}

@@ -1,0 +1,719 @@
+//! Running a scenario end to end: bring the network and IPVS up, start one
+//! gRPC server per real server, drive the load from the client namespace
+//! while applying the phases, let IPVS's counters settle, collect every
+//! independent view (client tallies, server counters, IPVS over netlink,
+//! `ipvsadm`, the connection table), tear down, and judge.
+//!
+//! The gRPC servers and the load generator are this very binary
+//! (`lab server`, `lab loadgen`) started inside the namespaces, so that a
+//! fault phase can SIGKILL a server like a real crash.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bench::report::LoadReport;
+
+use super::Scenario;
+use super::plan::{CLIENT_HOST, Plan, plan};
+use super::spec::{ConnectionModel, LoadMode, PhaseAction};
+use crate::bringup::{BringupError, LabNetwork};
+use crate::ipvs::{ConnEntry, IpvsTable};
+use crate::netns::RunId;
+use crate::process::{ChildGuard, ProcessError};
+
+/// Why a scenario could not run to the end (an expectation failing is not
+/// an error: it is a result).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The plan's topology is invalid.
+    #[error("the scenario's network is invalid")]
+    Plan(#[from] crate::topology::SpecError),
+    /// Bringing the network or IPVS up failed.
+    #[error(transparent)]
+    Bringup(#[from] BringupError),
+    /// A server or the load generator failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The load generator failed.
+    #[error("the load generator failed ({status}); its error is above")]
+    Loadgen {
+        /// How it ended.
+        status: String,
+    },
+    /// The load generator's report could not be read.
+    #[error("cannot read the load generator's report {path}")]
+    LoadReport {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A phase could not be applied.
+    #[error("phase at {at:?} ({action}) failed: {detail}")]
+    Phase {
+        /// When it was due.
+        at: Duration,
+        /// What it was.
+        action: String,
+        /// Why it failed.
+        detail: String,
+    },
+    /// Reading the servers' own counters failed.
+    #[error("reading the counters of server {server} failed: {detail}")]
+    ServerStats {
+        /// The server.
+        server: String,
+        /// Why.
+        detail: String,
+    },
+    /// A runtime or I/O step failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Interrupted by SIGINT/SIGTERM; everything was cleaned up.
+    #[error("interrupted; the lab network was removed")]
+    Interrupted,
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Replaces the scenario's load duration (e.g. for quick CI runs).
+    pub duration: Option<Duration>,
+    /// Show a live progress line (terminal) or periodic lines (logs).
+    pub progress: Progress,
+    /// Set by SIGINT/SIGTERM handlers; the run stops and cleans up.
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// How progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// One line rewritten in place.
+    Tty,
+    /// A line per second, for logs.
+    Lines,
+    /// Nothing.
+    Quiet,
+}
+
+impl Progress {
+    /// `Tty` when stderr is a terminal (or the host said so before booting
+    /// the UML guest, whose console always looks like one), else `Lines`.
+    pub fn detect() -> Self {
+        match std::env::var(crate::runner::STDERR_TTY_ENV).as_deref() {
+            Ok("1") => Progress::Tty,
+            Ok(_) => Progress::Lines,
+            Err(_) if std::io::stderr().is_terminal() => Progress::Tty,
+            Err(_) => Progress::Lines,
+        }
+    }
+}
+
+/// Everything one run measured, before it is judged.
+#[derive(Debug, Clone)]
+pub struct Measurements {
+    /// The plan that ran.
+    pub plan: Plan,
+    /// One load report per round.
+    pub rounds: Vec<LoadReport>,
+    /// Per server (plan order): its own counters restricted to client
+    /// addresses: (ok RPCs, connections accepted).
+    pub server_counts: Vec<Option<(u64, u64)>>,
+    /// The IPVS table at the end, over netlink.
+    pub ipvs: IpvsTable,
+    /// `ipvsadm -Ln --stats --exact` run in the director, as the independent reader.
+    pub ipvsadm_stats: Option<String>,
+    /// The connection table at the end.
+    pub conn_table: Vec<ConnEntry>,
+    /// Timed events (phases).
+    pub events: Vec<(f64, String, String)>,
+    /// Bring-up and teardown durations.
+    pub bringup: Duration,
+    /// Teardown duration.
+    pub teardown: Duration,
+    /// Wall-clock start (RFC 3339).
+    pub started_at: String,
+    /// Whole run.
+    pub elapsed: Duration,
+}
+
+struct Status<'a> {
+    progress: Progress,
+    scenario: &'a str,
+    last: Instant,
+}
+
+impl Status<'_> {
+    fn say(&mut self, text: &str) {
+        match self.progress {
+            Progress::Quiet => {}
+            Progress::Tty => {
+                eprint!("\r\x1b[2K[{}] {text}", self.scenario);
+                let _ = std::io::stderr().flush();
+            }
+            Progress::Lines => eprintln!("[{}] {text}", self.scenario),
+        }
+    }
+
+    fn tick(&mut self, text: &str) {
+        if self.progress == Progress::Lines && self.last.elapsed() < Duration::from_millis(950) {
+            return;
+        }
+        self.last = Instant::now();
+        self.say(text);
+    }
+
+    fn done(&mut self) {
+        if self.progress == Progress::Tty {
+            eprint!("\r\x1b[2K");
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+/// Runs `scenario` and returns what it measured. Everything the run created
+/// is removed before this returns, whatever happened.
+pub fn execute(scenario: &Scenario, opts: &RunOptions) -> Result<Measurements, RunError> {
+    let started = Instant::now();
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let mut status = Status {
+        progress: opts.progress,
+        scenario: &scenario.name,
+        last: Instant::now() - Duration::from_secs(5),
+    };
+    let plan = plan(scenario, RunId::new())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| RunError::Io {
+            what: "starting the async runtime".into(),
+            source,
+        })?;
+    status.say("building the network and IPVS");
+    let lab = rt.block_on(LabNetwork::up(plan.clone()))?;
+    let bringup = lab.timings().total;
+    let result = with_lab(scenario, opts, &lab, &mut status);
+    status.say("tearing down");
+    let teardown = lab.teardown()?;
+    status.done();
+    let (rounds, server_counts, ipvs, ipvsadm_stats, conn_table, events) = result?;
+    Ok(Measurements {
+        plan,
+        rounds,
+        server_counts,
+        ipvs,
+        ipvsadm_stats,
+        conn_table,
+        events,
+        bringup,
+        teardown,
+        started_at,
+        elapsed: started.elapsed(),
+    })
+}
+
+type Collected = (
+    Vec<LoadReport>,
+    Vec<Option<(u64, u64)>>,
+    IpvsTable,
+    Option<String>,
+    Vec<ConnEntry>,
+    Vec<(f64, String, String)>,
+);
+
+fn with_lab(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    lab: &LabNetwork,
+    status: &mut Status<'_>,
+) -> Result<Collected, RunError> {
+    let plan = lab.plan();
+    let exe = std::env::current_exe().map_err(|source| RunError::Io {
+        what: "finding the lab binary".into(),
+        source,
+    })?;
+    let work = tempdir_for(&plan.topology.run)?;
+    let load = &scenario.file.load;
+
+    status.say("starting gRPC servers");
+    let mut servers: Vec<Option<ChildGuard>> = Vec::new();
+    for s in &plan.servers {
+        servers.push(Some(start_server(lab, &exe, s, load.max_connection_age)?));
+    }
+
+    let mut events = Vec::new();
+    let mut rounds = Vec::new();
+    let mut pending: Vec<(Duration, PhaseAction)> = scenario
+        .file
+        .phases
+        .iter()
+        .map(|p| (p.at, p.action.clone()))
+        .collect();
+    pending.sort_by_key(|(at, _)| *at);
+    pending.reverse();
+    let duration = opts.duration.unwrap_or(load.duration);
+    let load_start = Instant::now();
+    for round in 0..load.rounds {
+        if round > 0 && !load.idle.is_zero() {
+            let idle_start = Instant::now();
+            while idle_start.elapsed() < load.idle {
+                if opts.interrupted.load(Ordering::SeqCst) {
+                    return Err(RunError::Interrupted);
+                }
+                status.tick(&format!(
+                    "idle {:.0}/{:.0} s before round {}",
+                    idle_start.elapsed().as_secs_f64(),
+                    load.idle.as_secs_f64(),
+                    round + 1
+                ));
+                apply_due(
+                    lab,
+                    &mut servers,
+                    &exe,
+                    &mut pending,
+                    load_start,
+                    &mut events,
+                )?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let json = work.join(format!("round-{round}.json"));
+        let mut cmd = Command::new(&exe);
+        cmd.arg("loadgen")
+            .args(loadgen_args(plan, scenario, duration))
+            .arg("--json")
+            .arg(&json)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = ChildGuard::spawn_in(lab.ns(CLIENT_HOST)?, cmd, "the load generator")?;
+        let lines = progress_lines(child.take_stdout().expect("piped"));
+        let ended = loop {
+            if opts.interrupted.load(Ordering::SeqCst) {
+                return Err(RunError::Interrupted);
+            }
+            while let Ok(line) = lines.try_recv() {
+                status.tick(&format!(
+                    "round {}/{} {}",
+                    round + 1,
+                    load.rounds,
+                    render_progress(&line)
+                ));
+            }
+            apply_due(
+                lab,
+                &mut servers,
+                &exe,
+                &mut pending,
+                load_start,
+                &mut events,
+            )?;
+            if let Some(s) = child.try_wait() {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !ended.success() {
+            return Err(RunError::Loadgen {
+                status: ended.to_string(),
+            });
+        }
+        let text = std::fs::read(&json).map_err(|e| RunError::LoadReport {
+            path: json.clone(),
+            source: Box::new(e),
+        })?;
+        let report: LoadReport =
+            serde_json::from_slice(&text).map_err(|e| RunError::LoadReport {
+                path: json.clone(),
+                source: Box::new(e),
+            })?;
+        rounds.push(report);
+    }
+
+    status.say("waiting for IPVS counters to settle (estimator tick ~2 s)");
+    let ipvs = settle_ipvs(lab, &opts.interrupted)?;
+    let conn_table = lab
+        .director()
+        .run(crate::ipvs::read_conn_table)
+        .map_err(BringupError::from)?
+        .unwrap_or_default();
+    let ipvsadm_stats = ipvsadm_in(lab, &["-Ln", "--stats", "--exact"]);
+
+    status.say("reading the servers' own counters");
+    let clients: Vec<IpAddr> = plan
+        .client_addresses
+        .iter()
+        .map(|a| IpAddr::V4(*a))
+        .collect();
+    let mut server_counts = Vec::new();
+    for (s, guard) in plan.servers.iter().zip(&mut servers) {
+        let alive = guard.as_mut().is_some_and(|g| g.try_wait().is_none());
+        if !alive {
+            server_counts.push(None);
+            continue;
+        }
+        let addr = SocketAddr::new(IpAddr::V4(s.address), s.port);
+        let counts =
+            server_counters(lab, addr, &clients).map_err(|detail| RunError::ServerStats {
+                server: s.name.clone(),
+                detail,
+            })?;
+        server_counts.push(Some(counts));
+    }
+    for guard in servers.into_iter().flatten() {
+        guard.stop(Duration::from_secs(3));
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok((
+        rounds,
+        server_counts,
+        ipvs,
+        ipvsadm_stats,
+        conn_table,
+        events,
+    ))
+}
+
+fn tempdir_for(run: &RunId) -> Result<PathBuf, RunError> {
+    let dir = std::env::temp_dir().join(format!("ipvslab-{run}"));
+    std::fs::create_dir_all(&dir).map_err(|source| RunError::Io {
+        what: format!("creating {}", dir.display()),
+        source,
+    })?;
+    Ok(dir)
+}
+
+fn start_server(
+    lab: &LabNetwork,
+    exe: &Path,
+    s: &super::plan::ServerPlan,
+    max_age: Option<Duration>,
+) -> Result<ChildGuard, RunError> {
+    let mut cmd = Command::new(exe);
+    // In DR the packets arrive addressed to the VIP (held on lo), so the
+    // server listens on every address of its namespace.
+    cmd.arg("server")
+        .arg("--name")
+        .arg(&s.name)
+        .arg("--listen")
+        .arg(format!("0.0.0.0:{}", s.port))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(age) = max_age {
+        cmd.arg("--max-connection-age")
+            .arg(format!("{}ms", age.as_millis()))
+            .arg("--max-connection-age-grace")
+            .arg("1s");
+    }
+    let mut guard =
+        ChildGuard::spawn_in(lab.ns(&s.name)?, cmd, &format!("gRPC server {}", s.name))?;
+    guard.wait_ready(Duration::from_secs(15), |l| l.contains("listening on"))?;
+    Ok(guard)
+}
+
+fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Vec<String> {
+    let load = &scenario.file.load;
+    let sources: Vec<String> = plan
+        .client_addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let lanes = plan.client_addresses.len() as u32 * load.channels_per_ip;
+    let mut args = vec![
+        "--target".to_string(),
+        plan.target.to_string(),
+        "--source-ips".into(),
+        sources.join(","),
+        "--channels".into(),
+        load.channels_per_ip.to_string(),
+        "--duration".into(),
+        format!("{}ms", duration.as_millis()),
+        "--warmup".into(),
+        format!("{}ms", load.warmup.as_millis()),
+        "--timeout".into(),
+        format!("{}ms", load.timeout.as_millis()),
+        "--payload-size".into(),
+        load.payload.to_string(),
+        "--progress".into(),
+        "json".into(),
+        "--progress-interval".into(),
+        "500ms".into(),
+        "--timeline-interval".into(),
+        "500ms".into(),
+    ];
+    match load.mode {
+        LoadMode::Closed => {
+            args.push("--concurrency".into());
+            args.push(load.concurrency.max(lanes).to_string());
+        }
+        LoadMode::Open => {
+            args.push("--rps".into());
+            args.push(load.rps.unwrap_or(100.0).to_string());
+            args.push("--concurrency".into());
+            args.push(load.concurrency.max(lanes).to_string());
+        }
+    }
+    match load.connection {
+        ConnectionModel::Channel => {}
+        ConnectionModel::Churn => {
+            args.push("--churn-rpcs".into());
+            args.push(load.churn_rpcs.unwrap_or(100).to_string());
+        }
+        ConnectionModel::PerRpc => args.push("--conn-per-rpc".into()),
+    }
+    args
+}
+
+fn progress_lines(
+    stdout: std::process::ChildStdout,
+) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn render_progress(v: &serde_json::Value) -> String {
+    let phase = v["phase"].as_str().unwrap_or("?");
+    let elapsed = v["elapsed_s"].as_f64().unwrap_or(0.0);
+    let rpcs = v["rpcs"].as_u64().unwrap_or(0);
+    let errors = v["errors"].as_u64().unwrap_or(0);
+    let rate = v["rate"].as_f64().unwrap_or(0.0);
+    let mut shares = String::new();
+    if let Some(map) = v["servers"].as_object() {
+        let total: u64 = map.values().filter_map(|x| x.as_u64()).sum();
+        for (name, n) in map {
+            let n = n.as_u64().unwrap_or(0);
+            let pct = if total > 0 {
+                100.0 * n as f64 / total as f64
+            } else {
+                0.0
+            };
+            shares.push_str(&format!(" {name} {pct:.0}%"));
+        }
+    }
+    format!("{phase} {elapsed:.1}s  {rpcs} rpcs  {rate:.0}/s  {errors} errors {shares}")
+}
+
+fn apply_due(
+    lab: &LabNetwork,
+    servers: &mut [Option<ChildGuard>],
+    exe: &Path,
+    pending: &mut Vec<(Duration, PhaseAction)>,
+    load_start: Instant,
+    events: &mut Vec<(f64, String, String)>,
+) -> Result<(), RunError> {
+    while pending
+        .last()
+        .is_some_and(|(at, _)| load_start.elapsed() >= *at)
+    {
+        let (at, action) = pending.pop().expect("checked");
+        let t = load_start.elapsed().as_secs_f64();
+        let detail = apply_phase(lab, servers, exe, &action).map_err(|detail| RunError::Phase {
+            at,
+            action: format!("{action:?}"),
+            detail,
+        })?;
+        events.push((t, phase_kind(&action).to_string(), detail));
+    }
+    Ok(())
+}
+
+fn phase_kind(action: &PhaseAction) -> &'static str {
+    match action {
+        PhaseAction::SetWeight { .. } => "weight",
+        PhaseAction::Sysctl { .. } => "sysctl",
+        _ => "fault",
+    }
+}
+
+/// Applies one phase; returns a sentence for the report's event list.
+fn apply_phase(
+    lab: &LabNetwork,
+    servers: &mut [Option<ChildGuard>],
+    exe: &Path,
+    action: &PhaseAction,
+) -> Result<String, String> {
+    let plan = lab.plan();
+    let target = action.server().map(|name| {
+        plan.servers
+            .iter()
+            .position(|s| s.name == name || s.address.to_string() == name)
+            .expect("validated: phases name known servers")
+    });
+    match action {
+        PhaseAction::SetWeight { weight, .. } => {
+            let i = target.expect("has a server");
+            let mut dest = plan.servers[i].destination.clone();
+            dest.weight = *weight;
+            let service = plan.service.clone();
+            lab.ipvs(move |h| h.edit_destination(&service, &dest))
+                .map_err(|e| error_chain(&e))?;
+            Ok(format!("{} weight set to {weight}", plan.servers[i].name))
+        }
+        PhaseAction::StopServer { .. } | PhaseAction::KillServer { .. } => {
+            let i = target.expect("has a server");
+            let (signal, verb) = if matches!(action, PhaseAction::KillServer { .. }) {
+                (libc::SIGKILL, "killed (SIGKILL)")
+            } else {
+                (libc::SIGTERM, "stopped (SIGTERM, GOAWAY)")
+            };
+            if let Some(g) = &servers[i] {
+                g.signal(signal);
+            }
+            Ok(format!("{} {verb}", plan.servers[i].name))
+        }
+        PhaseAction::StartServer { .. } => {
+            let i = target.expect("has a server");
+            if let Some(mut old) = servers[i].take() {
+                old.wait_timeout(Duration::from_secs(5));
+            }
+            let guard =
+                start_server(lab, exe, &plan.servers[i], None).map_err(|e| error_chain(&e))?;
+            servers[i] = Some(guard);
+            Ok(format!("{} started", plan.servers[i].name))
+        }
+        PhaseAction::Sysctl { name, value } => {
+            crate::dr::set_ipvs_sysctl(lab.director(), name, value).map_err(|e| error_chain(&e))?;
+            Ok(format!("net.ipv4.vs.{name} = {value}"))
+        }
+        PhaseAction::LinkDown { .. }
+        | PhaseAction::LinkUp { .. }
+        | PhaseAction::Blackhole { .. }
+        | PhaseAction::Unblackhole { .. } => Err(format!(
+            "{action:?} is not implemented yet (see the failover issue)"
+        )),
+    }
+}
+
+/// Formats an error with its sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+        cur = src.source();
+    }
+    s
+}
+
+/// IPVS's per-destination counters are copied from per-CPU counters on the
+/// estimator's 2 s tick, so a read right after traffic can show stale
+/// values. Read until two reads a second apart agree, at least 2.2 s after
+/// the load ended (bounded: 10 s).
+fn settle_ipvs(lab: &LabNetwork, interrupted: &AtomicBool) -> Result<IpvsTable, RunError> {
+    let start = Instant::now();
+    let mut last: Option<IpvsTable> = None;
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(RunError::Interrupted);
+        }
+        let table = lab.ipvs(|h| h.table())?;
+        let stable = last
+            .as_ref()
+            .is_some_and(|prev| counters(prev) == counters(&table));
+        if (stable && start.elapsed() >= Duration::from_millis(2200))
+            || start.elapsed() > Duration::from_secs(10)
+        {
+            return Ok(table);
+        }
+        last = Some(table);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+}
+
+fn counters(t: &IpvsTable) -> Vec<(u64, u64, u64)> {
+    t.services
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .map(|d| (d.stats.conns, d.stats.inpkts, d.stats.outpkts))
+        .collect()
+}
+
+/// Runs `ipvsadm ARGS` in the director namespace (the independent reader).
+fn ipvsadm_in(lab: &LabNetwork, args: &[&str]) -> Option<String> {
+    use crate::netns::CommandExt;
+    let mut cmd = Command::new("ipvsadm");
+    cmd.args(args).stdin(Stdio::null());
+    cmd.netns(lab.director()).ok()?;
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Asks a server for its own counters over gRPC from the director's
+/// namespace (whose address is not a client's, so the question itself is
+/// not counted), and sums what it saw from client addresses.
+fn server_counters(
+    lab: &LabNetwork,
+    addr: SocketAddr,
+    clients: &[IpAddr],
+) -> Result<(u64, u64), String> {
+    let clients: std::collections::HashSet<String> =
+        clients.iter().map(|a| a.to_string()).collect();
+    lab.director()
+        .run(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| e.to_string())?
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(5))
+                    .connect()
+                    .await
+                    .map_err(|e| error_chain(&e))?;
+                let mut client = grpc_demo::pb::demo_client::DemoClient::new(channel);
+                let reply = client
+                    .stats(grpc_demo::pb::StatsRequest {})
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner();
+                let (mut rpcs, mut conns) = (0, 0);
+                for p in reply.peers.iter().filter(|p| clients.contains(&p.peer_ip)) {
+                    rpcs += p.rpcs;
+                    conns += p.connections;
+                }
+                Ok((rpcs, conns))
+            })
+        })
+        .map_err(|e| e.to_string())?
+}
+
+/// Per-client servers across all rounds: address → server → RPCs.
+pub fn servers_per_client(rounds: &[LoadReport]) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for r in rounds {
+        for src in &r.sources {
+            let entry = out.entry(src.address.clone()).or_default();
+            for (server, n) in &src.servers {
+                *entry.entry(server.clone()).or_default() += n;
+            }
+        }
+    }
+    out
+}
