@@ -19,11 +19,13 @@
 //! - [`compare`] — a report against a baseline.
 
 pub mod charts;
+pub mod compare;
 pub mod error;
 pub mod fairness;
 pub mod hgrm;
 pub mod model;
 pub mod render_md;
+pub mod summary;
 #[cfg(test)]
 pub(crate) mod testdata;
 mod text;
@@ -32,8 +34,10 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
+pub use compare::{Comparison, Tolerance, compare};
 pub use error::ReportError;
 pub use model::*;
+pub use summary::render_summary;
 
 /// File name of the JSON report.
 pub const REPORT_JSON: &str = "report.json";

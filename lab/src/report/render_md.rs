@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::charts;
-use super::model::{Report, RunnerKind, VirtualServerConfig};
+use super::model::{FairnessBasis, Report, RunnerKind, VirtualServerConfig};
 use super::text::{ClientSpread, Table, ms, p_value, pct, servers_seen};
 
 /// Most client rows listed in `report.md`; the rest are in `report.json`.
@@ -87,8 +87,11 @@ fn shows(md: &mut String, r: &Report) {
     if let Some(f) = &r.fairness {
         let _ = writeln!(
             md,
-            "- The {} split is at most {} away from the weights (Jain {:.3}, chi-square p = {}).",
-            f.basis.as_str(),
+            "- The split of {} is at most {} away from the weights (Jain {:.3}, chi-square p = {}).",
+            match f.basis {
+                FairnessBasis::Rpcs => "RPCs",
+                FairnessBasis::Connections => "connections",
+            },
             pct(f.max_deviation).replace('%', " percentage points"),
             f.jain,
             p_value(f.chi2_p)
@@ -574,7 +577,7 @@ fn runner(md: &mut String, r: &Report) {
         RunnerKind::Uml => {
             let _ = writeln!(
                 md,
-                "Ran inside User-Mode Linux {} (one CPU, pinned). Latency and throughput \
+                "Ran inside User-Mode Linux {} (one CPU). Latency and throughput \
                  describe that guest, not production hardware; the distribution, \
                  persistence and failover behaviour are the kernel's own IPVS code.",
                 r.runner.kernel
