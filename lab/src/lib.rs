@@ -15,9 +15,11 @@
 //! - [`exit`]: exit codes scripts can rely on.
 
 pub mod bringup;
+pub mod commands;
 pub mod dr;
 pub mod exit;
 pub mod ipvs;
+pub mod keepalived;
 pub mod netns;
 pub mod preflight;
 pub mod process;
