@@ -1,0 +1,224 @@
+//! Helpers for the host-kernel integration tests: a runtime, root-namespace
+//! snapshots, a tiny ICMP ping and TCP probes, all run inside lab namespaces.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lab::netns::{self, NetNs, RunId};
+
+/// A current-thread runtime, like the lab's own.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// `index: name` of every link of the root namespace (`ip -o link`).
+pub fn root_links() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip -o link");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(": ");
+            Some(format!("{}: {}", f.next()?, f.next()?))
+        })
+        .collect()
+}
+
+/// The namespaces of `run` that `ip netns list` shows.
+pub fn ip_netns_list_of(run: &RunId) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let prefix = run.name_prefix();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Asserts that nothing of `run` is left and the root namespace's links are
+/// unchanged.
+pub fn assert_clean(run: &RunId, links_before: &[String]) {
+    assert_eq!(
+        ip_netns_list_of(run),
+        Vec::<String>::new(),
+        "namespaces left behind"
+    );
+    let lab: Vec<_> = netns::list_lab_namespaces()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.run == *run)
+        .collect();
+    assert!(lab.is_empty(), "{lab:?}");
+    assert_eq!(root_links(), links_before, "root namespace links changed");
+}
+
+/// The inode of the calling thread's network namespace.
+pub fn thread_netns_inode() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for chunk in data.chunks(2) {
+        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// One ICMP echo from inside `ns` to `dst` over a raw socket; returns the
+/// round-trip time, or an error after `timeout`.
+pub fn ping(ns: &NetNs, dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Duration> {
+    ns.run(move || -> std::io::Result<Duration> {
+        // SAFETY: plain socket syscalls on an fd we own.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        let ident = (std::process::id() as u16) ^ 0x5a5a;
+        let seq: u16 = 1;
+        let mut pkt = vec![8u8, 0, 0, 0];
+        pkt.extend(ident.to_be_bytes());
+        pkt.extend(seq.to_be_bytes());
+        pkt.extend(b"ipvs-lab-ping");
+        let c = checksum(&pkt);
+        pkt[2..4].copy_from_slice(&c.to_be_bytes());
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(dst).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let start = Instant::now();
+        let sent = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                pkt.as_ptr().cast(),
+                pkt.len(),
+                0,
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
+        };
+        if sent < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut buf = [0u8; 1500];
+        loop {
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) };
+            if r <= 0 {
+                continue;
+            }
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let b = &buf[..n as usize];
+            let ihl = usize::from(b[0] & 0x0f) * 4;
+            let src = Ipv4Addr::new(b[12], b[13], b[14], b[15]);
+            let icmp = &b[ihl..];
+            if src == dst
+                && icmp.len() >= 8
+                && icmp[0] == 0
+                && icmp[4..6] == ident.to_be_bytes()
+                && icmp[6..8] == seq.to_be_bytes()
+            {
+                return Ok(start.elapsed());
+            }
+        }
+    })
+    .expect("ping thread")
+}
+
+/// Binds a TCP listener inside `ns` on `addr:0` and serves echo on a
+/// background thread; returns the bound address. Each accepted peer's
+/// address is sent on the returned channel.
+pub fn echo_server(
+    ns: &NetNs,
+    addr: Ipv4Addr,
+) -> (SocketAddr, std::sync::mpsc::Receiver<SocketAddr>) {
+    let listener = ns
+        .run(move || TcpListener::bind((addr, 0)))
+        .expect("run")
+        .expect("bind in namespace");
+    let local = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            let peer = s.peer_addr().unwrap();
+            let mut buf = [0u8; 64];
+            if let Ok(n) = s.read(&mut buf) {
+                let _ = s.write_all(&buf[..n]);
+            }
+            if tx.send(peer).is_err() {
+                break;
+            }
+        }
+    });
+    (local, rx)
+}
+
+/// Connects from inside `ns` (from `source` when given) to `dst`, sends a
+/// message and checks the echo.
+pub fn tcp_echo(ns: &NetNs, source: Option<Ipv4Addr>, dst: SocketAddr) -> std::io::Result<()> {
+    ns.run(move || -> std::io::Result<()> {
+        let mut stream = match source {
+            None => TcpStream::connect_timeout(&dst, Duration::from_secs(3))?,
+            Some(src) => connect_from(src, dst)?,
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        stream.write_all(b"hello ipvs-lab")?;
+        let mut buf = [0u8; 14];
+        stream.read_exact(&mut buf)?;
+        assert_eq!(&buf, b"hello ipvs-lab");
+        Ok(())
+    })
+    .expect("tcp thread")
+}
+
+fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0)))?;
+    let SocketAddr::V4(dst) = dst else {
+        unreachable!()
+    };
+    connect(fd.as_raw_fd(), &SockaddrIn::from(dst))?;
+    Ok(TcpStream::from(fd))
+}
