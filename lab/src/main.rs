@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use lab::exit;
-use lab::runner::{self, RunnerChoice, RunnerKind};
+use lab::runner::{self, RunnerChoice};
+use lab::{commands, exit};
 
 /// ipvs-lab: build a namespace network with real Linux IPVS in
 /// direct-routing mode in front of gRPC servers, and measure how it
@@ -41,8 +41,91 @@ enum Verb {
         #[arg(long)]
         json: bool,
     },
+    /// Run scenarios end to end: network, IPVS, gRPC servers, load through
+    /// the VIP, phases; then print a summary and write
+    /// reports/<scenario>/<time>/ (report.json, report.md, SVG charts,
+    /// latency.hgrm). Exit 0 when every expectation holds, 1 otherwise.
+    Scenario {
+        /// Scenario names (looked up in scenarios/) or paths.
+        names: Vec<String>,
+        /// Run every scenario in scenarios/.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        /// Also write report.json to this path.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Where report folders are written.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Override each scenario's load duration (e.g. 2s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// No progress line.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// List the scenarios in scenarios/, each with its one-line description.
     List,
+    /// Bring up a scenario's network, IPVS and gRPC servers, run a command in
+    /// one host's namespace, tear everything down. Example:
+    /// `lab exec rr-persistence --host director -- ipvsadm -Ln`.
+    Exec {
+        /// Scenario name or path.
+        scenario: String,
+        /// The host to run in: director, client1, rs1, rs2, ...
+        #[arg(long, default_value = "director")]
+        host: String,
+        /// The command and its arguments (after `--`).
+        #[arg(trailing_var_arg = true, required = true)]
+        cmd: Vec<OsString>,
+    },
+    /// Like exec, but an interactive shell ($SHELL or /bin/sh) in the host.
+    Shell {
+        /// Scenario name or path.
+        scenario: String,
+        /// The host to open the shell in.
+        #[arg(long, default_value = "director")]
+        host: String,
+    },
+    /// Build a scenario's network and IPVS and keep it running (host kernel
+    /// with IPVS only; under UML use `lab shell`).
+    Up {
+        /// Scenario name or path.
+        scenario: String,
+    },
+    /// Remove networks kept by `lab up` (all of them, or one run id).
+    Down {
+        /// The run id printed by `lab up`.
+        run: Option<String>,
+    },
+    /// Print a lab director's IPVS table in `ipvsadm -Ln` layout.
+    Ipvs {
+        /// Show connection/packet/byte counters (`ipvsadm -Ln --stats`).
+        #[arg(long)]
+        stats: bool,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+        /// The run id (default: $IPVSLAB_RUN inside lab exec/shell, else
+        /// the current namespace).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Compare a report with a baseline: shares, fairness and error rate;
+    /// exit 1 when fairness or errors regress beyond the tolerance.
+    Compare {
+        /// The baseline report.json.
+        baseline: PathBuf,
+        /// The new report.json.
+        report: PathBuf,
+        /// Allowed absolute change of max deviation / Jain / error rate.
+        #[arg(long, default_value_t = 0.05)]
+        tolerance: f64,
+    },
+    /// The identity-tagged gRPC demo server (what the lab runs on each real server).
+    Server(grpc_demo::server::ServerArgs),
+    /// The gRPC load generator (what the lab runs in the client namespace).
+    Loadgen(bench::loadgen::LoadgenArgs),
     /// Remove namespaces of lab runs whose process is gone (`lab up` runs
     /// are kept unless --all).
     Gc {
@@ -81,6 +164,49 @@ fn main() -> ExitCode {
             }
         }
         Verb::List => list(),
+        Verb::Scenario {
+            names,
+            all,
+            json,
+            reports,
+            duration,
+            quiet,
+        } => ExitCode::from(commands::scenario(
+            cli.runner,
+            &commands::ScenarioArgs {
+                names,
+                all,
+                json,
+                reports,
+                duration,
+                quiet,
+            },
+        )),
+        Verb::Exec {
+            scenario,
+            host,
+            cmd,
+        } => ExitCode::from(commands::exec(cli.runner, &scenario, &host, cmd, false)),
+        Verb::Shell { scenario, host } => {
+            let shell = std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into());
+            ExitCode::from(commands::exec(
+                cli.runner,
+                &scenario,
+                &host,
+                vec![shell],
+                true,
+            ))
+        }
+        Verb::Up { scenario } => ExitCode::from(commands::up(cli.runner, &scenario)),
+        Verb::Down { run } => ExitCode::from(commands::down(run)),
+        Verb::Ipvs { stats, json, run } => ExitCode::from(commands::ipvs(run, stats, json)),
+        Verb::Compare {
+            baseline,
+            report,
+            tolerance,
+        } => ExitCode::from(commands::compare(&baseline, &report, tolerance)),
+        Verb::Server(args) => grpc_demo::server::main_with_args(args),
+        Verb::Loadgen(args) => bench::loadgen::main_with_args(args),
         Verb::Gc { all } => gc(all),
         Verb::GuestRun { cmd } => guest_run(cmd),
     }
@@ -173,22 +299,6 @@ fn guest_run(cmd: Vec<OsString>) -> ExitCode {
             );
             ExitCode::from(o.exit_code.clamp(0, 255) as u8)
         }
-        Err(e) => fail(runner_error_code(&e), e),
+        Err(e) => fail(commands::runner_error_code(&e), e),
     }
-}
-
-fn runner_error_code(e: &runner::RunnerError) -> u8 {
-    match e {
-        runner::RunnerError::Interrupted => 130,
-        runner::RunnerError::NoIpvsNoUml { .. }
-        | runner::RunnerError::HostHasNoIpvs { .. }
-        | runner::RunnerError::UmlModulesMissing { .. } => exit::UNAVAILABLE,
-        runner::RunnerError::NestedUml => exit::USAGE,
-        _ => exit::OS_ERROR,
-    }
-}
-
-#[allow(dead_code)]
-fn resolved(choice: RunnerChoice) -> Result<RunnerKind, ExitCode> {
-    runner::resolve(choice).map_err(|e| fail(runner_error_code(&e), e))
 }

@@ -395,7 +395,7 @@ fn tempdir_for(run: &RunId) -> Result<PathBuf, RunError> {
     Ok(dir)
 }
 
-fn start_server(
+pub fn start_server(
     lab: &LabNetwork,
     exe: &Path,
     s: &super::plan::ServerPlan,

@@ -1,0 +1,520 @@
+//! The verbs of the `lab` CLI that build networks, as library functions that
+//! return an exit code; `main.rs` only parses and dispatches.
+//!
+//! Each verb that needs IPVS first resolves the runner: on a host without
+//! IPVS the whole invocation is re-run inside User-Mode Linux, where the same
+//! code then runs on the guest kernel.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::bringup::LabNetwork;
+use crate::exit;
+use crate::netns::RunId;
+use crate::runner::{self, RunnerChoice, RunnerKind};
+use crate::scenario::run::{Progress, RunOptions, error_chain};
+use crate::scenario::{Scenario, ScenarioError, plan};
+
+/// Environment variable naming the lab run a command runs in (set by
+/// `lab exec` and `lab shell`; read by `lab ipvs`).
+pub const RUN_ENV: &str = "IPVSLAB_RUN";
+
+fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    eprintln!("lab: {message}");
+    code
+}
+
+fn scenario_error_code(e: &ScenarioError) -> u8 {
+    match e {
+        ScenarioError::NotFound { .. } => exit::USAGE,
+        _ => exit::BAD_SCENARIO,
+    }
+}
+
+/// Registers SIGINT/SIGTERM/SIGHUP to set a flag instead of killing the
+/// process, so that guards run and nothing is left behind.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let _ = signal_hook::flag::register(s, Arc::clone(&flag));
+    }
+    flag
+}
+
+/// Common start of every verb that builds a network: the scenario loads,
+/// we have privileges, and the runner is known. `Err` carries the exit code
+/// (already reported); `Ok(None)` means the invocation ran in UML and its
+/// exit code is in the `Err`... see [`Prepared`].
+enum Prepared {
+    /// Run here.
+    Here,
+    /// Ran inside UML with this exit code.
+    Done(u8),
+}
+
+fn prepare(choice: RunnerChoice, interactive: bool) -> Result<Prepared, u8> {
+    if !crate::preflight::has_privileges() {
+        return Err(fail(exit::NO_PERMISSION, crate::preflight::NO_PRIVILEGE));
+    }
+    let kind = runner::resolve(choice).map_err(|e| fail(runner_error_code(&e), e))?;
+    match kind {
+        RunnerKind::Host => Ok(Prepared::Here),
+        RunnerKind::Uml => match runner::rerun_self_in_uml(interactive) {
+            Ok(o) => Ok(Prepared::Done(o.exit_code.clamp(0, 255) as u8)),
+            Err(e) => Err(fail(runner_error_code(&e), e)),
+        },
+    }
+}
+
+/// The exit code for a runner error.
+pub fn runner_error_code(e: &runner::RunnerError) -> u8 {
+    match e {
+        runner::RunnerError::Interrupted => 130,
+        runner::RunnerError::NoIpvsNoUml { .. }
+        | runner::RunnerError::HostHasNoIpvs { .. }
+        | runner::RunnerError::UmlModulesMissing { .. } => exit::UNAVAILABLE,
+        runner::RunnerError::NestedUml => exit::USAGE,
+        _ => exit::OS_ERROR,
+    }
+}
+
+/// Options of `lab scenario`.
+#[derive(Debug, Clone)]
+pub struct ScenarioArgs {
+    /// Scenario names or paths (empty with `all`).
+    pub names: Vec<String>,
+    /// Run every scenario in `scenarios/`.
+    pub all: bool,
+    /// Also write report.json here.
+    pub json: Option<PathBuf>,
+    /// Where report folders go.
+    pub reports: PathBuf,
+    /// Override the load duration.
+    pub duration: Option<Duration>,
+    /// No progress line.
+    pub quiet: bool,
+}
+
+/// `lab scenario`: runs one or more scenarios, writes their reports, prints
+/// the summaries; 0 when every expectation held, 1 otherwise.
+pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
+    // Load everything first: a malformed file fails before any network.
+    let mut scenarios = Vec::new();
+    if args.all {
+        for (path, loaded) in crate::scenario::list() {
+            match loaded {
+                Ok(s) => scenarios.push(s),
+                Err(e) => return fail(exit::BAD_SCENARIO, format!("{}: {e}", path.display())),
+            }
+        }
+        if scenarios.is_empty() {
+            return fail(exit::BAD_SCENARIO, "no scenarios found in scenarios/");
+        }
+    }
+    for name in &args.names {
+        match Scenario::load(name) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => return fail(scenario_error_code(&e), e),
+        }
+    }
+    if scenarios.is_empty() {
+        return fail(
+            exit::USAGE,
+            "name a scenario (see `lab list`) or pass --all",
+        );
+    }
+    match prepare(choice, false) {
+        Err(code) => return code,
+        Ok(Prepared::Done(code)) => return code,
+        Ok(Prepared::Here) => {}
+    }
+    let interrupted = interrupt_flag();
+    let opts = RunOptions {
+        duration: args.duration,
+        progress: if args.quiet {
+            Progress::Quiet
+        } else {
+            Progress::detect()
+        },
+        interrupted: Arc::clone(&interrupted),
+    };
+    let mut failed = Vec::new();
+    let total = scenarios.len();
+    for (i, s) in scenarios.iter().enumerate() {
+        if total > 1 {
+            eprintln!(
+                "=== [{}/{}] {}: {}",
+                i + 1,
+                total,
+                s.name,
+                s.file.description
+            );
+        }
+        match run_one(s, &opts, args) {
+            Ok(true) => {}
+            Ok(false) => failed.push(s.name.clone()),
+            Err(code) => {
+                if interrupted.load(Ordering::SeqCst) {
+                    return 130;
+                }
+                if total == 1 {
+                    return code;
+                }
+                failed.push(s.name.clone());
+            }
+        }
+    }
+    if total > 1 {
+        if failed.is_empty() {
+            println!("all {total} scenarios passed");
+        } else {
+            println!(
+                "{} of {total} scenarios failed: {}",
+                failed.len(),
+                failed.join(", ")
+            );
+        }
+    }
+    if failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+fn run_one(s: &Scenario, opts: &RunOptions, args: &ScenarioArgs) -> Result<bool, u8> {
+    let measured = crate::scenario::run::execute(s, opts).map_err(|e| {
+        let code = match e {
+            crate::scenario::run::RunError::Interrupted => 130,
+            _ => exit::FAILED,
+        };
+        fail(
+            code,
+            format!("scenario {} failed to run: {}", s.name, error_chain(&e)),
+        )
+    })?;
+    let (report, histogram) = crate::scenario::assemble::assemble(s, &measured);
+    let stamp = report
+        .started_at
+        .replace([':', '-'], "")
+        .trim_end_matches('Z')
+        .to_string();
+    let dir = args.reports.join(&s.name).join(format!("{stamp}Z"));
+    print!("{}", crate::report::summary::render_summary(&report));
+    match crate::report::write_report_dir(&dir, &report, histogram.as_ref()) {
+        Ok(_) => println!("report: {}", dir.join(crate::report::REPORT_MD).display()),
+        Err(e) => eprintln!("lab: writing the report failed: {}", error_chain(&e)),
+    }
+    if let Some(path) = &args.json {
+        let path = if args.names.len() + usize::from(args.all) > 1 {
+            path.with_file_name(format!(
+                "{}-{}",
+                s.name,
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ))
+        } else {
+            path.clone()
+        };
+        match crate::report::to_json(&report) {
+            Ok(text) => {
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("lab: cannot write {}: {e}", path.display());
+                }
+            }
+            Err(e) => eprintln!("lab: {}", error_chain(&e)),
+        }
+    }
+    Ok(report.passed)
+}
+
+/// `lab exec` / `lab shell`: bring up a scenario's network, IPVS and gRPC
+/// servers, run `cmd` in host `host`'s namespace, tear down; returns the
+/// command's exit code.
+pub fn exec(
+    choice: RunnerChoice,
+    name: &str,
+    host: &str,
+    cmd: Vec<OsString>,
+    interactive: bool,
+) -> u8 {
+    let scenario = match Scenario::load(name) {
+        Ok(s) => s,
+        Err(e) => return fail(scenario_error_code(&e), e),
+    };
+    let hosts: Vec<String> = ["director".to_string(), plan::CLIENT_HOST.to_string()]
+        .into_iter()
+        .chain(scenario.server_names())
+        .collect();
+    if !hosts.iter().any(|h| h == host) {
+        return fail(
+            exit::USAGE,
+            format!(
+                "no host '{host}' in scenario {} (hosts: {})",
+                scenario.name,
+                hosts.join(", ")
+            ),
+        );
+    }
+    match prepare(choice, interactive) {
+        Err(code) => return code,
+        Ok(Prepared::Done(code)) => return code,
+        Ok(Prepared::Here) => {}
+    }
+    let interrupted = interrupt_flag();
+    let run = RunId::new();
+    let plan = match plan::plan(&scenario, run) {
+        Ok(p) => p,
+        Err(e) => return fail(exit::BAD_SCENARIO, e),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(exit::OS_ERROR, e),
+    };
+    let lab = match rt.block_on(LabNetwork::up(plan)) {
+        Ok(l) => l,
+        Err(e) => return fail(exit::OS_ERROR, error_chain(&e)),
+    };
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let mut servers = Vec::new();
+    for s in &lab.plan().servers {
+        match crate::scenario::run::start_server(&lab, &exe, s, None) {
+            Ok(g) => servers.push(g),
+            Err(e) => return fail(exit::OS_ERROR, error_chain(&e)),
+        }
+    }
+    let code = run_in_host(&lab, host, cmd, run, &interrupted);
+    drop(servers);
+    if let Err(e) = lab.teardown() {
+        eprintln!("lab: teardown: {}", error_chain(&e));
+    }
+    code
+}
+
+fn run_in_host(
+    lab: &LabNetwork,
+    host: &str,
+    cmd: Vec<OsString>,
+    run: RunId,
+    interrupted: &AtomicBool,
+) -> u8 {
+    use crate::netns::CommandExt;
+    let ns = match lab.ns(host) {
+        Ok(ns) => ns,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let (program, rest) = match cmd.split_first() {
+        Some(x) => x,
+        None => return fail(exit::USAGE, "no command given"),
+    };
+    let mut command = Command::new(program);
+    command
+        .args(rest)
+        .env(RUN_ENV, run.to_string())
+        .env("IPVSLAB_HOST", host)
+        .env("PS1", format!("[ipvs-lab {host}] \\w# "));
+    if let Err(e) = command.netns(ns) {
+        return fail(exit::OS_ERROR, e);
+    }
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(
+                exit::UNAVAILABLE,
+                format!("cannot run {}: {e}", Path::new(program).display()),
+            );
+        }
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                use std::os::unix::process::ExitStatusExt;
+                return status
+                    .code()
+                    .map(|c| c.clamp(0, 255) as u8)
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0) as u8);
+            }
+            Ok(None) => {}
+            Err(e) => return fail(exit::OS_ERROR, e),
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            // The command got the same signal from the terminal; give it a
+            // moment, then make sure it is gone before tearing down.
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = child.kill();
+            let _ = child.wait();
+            return 130;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `lab ipvs`: the IPVS table of a lab's director in `ipvsadm -Ln` layout
+/// (or JSON). Which director: `--run`, else `$IPVSLAB_RUN` (inside `lab
+/// exec`/`lab shell`), else the namespace this process is in.
+pub fn ipvs(run: Option<String>, stats: bool, json: bool) -> u8 {
+    use crate::ipvs::format::{Listing, render};
+    let run = run.or_else(|| std::env::var(RUN_ENV).ok());
+    let read = || -> Result<crate::ipvs::IpvsTable, String> {
+        let h = crate::ipvs::IpvsHandle::open().map_err(|e| error_chain(&e))?;
+        h.table().map_err(|e| error_chain(&e))
+    };
+    let table = match run {
+        Some(run) => {
+            let Ok(id) = run.parse::<RunId>() else {
+                return fail(
+                    exit::USAGE,
+                    format!("'{run}' is not a run id (like 1234-5)"),
+                );
+            };
+            let name = crate::netns::ns_name(&id, plan::DIRECTOR_HOST);
+            let ns = match crate::netns::NetNs::open(&name) {
+                Ok(ns) => ns,
+                Err(e) => return fail(exit::USAGE, format!("no running lab {run}: {e}")),
+            };
+            match ns.run(read) {
+                Ok(r) => r,
+                Err(e) => return fail(exit::OS_ERROR, e),
+            }
+        }
+        None => read(),
+    };
+    match table {
+        Ok(t) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&t).expect("serializable")
+                );
+            } else {
+                print!(
+                    "{}",
+                    render(
+                        &t,
+                        if stats {
+                            Listing::Stats
+                        } else {
+                            Listing::Plain
+                        }
+                    )
+                );
+            }
+            exit::OK
+        }
+        Err(e) => fail(exit::UNAVAILABLE, e),
+    }
+}
+
+/// `lab up`: build a scenario's network and IPVS and leave it running (host
+/// kernel with IPVS only).
+pub fn up(choice: RunnerChoice, name: &str) -> u8 {
+    let scenario = match Scenario::load(name) {
+        Ok(s) => s,
+        Err(e) => return fail(scenario_error_code(&e), e),
+    };
+    if !crate::preflight::has_privileges() {
+        return fail(exit::NO_PERMISSION, crate::preflight::NO_PRIVILEGE);
+    }
+    match runner::resolve(choice) {
+        Ok(RunnerKind::Host) => {}
+        Ok(RunnerKind::Uml) => {
+            return fail(
+                exit::UNAVAILABLE,
+                "this host has no IPVS, so the lab runs inside User-Mode Linux, which cannot outlive \
+                 the command; use `lab shell <scenario>` for an interactive session instead",
+            );
+        }
+        Err(e) => return fail(runner_error_code(&e), e),
+    }
+    let run = RunId::new();
+    let plan = match plan::plan(&scenario, run) {
+        Ok(p) => p,
+        Err(e) => return fail(exit::BAD_SCENARIO, e),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(exit::OS_ERROR, e),
+    };
+    let lab = match rt.block_on(LabNetwork::up(plan)) {
+        Ok(l) => l,
+        Err(e) => return fail(exit::OS_ERROR, error_chain(&e)),
+    };
+    if let Err(e) = crate::netns::mark_kept(&run) {
+        return fail(exit::OS_ERROR, e);
+    }
+    let plan = lab.keep();
+    println!("lab {run} is up ({}); namespaces:", scenario.name);
+    for h in &plan.topology.hosts {
+        println!("  {:<10} {}", h.name, crate::netns::ns_name(&run, &h.name));
+    }
+    println!(
+        "inspect: ip netns exec {} ipvsadm -Ln",
+        crate::netns::ns_name(&run, "director")
+    );
+    println!("remove:  lab down {run}");
+    exit::OK
+}
+
+/// `lab down`: remove a network kept by `lab up` (or all of them).
+pub fn down(run: Option<String>) -> u8 {
+    if !crate::preflight::has_privileges() {
+        return fail(exit::NO_PERMISSION, crate::preflight::NO_PRIVILEGE);
+    }
+    let found = match crate::netns::list_lab_namespaces() {
+        Ok(f) => f,
+        Err(e) => return fail(exit::OS_ERROR, e),
+    };
+    let mut runs: Vec<RunId> = found
+        .into_iter()
+        .map(|n| n.run)
+        .filter(crate::netns::is_kept)
+        .collect();
+    runs.sort();
+    runs.dedup();
+    if let Some(want) = run {
+        runs.retain(|r| r.to_string() == want);
+        if runs.is_empty() {
+            return fail(exit::USAGE, format!("no lab {want} kept by `lab up`"));
+        }
+    }
+    if runs.is_empty() {
+        println!("no lab kept by `lab up`");
+        return exit::OK;
+    }
+    for r in runs {
+        match crate::netns::remove_run(&r) {
+            Ok(rep) => {
+                let _ = crate::netns::unmark_kept(&r);
+                println!("removed lab {r} ({} namespaces)", rep.removed.len());
+            }
+            Err(e) => return fail(exit::OS_ERROR, e),
+        }
+    }
+    exit::OK
+}
+
+/// `lab compare`: what moved between a baseline report and a new one; fails
+/// (1) when fairness or errors regress beyond the tolerance.
+pub fn compare(baseline: &Path, current: &Path, tolerance: f64) -> u8 {
+    let read = |p: &Path| crate::report::read_report_json(p).map_err(|e| error_chain(&e));
+    let (b, c) = match (read(baseline), read(current)) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => return fail(exit::USAGE, e),
+    };
+    let cmp = crate::report::compare::compare(&b, &c, tolerance);
+    print!("{}", cmp.render_text());
+    if cmp.regressed() {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
+}
