@@ -33,7 +33,9 @@ use tokio::time::Instant;
 use tonic::client::Grpc;
 use tonic::transport::Channel;
 
-use crate::record::{GapTracker, NameCache, ServerTable, Shard, new_histogram, new_small_histogram};
+use crate::record::{
+    GapTracker, NameCache, ServerTable, Shard, new_histogram, new_small_histogram,
+};
 use crate::report::{
     ConnectionReport, LatencySummary, LoadReport, SCHEMA_VERSION, STATUS_NAMES, ServerReport,
     SourceReport, TimelineBucket,
@@ -483,7 +485,11 @@ impl Run {
         }
         let generation = lane.generation.load(Ordering::Acquire);
         if generation != conn.generation {
-            let ch = lane.channel.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let ch = lane
+                .channel
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             conn.grpc = Grpc::new(ch);
             conn.generation = generation;
         }
@@ -578,7 +584,14 @@ async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
     }
 }
 
-async fn open_caller(run: Arc<Run>, lane: usize, shard: usize, period: Duration, cap: usize, offset: Duration) {
+async fn open_caller(
+    run: Arc<Run>,
+    lane: usize,
+    shard: usize,
+    period: Duration,
+    cap: usize,
+    offset: Duration,
+) {
     let mut conn = run.lane_conn(lane);
     let mut names = NameCache::default();
     let mut in_flight = FuturesUnordered::new();
@@ -644,7 +657,10 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
             last_swap_ns: AtomicU64::new(0),
         });
     }
-    let threads = tokio::runtime::Handle::current().metrics().num_workers().max(1);
+    let threads = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .max(1);
     let t0 = Instant::now();
     let measure_start = t0 + config.warmup;
     let run = Arc::new(Run {
@@ -664,7 +680,9 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         shards: (0..threads)
             .map(|_| Mutex::new(Shard::new(config.sources.len())))
             .collect(),
-        gaps: (0..config.sources.len()).map(|_| GapTracker::default()).collect(),
+        gaps: (0..config.sources.len())
+            .map(|_| GapTracker::default())
+            .collect(),
         channels_opened: AtomicU64::new(lanes.len() as u64),
         lanes,
     });
@@ -682,7 +700,14 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
             for i in 0..n_lanes {
                 // Stagger lanes so the aggregate schedule is evenly spaced.
                 let offset = period.mul_f64(i as f64 / n_lanes as f64);
-                callers.spawn(open_caller(run.clone(), i, i % threads, period, cap, offset));
+                callers.spawn(open_caller(
+                    run.clone(),
+                    i,
+                    i % threads,
+                    period,
+                    cap,
+                    offset,
+                ));
             }
         }
     }
@@ -737,8 +762,11 @@ fn spawn_progress(
                     }
                 }
                 _ => {
-                    let servers: Vec<String> =
-                        line.servers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let servers: Vec<String> = line
+                        .servers
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
                     eprint!(
                         "\r\x1b[K[{:6.1}s {:<7}] {} rpcs {:.0}/s errors {} {}",
                         line.elapsed_s,
@@ -778,7 +806,12 @@ fn progress_line(run: &Run, now: Instant, last: (Instant, u64)) -> ProgressLine 
     let dt = now.saturating_duration_since(last.0).as_secs_f64();
     ProgressLine {
         elapsed_s: now.saturating_duration_since(run.t0).as_secs_f64(),
-        phase: if now < run.measure_start { "warmup" } else { "measure" }.to_string(),
+        phase: if now < run.measure_start {
+            "warmup"
+        } else {
+            "measure"
+        }
+        .to_string(),
         rpcs,
         errors,
         rate: if dt > 0.0 {
@@ -841,10 +874,9 @@ fn build_report(config: &LoadgenConfig, run: &Run, end: Instant, aborted: u64) -
             }
         }
         for (k, c) in &s.conns {
-            let e = conns.entry(*k).or_insert(crate::record::ConnAcc {
-                rpcs: 0,
-                ..*c
-            });
+            let e = conns
+                .entry(*k)
+                .or_insert(crate::record::ConnAcc { rpcs: 0, ..*c });
             e.rpcs += c.rpcs;
         }
         for (i, n) in s.status.iter().enumerate() {
@@ -946,8 +978,16 @@ fn build_report(config: &LoadgenConfig, run: &Run, end: Instant, aborted: u64) -
         errors,
         warmup_rpcs: warmup,
         duration_s,
-        rps: if duration_s > 0.0 { total as f64 / duration_s } else { 0.0 },
-        ok_rps: if duration_s > 0.0 { ok as f64 / duration_s } else { 0.0 },
+        rps: if duration_s > 0.0 {
+            total as f64 / duration_s
+        } else {
+            0.0
+        },
+        ok_rps: if duration_s > 0.0 {
+            ok as f64 / duration_s
+        } else {
+            0.0
+        },
         latency_us: LatencySummary::from_histogram(&overall),
         histogram_b64,
         servers,

@@ -77,7 +77,10 @@ impl ServerTable {
 
     /// Snapshot of all servers, indexed by id.
     pub fn snapshot(&self) -> Vec<ServerIdent> {
-        self.servers.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -91,11 +94,7 @@ pub struct NameCache {
 impl NameCache {
     /// Id of the server that sent `view`.
     pub fn id_of(&mut self, table: &ServerTable, view: &ReplyView<'_>) -> u16 {
-        if let Some((_, id)) = self
-            .entries
-            .iter()
-            .find(|(n, _)| **n == *view.server_name)
-        {
+        if let Some((_, id)) = self.entries.iter().find(|(n, _)| **n == *view.server_name) {
             return *id;
         }
         let id = table.id_of(view.server_name, view.server_addr);
@@ -312,7 +311,13 @@ impl Shard {
 
     /// Records a failure with gRPC status `code`, attributed to `server` if
     /// the status named one.
-    pub fn record_err(&mut self, source: usize, code: usize, server: Option<u16>, bucket: Option<usize>) {
+    pub fn record_err(
+        &mut self,
+        source: usize,
+        code: usize,
+        server: Option<u16>,
+        bucket: Option<usize>,
+    ) {
         self.live_errors += 1;
         let Some(bucket) = bucket else { return };
         let code = code.min(16);

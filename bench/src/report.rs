@@ -249,8 +249,11 @@ impl LoadReport {
                 "source", "rpcs", "errors", "conns", "gap ms"
             );
             for src in self.sources.iter().take(32) {
-                let servers: Vec<String> =
-                    src.servers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let servers: Vec<String> = src
+                    .servers
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 let _ = writeln!(
                     s,
                     "{:<24} {:>10} {:>7} {:>6} {:>8.1}  {}",
@@ -263,7 +266,11 @@ impl LoadReport {
                 );
             }
             if self.sources.len() > 32 {
-                let _ = writeln!(s, "... {} more sources in the JSON report", self.sources.len() - 32);
+                let _ = writeln!(
+                    s,
+                    "... {} more sources in the JSON report",
+                    self.sources.len() - 32
+                );
             }
         }
         let codes: Vec<String> = self

@@ -83,9 +83,18 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(matches!(parse_source_ips("127.0.0.300"), Err(SourceIpsError::Invalid { .. })));
-        assert!(matches!(parse_source_ips("127.0.0.0/33"), Err(SourceIpsError::Invalid { .. })));
-        assert_eq!(parse_source_ips("10.0.0.0/8"), Err(SourceIpsError::TooMany { max: MAX_SOURCES }));
+        assert!(matches!(
+            parse_source_ips("127.0.0.300"),
+            Err(SourceIpsError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_source_ips("127.0.0.0/33"),
+            Err(SourceIpsError::Invalid { .. })
+        ));
+        assert_eq!(
+            parse_source_ips("10.0.0.0/8"),
+            Err(SourceIpsError::TooMany { max: MAX_SOURCES })
+        );
         assert_eq!(parse_source_ips(" , "), Err(SourceIpsError::Empty));
         // 4094 hosts fit.
         assert_eq!(parse_source_ips("10.0.0.0/20").unwrap().len(), 4094);

@@ -123,7 +123,11 @@ async fn per_server_counts_match_the_servers_own_counters() -> Result<()> {
     assert_eq!(report.status_codes.get("OK"), Some(&report.ok_rpcs));
     // 16 connections over two listeners: both get some (all on one has
     // probability 2^-15).
-    assert_eq!(ours.len(), 2, "SO_REUSEPORT should spread 16 connections: {ours:?}");
+    assert_eq!(
+        ours.len(),
+        2,
+        "SO_REUSEPORT should spread 16 connections: {ours:?}"
+    );
     // Connections reported per server match the server's accepted count
     // (minus the one Stats connection made to each so far).
     let conns: u64 = report.servers.iter().map(|s| s.connections).sum();
@@ -228,8 +232,18 @@ async fn open_loop_shows_a_stall_that_closed_loop_hides() -> Result<()> {
     assert!(c.max >= 250_000, "closed max {}", c.max);
     assert!(o.max >= 250_000, "open max {}", o.max);
     // ...but only the open loop's p99 reflects it.
-    assert!(c.p99 * 10 < c.max, "closed p99 {} should hide the stall (max {})", c.p99, c.max);
-    assert!(o.p99 * 3 > o.max, "open p99 {} should reflect the stall (max {})", o.p99, o.max);
+    assert!(
+        c.p99 * 10 < c.max,
+        "closed p99 {} should hide the stall (max {})",
+        c.p99,
+        c.max
+    );
+    assert!(
+        o.p99 * 3 > o.max,
+        "open p99 {} should reflect the stall (max {})",
+        o.p99,
+        o.max
+    );
     assert!(o.p99 > c.p99 * 10);
     Ok(())
 }
@@ -255,7 +269,11 @@ async fn churn_and_conn_per_rpc_open_new_connections() -> Result<()> {
     cfg.churn = bench::loadgen::Churn::EveryRpcs(10);
     let report = run(cfg.clone()).await?;
     assert_eq!(report.ok_rpcs, 100);
-    assert!(report.servers[0].connections >= 9, "{:?}", report.servers[0]);
+    assert!(
+        report.servers[0].connections >= 9,
+        "{:?}",
+        report.servers[0]
+    );
 
     cfg.churn = bench::loadgen::Churn::PerRpc;
     cfg.requests = Some(30);

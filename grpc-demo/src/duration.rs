@@ -7,7 +7,9 @@ use std::time::Duration;
 
 /// Why a duration string was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid duration {input:?}: expected a number followed by us, ms, s or m (e.g. 500ms, 2s)")]
+#[error(
+    "invalid duration {input:?}: expected a number followed by us, ms, s or m (e.g. 500ms, 2s)"
+)]
 pub struct DurationParseError {
     /// The rejected text.
     pub input: String,
@@ -15,9 +17,13 @@ pub struct DurationParseError {
 
 /// Parses `N[.N](us|ms|s|m)`; a bare number means seconds.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
-    let err = || DurationParseError { input: input.to_string() };
+    let err = || DurationParseError {
+        input: input.to_string(),
+    };
     let s = input.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
         return Err(err());

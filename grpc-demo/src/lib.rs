@@ -24,7 +24,8 @@ pub mod pb {
 
 /// Encoded `FileDescriptorSet` of `demo.proto`, served by reflection so that
 /// tools such as `grpcurl` work without the proto file.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/demo_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/demo_descriptor.bin"));
 
 /// Full path of the `WhoAmI` method, as used on the wire (`:path`). Load
 /// generators that bypass the generated client (and h2load) need it.

@@ -93,7 +93,9 @@ impl Delay {
             }
             Delay::Exponential { mean } => {
                 let u: f64 = rand::random::<f64>();
-                Some(Duration::from_secs_f64(-mean.as_secs_f64() * (1.0 - u).ln()))
+                Some(Duration::from_secs_f64(
+                    -mean.as_secs_f64() * (1.0 - u).ln(),
+                ))
             }
         }
     }
@@ -315,7 +317,11 @@ impl DemoService {
         };
         let n = self.shared.started.fetch_add(1, Ordering::Relaxed);
         let until = {
-            let mut guard = self.shared.stall_until.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self
+                .shared
+                .stall_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if n == stall.after {
                 *guard = Some(Instant::now() + stall.duration);
             }

@@ -17,7 +17,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Bad flags are a usage error (EX_USAGE).
-            return if e.use_stderr() { ExitCode::from(64) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     bench::loadgen::main_with_args(cli.args)

@@ -16,7 +16,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Bad flags are a usage error (EX_USAGE), as everywhere in the lab.
-            return if e.use_stderr() { ExitCode::from(64) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     grpc_demo::server::main_with_args(cli.args)

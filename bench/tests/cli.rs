@@ -1,0 +1,143 @@
+//! The `loadgen` binary's contract: exit codes, messages, the request frame
+//! and a short real run writing JSON and .hgrm.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Result;
+use bench::report::LoadReport;
+
+fn loadgen(args: &[&str]) -> Result<std::process::Output> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.args(args);
+    support::output_within(cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn bad_input_exits_64_with_a_clear_message() -> Result<()> {
+    for (args, needle) in [
+        (
+            vec!["--target", "127.0.0.1:1", "--source-ips", "127.0.0.0/33"],
+            "CIDR",
+        ),
+        (
+            vec!["--target", "127.0.0.1:1", "--source-ips", "10.0.0.0/8"],
+            "4096",
+        ),
+        (
+            vec!["--target", "127.0.0.1:1", "--duration", "0s"],
+            "duration",
+        ),
+        (
+            vec![
+                "--target",
+                "127.0.0.1:1",
+                "--channels",
+                "4",
+                "--concurrency",
+                "2",
+            ],
+            "concurrency",
+        ),
+        (vec!["--target", "not-an-address"], "invalid"),
+        (vec!["--duration", "1s"], "--target"),
+    ] {
+        let out = loadgen(&args)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn unreachable_target_exits_1() -> Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let out = loadgen(&["--target", &target, "--duration", "1s", "--timeout", "1s"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&target) && err.contains("refused"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn request_frame_is_a_grpc_frame() -> Result<()> {
+    let out = loadgen(&["--print-request-frame", "--payload-size", "16"])?;
+    assert!(out.status.success());
+    let mut expected = vec![0, 0, 0, 0, 0x12, 0x0a, 0x10];
+    expected.extend_from_slice(&[b'x'; 16]);
+    assert_eq!(out.stdout, expected);
+    Ok(())
+}
+
+#[test]
+fn short_run_writes_json_hgrm_and_progress() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // Serve in-process on a background runtime.
+    let rt = tokio::runtime::Runtime::new()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?.to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = rt.spawn(grpc_demo::server::serve(
+        listener,
+        grpc_demo::server::ServerConfig::new("rs1"),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let json = dir.path().join("out.json");
+    let hgrm = dir.path().join("out.hgrm");
+    let out = loadgen(&[
+        "--target",
+        &addr,
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "200ms",
+        "--progress",
+        "json",
+        "--progress-interval",
+        "500ms",
+        "--json",
+        json.to_str().unwrap_or_default(),
+        "--hgrm",
+        hgrm.to_str().unwrap_or_default(),
+    ])?;
+    let _ = tx.send(());
+    let _ = rt.block_on(task);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: LoadReport = serde_json::from_slice(&std::fs::read(&json)?)?;
+    assert!(report.total_rpcs > 0);
+    assert_eq!(report.servers[0].name, "rs1");
+    assert!(report.latency_us.p50 > 0 && report.latency_us.p999 >= report.latency_us.p50);
+    assert!(report.warmup_rpcs > 0);
+    let h = bench::loadgen::decode_histogram(&report.histogram_b64).expect("histogram");
+    assert_eq!(h.len(), report.ok_rpcs);
+    let text = std::fs::read_to_string(&hgrm)?;
+    assert!(
+        text.contains("Percentile") && text.contains("#[Max"),
+        "{text}"
+    );
+    // Progress: one JSON object per line with the agreed fields.
+    let lines: Vec<_> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    for l in &lines {
+        let p: bench::loadgen::ProgressLine = serde_json::from_str(l)?;
+        assert!(p.phase == "warmup" || p.phase == "measure");
+    }
+    let summary = String::from_utf8(out.stderr)?;
+    assert!(summary.contains("rs1"), "{summary}");
+    Ok(())
+}
