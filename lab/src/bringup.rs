@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::ipvs::{IpvsError, IpvsHandle};
 use crate::netns::{NetNs, NetnsError};
 use crate::scenario::plan::{DIRECTOR_HOST, Plan};
-use crate::topology::{Role, Topology, TopologyError};
+use crate::topology::{Topology, TopologyError};
 
 /// Why a lab network could not be brought up or used.
 #[derive(Debug, thiserror::Error)]
@@ -94,19 +94,7 @@ impl LabNetwork {
     }
 
     fn apply_dr(&self) -> Result<(), BringupError> {
-        let vip = self.plan.target.ip();
-        for (host, ns) in self.topology().hosts() {
-            match host.role {
-                Role::RealServer => {
-                    crate::dr::configure_real_server(ns)?;
-                }
-                Role::Director => {
-                    crate::dr::configure_director(ns)?;
-                }
-                Role::Client => {}
-            }
-        }
-        let _ = vip;
+        crate::dr::configure(self.topology(), &crate::dr::DrOptions::default())?;
         Ok(())
     }
 
