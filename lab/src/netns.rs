@@ -387,7 +387,7 @@ impl NetNs {
         match OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .open(&path)
         {
             Ok(f) => drop(f),
