@@ -6,7 +6,7 @@
 //! ```text
 //! Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData
 //! TCP AC162364 B8B8 C0A87A01 1F90 AC162301 1F90 ESTABLISHED     899
-//! TCP AC162364 0000 C0A87A01 1F90 AC162301 1F90 ASSURED          59
+//! TCP AC162364 0000 C0A87A01 1F90 AC162301 1F90 NONE             59
 //! ```
 //!
 //! IPv4 addresses and all ports are hex, IPv6 addresses are printed in full
@@ -40,7 +40,8 @@ pub struct ConnEntry {
     /// Real server chosen.
     pub dest: SocketAddr,
     /// Protocol state: `ESTABLISHED`, `SYN_RECV`, `FIN_WAIT`, `TIME_WAIT`,
-    /// `UDP`, ...; `ASSURED` or `NONE` for templates.
+    /// `UDP`, ...; for templates `NONE` (seen on 6.1 while its connection
+    /// was still SYN_RECV) or `ASSURED`.
     pub state: String,
     /// Seconds until the entry expires.
     pub expires_s: u32,

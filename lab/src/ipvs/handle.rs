@@ -140,7 +140,10 @@ pub enum IpvsError {
     },
     /// EINVAL: a missing or malformed attribute, or an impossible setting
     /// (e.g. one-packet scheduling on TCP, mixed address families outside
-    /// tunnel mode).
+    /// tunnel mode). Adding an IPv4 destination also gets EINVAL while the
+    /// namespace has no local address at all (not even `lo` up): the kernel
+    /// then has no local routing table and classifies every address as
+    /// broadcast. Configure the namespace's addresses before IPVS.
     #[error("{op} {target}: rejected by the kernel as invalid (EINVAL)")]
     Invalid {
         /// The operation.
@@ -159,7 +162,7 @@ pub enum IpvsError {
         errno: i32,
     },
     /// Any other errno from the kernel.
-    #[error("{op} {target}: kernel error")]
+    #[error("{op} {target}: refused by the kernel ({})", errno_name(source.raw_os_error().unwrap_or(0)))]
     Kernel {
         /// The operation.
         op: Op,
@@ -272,7 +275,8 @@ fn errno_name(errno: i32) -> String {
         libc::EINVAL => "EINVAL".into(),
         libc::EPERM => "EPERM".into(),
         libc::EACCES => "EACCES".into(),
-        n => format!("errno {n}"),
+        libc::ERANGE => "ERANGE".into(),
+        n => format!("errno {n}: {}", std::io::Error::from_raw_os_error(n)),
     }
 }
 
@@ -460,6 +464,8 @@ impl IpvsHandle {
 
     /// Adds a real server to a service.
     /// `ipvsadm -a -t VIP:PORT -r RIP:PORT -g|-m|-i -w W [-x U -y L]`.
+    ///
+    /// The namespace needs a local address first (see [`IpvsError::Invalid`]).
     pub fn add_destination(&self, svc: &Service, dest: &Destination) -> Result<(), IpvsError> {
         let target = || format!("{dest} in {svc}");
         self.change(
@@ -623,8 +629,12 @@ mod tests {
         assert_eq!(e.op(), Some(Op::AddService));
         let e = IpvsError::from_errno(Op::Flush, "(all)".into(), libc::EPERM, None);
         assert!(matches!(e, IpvsError::PermissionDenied { .. }));
-        let e = IpvsError::from_errno(Op::Flush, "(all)".into(), libc::ENOMEM, None);
-        assert_eq!(e.errno(), Some(libc::ENOMEM));
+        let e = IpvsError::from_errno(Op::AddDestination, t(), libc::ERANGE, None);
+        assert_eq!(e.errno(), Some(libc::ERANGE));
+        assert_eq!(
+            e.to_string(),
+            "add destination TCP 192.168.122.1:8080: refused by the kernel (ERANGE)"
+        );
         assert!(
             IpvsError::NotAvailable
                 .to_string()

@@ -15,6 +15,8 @@ pub mod conntable;
 pub mod consts;
 pub mod format;
 pub mod handle;
+#[cfg(test)]
+mod kernel_tests;
 pub mod message;
 pub mod types;
 
