@@ -131,6 +131,116 @@ pub fn read_report_json(path: &Path) -> Result<Report, ReportError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn json_round_trip() {
+        let report = testdata::synthetic_report(12);
+        let json = to_json(&report).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+        // Field names are the documented ones.
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["runner"]["kind"], "uml");
+        assert_eq!(v["fairness"]["basis"], "rpcs");
+        assert_eq!(v["events"][1]["kind"], "fault");
+        assert!(v["ipvs"]["services"][0]["destinations"][0]["stats"]["inpkts"].is_u64());
+        assert!(v["clients"][0]["servers_seen"].is_object());
+    }
+
+    #[test]
+    fn minimal_json_loads_with_defaults() {
+        let json = r#"{
+            "scenario": {"name": "tiny"},
+            "runner": {"kind": "host", "kernel": "6.1.0"},
+            "events": [{"t_s": 1.5, "kind": "something-new"}]
+        }"#;
+        let r: Report = serde_json::from_str(json).unwrap();
+        assert_eq!(r.scenario.name, "tiny");
+        assert!(r.servers.is_empty() && r.fairness.is_none() && !r.passed);
+        assert_eq!(r.events[0].kind, EventKind::Other);
+        assert_eq!(r.config.protocol, "TCP");
+        // And a minimal report still renders everything.
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_report_dir(dir.path(), &r, None).unwrap();
+        assert_eq!(files.len(), 6);
+    }
+
+    #[test]
+    fn writes_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = testdata::synthetic_report(64);
+        let hist = testdata::synthetic_histogram(5_000);
+        let files = write_report_dir(&dir.path().join("run"), &report, Some(&hist)).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "report.json",
+                "report.md",
+                "distribution.svg",
+                "clients.svg",
+                "latency.svg",
+                "timeline.svg",
+                "latency.hgrm"
+            ]
+        );
+        let read = |name: &str| std::fs::read_to_string(dir.path().join("run").join(name)).unwrap();
+        let svg = read("distribution.svg");
+        assert!(svg.starts_with("<svg"));
+        for needle in [
+            "Share per real server: wrr-failover",
+            "\nrs1\n",
+            "\nrs3\n",
+            "ideal share",
+        ] {
+            assert!(svg.contains(needle), "distribution.svg lacks {needle}");
+        }
+        let svg = read("clients.svg");
+        for needle in [
+            "Server mix per client IP: 42 of 64",
+            "\nrs2\n",
+            "client IPs",
+        ] {
+            assert!(svg.contains(needle), "clients.svg lacks {needle}");
+        }
+        let svg = read("latency.svg");
+        for needle in [
+            "RPC latency by percentile",
+            "\n99%\n",
+            "\n99.9%\n",
+            "latency (ms)",
+            "5000 RPCs",
+        ] {
+            assert!(svg.contains(needle), "latency.svg lacks {needle}");
+        }
+        let svg = read("timeline.svg");
+        for needle in [
+            "RPC rate per real server over time",
+            "fault: blackhole rs2",
+            "failed RPCs/s",
+            "rs3 (ok RPCs/s)",
+        ] {
+            assert!(svg.contains(needle), "timeline.svg lacks {needle}");
+        }
+        let md = read("report.md");
+        assert!(md.contains("# wrr-failover") && md.contains("](distribution.svg)"));
+        assert!(read("latency.hgrm").contains("Total count    =         5000]"));
+        let back = read_report_json(&dir.path().join("run/report.json")).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn unreadable_json_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        std::fs::write(&path, "{not json").unwrap();
+        let err = read_report_json(&path).unwrap_err();
+        assert!(err.to_string().contains("report.json"), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
     /// Writes a sample report to /tmp/ipvs-lab-sample-report for people to
     /// look at: `cargo test -p lab --lib report::tests::sample -- --ignored`.
     #[test]

@@ -117,7 +117,7 @@ pub struct RunnerInfo {
 }
 
 /// The virtual server as configured, in keepalived's vocabulary.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VirtualServerConfig {
     /// The virtual IP address.
     pub vip: String,
@@ -143,6 +143,23 @@ pub struct VirtualServerConfig {
     /// The real servers behind the VIP.
     #[serde(default)]
     pub real_servers: Vec<RealServerConfig>,
+}
+
+impl Default for VirtualServerConfig {
+    /// An empty TCP direct-routing virtual server.
+    fn default() -> Self {
+        Self {
+            vip: String::new(),
+            port: 0,
+            protocol: default_protocol(),
+            lb_algo: String::new(),
+            lb_kind: default_lb_kind(),
+            persistence_timeout: None,
+            persistence_granularity: None,
+            delay_loop_s: None,
+            real_servers: Vec::new(),
+        }
+    }
 }
 
 fn default_protocol() -> String {

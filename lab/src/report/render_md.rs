@@ -531,15 +531,14 @@ pub(crate) fn cross_check_findings(r: &Report) -> Vec<String> {
                 s.name, s.connections, ipvs
             ));
         }
-        if let Some(d) = r.ipvs_destination(s) {
-            if d.forward.eq_ignore_ascii_case("dr") || d.forward.eq_ignore_ascii_case("route") {
-                if d.stats.outpkts > 0 {
-                    out.push(format!(
-                        "{}: IPVS counted {} outbound packets, but in DR replies should bypass the director",
-                        s.name, d.stats.outpkts
-                    ));
-                }
-            }
+        let dr = r.ipvs_destination(s).filter(|d| {
+            d.forward.eq_ignore_ascii_case("dr") || d.forward.eq_ignore_ascii_case("route")
+        });
+        if let Some(d) = dr.filter(|d| d.stats.outpkts > 0) {
+            out.push(format!(
+                "{}: IPVS counted {} outbound packets, but in DR replies should bypass the director",
+                s.name, d.stats.outpkts
+            ));
         }
     }
     out
