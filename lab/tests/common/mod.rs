@@ -222,3 +222,120 @@ fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStream> {
     connect(fd.as_raw_fd(), &SockaddrIn::from(dst))?;
     Ok(TcpStream::from(fd))
 }
+
+/// The MAC address of `ifname` in namespace `ns` (via `ip -n`, an
+/// independent tool).
+pub fn mac_of(ns: &NetNs, ifname: &str) -> [u8; 6] {
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "-o", "link", "show", ifname])
+        .output()
+        .expect("ip link show");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mac = text
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {text}"));
+    let mut b = [0u8; 6];
+    for (i, part) in mac.split(':').enumerate() {
+        b[i] = u8::from_str_radix(part, 16).unwrap();
+    }
+    b
+}
+
+/// Broadcasts one ARP request `who-has target tell sender` on `eth0` of
+/// `ns` and returns the MACs of every host that answered within `window`.
+pub fn arp_responders(
+    ns: &NetNs,
+    sender: Ipv4Addr,
+    target: Ipv4Addr,
+    window: Duration,
+) -> std::io::Result<Vec<[u8; 6]>> {
+    let my_mac = mac_of(ns, "eth0");
+    ns.run(move || -> std::io::Result<Vec<[u8; 6]>> {
+        let proto = (libc::ETH_P_ARP as u16).to_be();
+        // SAFETY: plain socket syscalls on fds we own; structs are zeroed.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(proto)) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
+        if ifindex == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        let slen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        if unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                slen,
+            )
+        } != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut req = vec![0, 1, 8, 0, 6, 4, 0, 1];
+        req.extend(my_mac);
+        req.extend(sender.octets());
+        req.extend([0u8; 6]);
+        req.extend(target.octets());
+        let sent = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                req.as_ptr().cast(),
+                req.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                slen,
+            )
+        };
+        if sent < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let start = Instant::now();
+        let mut macs = Vec::new();
+        let mut buf = [0u8; 128];
+        while start.elapsed() < window {
+            let left = window.saturating_sub(start.elapsed());
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) } <= 0 {
+                continue;
+            }
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 28 {
+                continue;
+            }
+            let p = &buf[..n as usize];
+            // op == reply, sender protocol address == target
+            if p[6..8] == [0, 2] && p[14..18] == target.octets() {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(&p[8..14]);
+                if !macs.contains(&mac) {
+                    macs.push(mac);
+                }
+            }
+        }
+        Ok(macs)
+    })
+    .expect("arp thread")
+}
+
+/// Number of IPv4 addresses on `ifname` in `ns` (`ip -n <ns> -4 -o addr`).
+pub fn address_count(ns: &NetNs, ifname: &str) -> usize {
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "-4", "-o", "addr", "show", "dev", ifname])
+        .output()
+        .expect("ip addr show");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
