@@ -23,7 +23,9 @@ fn reply_bytes() -> Vec<u8> {
 
 fn request(c: &mut Criterion) {
     let pre = encode_request(16, 0);
-    c.bench_function("request/pre-encoded clone", |b| b.iter(|| black_box(pre.clone())));
+    c.bench_function("request/pre-encoded clone", |b| {
+        b.iter(|| black_box(pre.clone()))
+    });
     c.bench_function("request/prost encode each call", |b| {
         b.iter(|| {
             black_box(

@@ -7,9 +7,11 @@
 //!   ([`loadgen::run`]) and the program ([`loadgen::main_with_args`]);
 //! - [`report`]: [`report::LoadReport`], the `--json` schema, and `.hgrm` output;
 //! - [`record`]: per-call attribution and histograms;
+//! - [`h2`]: a lean HTTP/2 transport for tonic's `Grpc` (no tower Buffer);
 //! - [`wire`]: pre-encoded requests and an allocation-free reply parser;
 //! - [`sources`]: `--source-ips` lists and CIDR blocks.
 
+pub mod h2;
 pub mod loadgen;
 pub mod record;
 pub mod report;

@@ -23,15 +23,15 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use grpc_demo::client::{ConnectError, ConnectOptions, connect_from, connect_from_lazy};
+use grpc_demo::client::ConnectError;
 use grpc_demo::duration::parse_duration;
 use hdrhistogram::serialization::{Serializer, V2Serializer};
 use http::uri::PathAndQuery;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tonic::client::Grpc;
-use tonic::transport::Channel;
+
+use crate::h2::{H2Client, H2Conn};
 
 use crate::record::{
     GapTracker, NameCache, ServerTable, Shard, new_histogram, new_small_histogram,
@@ -400,8 +400,12 @@ pub struct ProgressLine {
 struct Lane {
     source_idx: usize,
     source: Option<IpAddr>,
-    channel: Mutex<Channel>,
+    /// Current connection.
+    current: Mutex<H2Conn>,
+    /// Bumped whenever `current` is replaced.
     generation: AtomicU64,
+    /// Serialises reconnects, so callers sharing a lane open one connection.
+    connecting: tokio::sync::Mutex<()>,
     rpcs: AtomicU64,
     last_swap_ns: AtomicU64,
 }
@@ -409,7 +413,8 @@ struct Lane {
 /// State shared by all callers of a run.
 struct Run {
     target: SocketAddr,
-    opts: ConnectOptions,
+    timeout: Duration,
+    connect_timeout: Duration,
     churn: Churn,
     request: Bytes,
     path: PathAndQuery,
@@ -431,7 +436,7 @@ struct Run {
 struct LaneConn {
     lane: usize,
     generation: u64,
-    grpc: Grpc<Channel>,
+    conn: H2Conn,
 }
 
 impl Run {
@@ -450,24 +455,45 @@ impl Run {
         true
     }
 
-    fn new_channel(&self, lane: &Lane) -> Channel {
+    async fn connect(&self, source: Option<IpAddr>) -> Result<H2Conn, tonic::Status> {
         self.channels_opened.fetch_add(1, Ordering::Relaxed);
-        connect_from_lazy(lane.source, self.target, &self.opts)
+        crate::h2::connect(source, self.target, self.connect_timeout)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))
     }
 
-    /// The client to use for the next RPC, applying churn.
-    fn client<'a>(&self, conn: &'a mut LaneConn, now: Instant) -> &'a mut Grpc<Channel> {
+    /// Replaces the lane's connection unless another caller already did
+    /// since `seen` (the generation the caller was using).
+    async fn reconnect(&self, lane: &Lane, seen: u64) -> Result<(), tonic::Status> {
+        let _guard = lane.connecting.lock().await;
+        if lane.generation.load(Ordering::Acquire) != seen {
+            return Ok(());
+        }
+        let fresh = self.connect(lane.source).await?;
+        *lane.current.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        lane.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// The client to use for the next RPC: applies churn and reconnects
+    /// after the server closed the connection (GOAWAY).
+    async fn client<'a>(
+        &self,
+        conn: &'a mut LaneConn,
+        now: Instant,
+    ) -> Result<&'a mut H2Client, tonic::Status> {
         let lane = &self.lanes[conn.lane];
         match self.churn {
-            Churn::None => return &mut conn.grpc,
+            Churn::None => {}
             Churn::PerRpc => {
-                conn.grpc = Grpc::new(self.new_channel(lane));
-                return &mut conn.grpc;
+                conn.conn = self.connect(lane.source).await?;
+                return Ok(&mut conn.conn.client);
             }
             Churn::EveryRpcs(n) => {
                 let c = lane.rpcs.fetch_add(1, Ordering::Relaxed);
                 if c > 0 && c.is_multiple_of(n) {
-                    self.swap(lane);
+                    self.reconnect(lane, lane.generation.load(Ordering::Acquire))
+                        .await?;
                 }
             }
             Churn::Every(d) => {
@@ -479,37 +505,34 @@ impl Run {
                         .compare_exchange(last, now_ns, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok()
                 {
-                    self.swap(lane);
+                    self.reconnect(lane, lane.generation.load(Ordering::Acquire))
+                        .await?;
                 }
             }
         }
+        if conn.conn.probe.is_closed() {
+            self.reconnect(lane, conn.generation).await?;
+        }
         let generation = lane.generation.load(Ordering::Acquire);
         if generation != conn.generation {
-            let ch = lane
-                .channel
+            conn.conn = lane
+                .current
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            conn.grpc = Grpc::new(ch);
             conn.generation = generation;
         }
-        &mut conn.grpc
-    }
-
-    fn swap(&self, lane: &Lane) {
-        let ch = self.new_channel(lane);
-        *lane.channel.lock().unwrap_or_else(|e| e.into_inner()) = ch;
-        lane.generation.fetch_add(1, Ordering::Release);
+        Ok(&mut conn.conn.client)
     }
 
     fn lane_conn(&self, lane: usize) -> LaneConn {
         let l = &self.lanes[lane];
         let generation = l.generation.load(Ordering::Acquire);
-        let ch = l.channel.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let conn = l.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
         LaneConn {
             lane,
             generation,
-            grpc: Grpc::new(ch),
+            conn,
         }
     }
 
@@ -555,18 +578,28 @@ impl Run {
     }
 }
 
+/// One unary call with the run's deadline.
 async fn call(
-    grpc: &mut Grpc<Channel>,
+    grpc: &mut H2Client,
     request: Bytes,
     path: PathAndQuery,
+    timeout: Duration,
 ) -> Result<Bytes, tonic::Status> {
-    grpc.ready()
-        .await
-        .map_err(|e| tonic::Status::unavailable(grpc_demo::client::error_chain(&e)))?;
-    let reply = grpc
-        .unary(tonic::Request::new(request), path, RawCodec)
-        .await?;
-    Ok(reply.into_inner())
+    let work = async {
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(grpc_demo::client::error_chain(&e)))?;
+        let reply = grpc
+            .unary(tonic::Request::new(request), path, RawCodec)
+            .await?;
+        Ok(reply.into_inner())
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(tonic::Status::deadline_exceeded(
+            "loadgen deadline exceeded",
+        )),
+    }
 }
 
 async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
@@ -577,8 +610,10 @@ async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
         if !run.admit(start) {
             break;
         }
-        let grpc = run.client(&mut conn, start);
-        let result = call(grpc, run.request.clone(), run.path.clone()).await;
+        let result = match run.client(&mut conn, start).await {
+            Ok(grpc) => call(grpc, run.request.clone(), run.path.clone(), run.timeout).await,
+            Err(status) => Err(status),
+        };
         let end = Instant::now();
         run.record(shard, lane, start, end, result, &mut names);
     }
@@ -612,9 +647,15 @@ async fn open_caller(
             _ = tokio::time::sleep_until(next), if issuing && in_flight.len() < cap => {
                 let intended = next;
                 next += period;
-                let mut grpc = run.client(&mut conn, Instant::now()).clone();
-                let (req, path) = (run.request.clone(), run.path.clone());
-                in_flight.push(async move { (intended, call(&mut grpc, req, path).await) });
+                let grpc = run.client(&mut conn, Instant::now()).await.map(|g| g.clone());
+                let (req, path, timeout) = (run.request.clone(), run.path.clone(), run.timeout);
+                in_flight.push(async move {
+                    let result = match grpc {
+                        Ok(mut g) => call(&mut g, req, path, timeout).await,
+                        Err(status) => Err(status),
+                    };
+                    (intended, result)
+                });
             }
         }
     }
@@ -628,18 +669,14 @@ async fn open_caller(
 /// in `aborted_callers`).
 pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     config.validate()?;
-    let opts = ConnectOptions {
-        rpc_timeout: Some(config.timeout),
-        connect_timeout: config.timeout.min(Duration::from_secs(3)),
-    };
+    let connect_timeout = config.timeout.min(Duration::from_secs(3));
     // Connect every lane up front: an unreachable target fails here, clearly.
     let mut connects = Vec::with_capacity(config.lanes());
     for (source_idx, source) in config.sources.iter().enumerate() {
         for _ in 0..config.channels {
-            let opts = opts.clone();
             let (source, target) = (*source, config.target);
             connects.push(async move {
-                connect_from(source, target, &opts)
+                crate::h2::connect(source, target, connect_timeout)
                     .await
                     .map(|ch| (source_idx, source, ch))
             });
@@ -651,8 +688,9 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         lanes.push(Lane {
             source_idx,
             source,
-            channel: Mutex::new(ch),
+            current: Mutex::new(ch),
             generation: AtomicU64::new(0),
+            connecting: tokio::sync::Mutex::new(()),
             rpcs: AtomicU64::new(0),
             last_swap_ns: AtomicU64::new(0),
         });
@@ -665,7 +703,8 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     let measure_start = t0 + config.warmup;
     let run = Arc::new(Run {
         target: config.target,
-        opts,
+        timeout: config.timeout,
+        connect_timeout,
         churn: config.churn,
         request: encode_request(config.payload_size, config.response_size),
         path: PathAndQuery::from_static(grpc_demo::WHOAMI_PATH),

@@ -283,3 +283,29 @@ async fn churn_and_conn_per_rpc_open_new_connections() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connection_age_spreads_one_channel_over_connections() -> Result<()> {
+    let mut config = ServerConfig::new("aging");
+    config.max_connection_age = Some(Duration::from_millis(200));
+    config.max_connection_age_grace = Some(Duration::from_secs(1));
+    let server = one_server(config).await?;
+    let mut cfg = LoadgenConfig::new(server.addr);
+    cfg.load = LoadModel::Closed { concurrency: 2 };
+    cfg.duration = Duration::from_millis(1500);
+    let report = run(cfg).await?;
+    server.stop().await;
+    let s = &report.servers[0];
+    assert!(
+        s.connections >= 2,
+        "one channel stayed on one connection: {s:?}"
+    );
+    assert!(report.channels_opened >= 2);
+    // Reconnecting after GOAWAY loses at most the few RPCs racing it.
+    assert!(
+        report.errors * 100 <= report.total_rpcs,
+        "{:?}",
+        report.status_codes
+    );
+    Ok(())
+}
