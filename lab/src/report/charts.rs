@@ -451,8 +451,13 @@ pub fn clients_svg(report: &Report) -> Result<String, ReportError> {
         let n = clients.len();
         let labelled = n <= 12;
         let addresses: Vec<String> = clients.iter().map(|c| c.address.clone()).collect();
+        // With few clients, keep bars from filling the whole width.
+        let pad = (4.0 - n as f64).max(0.0) / 2.0;
         let x_spec = if labelled {
-            KeyPointsAxis::new(0.0..n as f64, (0..n).map(|i| i as f64 + 0.5).collect())
+            KeyPointsAxis::new(
+                -pad..n as f64 + pad,
+                (0..n).map(|i| i as f64 + 0.5).collect(),
+            )
         } else {
             let step = (n / 10).max(1);
             KeyPointsAxis::new(

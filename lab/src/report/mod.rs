@@ -255,5 +255,12 @@ mod tests {
         let many = Path::new("/tmp/ipvs-lab-sample-report/many-clients");
         let report = testdata::synthetic_report(1000);
         write_report_dir(many, &report, None).unwrap();
+        let pinned = Path::new("/tmp/ipvs-lab-sample-report/pinned");
+        let report = testdata::pinned_report();
+        write_report_dir(pinned, &report, None).unwrap();
+        println!("{}", render_summary(&report));
+        println!("{}", render_summary(&testdata::synthetic_report(8)));
+        let base = testdata::synthetic_report(8);
+        println!("{}", compare(&base, &report, 0.02).render_text());
     }
 }

@@ -286,6 +286,10 @@ pub struct ConnTableSummary {
     /// Persistence templates (entries with client port 0).
     #[serde(default)]
     pub templates: Vec<PersistTemplate>,
+    /// The most templates seen at once while the load ran (sampled about
+    /// once a second): templates can expire before the end of a run.
+    #[serde(default)]
+    pub peak_templates: u64,
     /// Ordinary connection entries per destination (`address:port` or name).
     #[serde(default)]
     pub connections: BTreeMap<String, u64>,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::charts;
 use super::model::{FairnessBasis, Report, RunnerKind, VirtualServerConfig};
-use super::text::{ClientSpread, Table, ms, p_value, pct, servers_seen};
+use super::text::{ClientSpread, Table, ms, p_is, p_value, pct, servers_seen};
 
 /// Most client rows listed in `report.md`; the rest are in `report.json`.
 pub const MAX_CLIENT_ROWS: usize = 20;
@@ -87,14 +87,14 @@ fn shows(md: &mut String, r: &Report) {
     if let Some(f) = &r.fairness {
         let _ = writeln!(
             md,
-            "- The split of {} is at most {} away from the weights (Jain {:.3}, chi-square p = {}).",
+            "- The split of {} is at most {} away from the weights (Jain {:.3}, chi-square {}).",
             match f.basis {
                 FairnessBasis::Rpcs => "RPCs",
                 FairnessBasis::Connections => "connections",
             },
             pct(f.max_deviation).replace('%', " percentage points"),
             f.jain,
-            p_value(f.chi2_p)
+            p_is(f.chi2_p)
         );
     }
     let failed: Vec<&str> = r
@@ -327,6 +327,13 @@ fn clients(md: &mut String, r: &Report) {
     }
     md.push('\n');
     let templates = &r.conn_table.templates;
+    if r.conn_table.peak_templates > 0 {
+        let _ = writeln!(
+            md,
+            "At most {} persistence templates existed at once during the load.\n",
+            r.conn_table.peak_templates
+        );
+    }
     if !templates.is_empty() {
         let _ = writeln!(
             md,

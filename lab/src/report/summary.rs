@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::model::Report;
 use super::render_md::cross_check_findings;
-use super::text::{Align, ClientSpread, Table, ms, p_value, pct, servers_seen};
+use super::text::{Align, ClientSpread, Table, ms, p_is, pct, servers_seen};
 
 /// Up to this many client IPs are listed one per line; more are summarised.
 pub const MAX_CLIENT_LINES: usize = 16;
@@ -63,13 +63,13 @@ pub fn render_summary(r: &Report) -> String {
         Some(f) => {
             let _ = writeln!(
                 out,
-                "Fairness ({}): max deviation {}, Jain {:.4}, chi-square {:.2} (dof {}), p = {}\n",
+                "Fairness ({}): max deviation {}, Jain {:.4}, chi-square {:.2} (dof {}), {}\n",
                 f.basis.as_str(),
                 pct(f.max_deviation),
                 f.jain,
                 f.chi2,
                 f.dof,
-                p_value(f.chi2_p)
+                p_is(f.chi2_p)
             );
         }
         None => out.push_str("Fairness: not computed (no traffic or no weights)\n\n"),

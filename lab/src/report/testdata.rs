@@ -186,6 +186,7 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
                 dest: "172.22.35.1:8080".to_owned(),
                 expires_s: 47,
             }],
+            peak_templates: 40,
             connections: BTreeMap::from([
                 ("172.22.35.1:8080".to_owned(), 4),
                 ("172.22.35.3:8080".to_owned(), 8),
@@ -258,4 +259,60 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
         ],
         passed: false,
     }
+}
+
+/// The seed question, `rr-persistence`: one client IP, two servers, round
+/// robin with persistence: everything lands on rs1.
+pub(crate) fn pinned_report() -> Report {
+    let mut r = synthetic_report(1);
+    r.scenario = ScenarioInfo {
+        name: "rr-persistence".to_owned(),
+        description: "One client IP, rr with persistence_timeout 50: where do RPCs go?".to_owned(),
+        path: Some("scenarios/rr-persistence.toml".to_owned()),
+    };
+    r.runner.kind = RunnerKind::Host;
+    r.config.lb_algo = "rr".to_owned();
+    r.config.real_servers.truncate(2);
+    r.config.real_servers[1].weight = 1;
+    r.ipvs.services[0].destinations.truncate(2);
+    r.ipvs.services[0].scheduler = "rr".to_owned();
+    let counts = [4000u64, 0];
+    let conns = [16u64, 0];
+    r.servers.truncate(2);
+    for (i, s) in r.servers.iter_mut().enumerate() {
+        s.weight = 1;
+        s.rpcs = counts[i];
+        s.server_rpcs = Some(counts[i]);
+        s.connections = conns[i];
+        s.ipvs_conns = Some(conns[i]);
+        s.share = counts[i] as f64 / 4000.0;
+        s.ideal_share = 0.5;
+    }
+    r.clients = vec![ClientResult {
+        address: "10.0.0.10".to_owned(),
+        rpcs: 4000,
+        servers_seen: BTreeMap::from([("rs1".to_owned(), 4000)]),
+        sticky: true,
+        connections: Some(16),
+        errors: 0,
+    }];
+    r.fairness = fairness::evaluate(FairnessBasis::Rpcs, &counts, &[1, 1]);
+    for b in &mut r.timeline.buckets {
+        b.ok = BTreeMap::from([("rs1".to_owned(), 100), ("rs2".to_owned(), 0)]);
+        b.errors = 0;
+    }
+    r.events.truncate(1);
+    r.failover = None;
+    r.errors = ErrorSummary::default();
+    r.notes = vec![
+        "persistence pinned the single client IP to rs1: every connection went to one server"
+            .to_owned(),
+    ];
+    r.expectations = vec![ExpectationResult {
+        name: "servers_reached == 1".to_owned(),
+        passed: true,
+        detail: "1 (rs1)".to_owned(),
+    }];
+    r.passed = true;
+    r
 }

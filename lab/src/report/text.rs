@@ -152,6 +152,16 @@ pub(crate) fn p_value(p: f64) -> String {
     }
 }
 
+/// `p = 0.050`, or `p < 1e-300` when it underflows.
+pub(crate) fn p_is(p: f64) -> String {
+    let v = p_value(p);
+    if v.starts_with('<') {
+        format!("p {v}")
+    } else {
+        format!("p = {v}")
+    }
+}
+
 /// `name` → `count` as `rs1 120, rs2 80`.
 pub(crate) fn servers_seen(c: &ClientResult) -> String {
     c.servers_seen
