@@ -55,6 +55,12 @@ pub fn timeouts(t: &Timeouts) -> String {
 
 /// Any of the `ipvsadm -Ln` listings.
 pub fn render(table: &IpvsTable, listing: Listing) -> String {
+    render_with(table, listing, false)
+}
+
+/// Any listing, with `exact` as ipvsadm's `--exact` (counters in full, no
+/// K/M/G/T abbreviation).
+pub fn render_with(table: &IpvsTable, listing: Listing, exact: bool) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(
@@ -69,7 +75,7 @@ pub fn render(table: &IpvsTable, listing: Listing) -> String {
         cmp_services(&a.entry.service, &b.entry.service)
     });
     for s in services {
-        service_lines(&mut out, &s.entry, &s.destinations, listing);
+        service_lines(&mut out, &s.entry, &s.destinations, listing, exact);
     }
     out
 }
@@ -136,8 +142,19 @@ fn sched_flags(s: &Service) -> String {
     }
 }
 
-/// ipvsadm's `print_largenum` without `--exact`: 9 columns, then K/M/G/T.
-fn largenum(out: &mut String, n: u64) {
+/// ipvsadm's `print_largenum`: 9 columns, then K/M/G/T; with `--exact`
+/// the full number, one blank before it, at least 9 columns.
+fn largenum(out: &mut String, n: u64, exact: bool) {
+    if exact {
+        let digits = n.to_string();
+        let width = if digits.len() <= 8 {
+            9
+        } else {
+            digits.len() + 1
+        };
+        let _ = write!(out, "{digits:>width$}");
+        return;
+    }
     let _ = match n {
         0..100_000_000 => write!(out, "{n:9}"),
         100_000_000..1_000_000_000 => write!(out, "{:8}K", n / 1_000),
@@ -152,6 +169,7 @@ fn service_lines(
     entry: &ServiceEntry,
     dests: &[DestinationEntry],
     listing: Listing,
+    exact: bool,
 ) {
     let s = &entry.service;
     let name = service_name(s);
@@ -165,7 +183,7 @@ fn service_lines(
                 [st.cps, st.inpps, st.outpps, st.inbps, st.outbps]
             };
             for n in nums {
-                largenum(out, n);
+                largenum(out, n, exact);
             }
         }
         Listing::Plain | Listing::Thresholds | Listing::PersistentConn => {
@@ -205,7 +223,7 @@ fn service_lines(
             Listing::Stats => {
                 let _ = write!(out, "  -> {dname:<28}");
                 for n in [st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes] {
-                    largenum(out, n);
+                    largenum(out, n, exact);
                 }
                 writeln!(out)
             }
@@ -216,8 +234,8 @@ fn service_lines(
                     "  -> {dname:<28} {:8} {:8} {:8}",
                     st.cps as u32, st.inpps as u32, st.outpps as u32
                 );
-                largenum(out, st.inbps);
-                largenum(out, st.outbps);
+                largenum(out, st.inbps, exact);
+                largenum(out, st.outbps, exact);
                 writeln!(out)
             }
             Listing::Thresholds => writeln!(
@@ -519,8 +537,18 @@ FWM  7 rr
         ];
         for (n, expected) in cases {
             let mut s = String::new();
-            largenum(&mut s, n);
+            largenum(&mut s, n, false);
             assert_eq!(s, expected, "{n}");
+        }
+        for (n, expected) in [
+            (0, "        0"),
+            (12_345_678, " 12345678"),
+            (123_456_789, " 123456789"),
+            (100_000_000_000, " 100000000000"),
+        ] {
+            let mut s = String::new();
+            largenum(&mut s, n, true);
+            assert_eq!(s, expected, "{n} exact");
         }
     }
 

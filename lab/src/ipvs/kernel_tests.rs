@@ -203,7 +203,15 @@ fn kernel_reference_service_cycle() {
                 let real = run("ipvsadm", &["-Ln", flag]).unwrap();
                 assert_eq!(format::render(&table, listing), real, "ipvsadm -Ln {flag}");
             }
-            println!("KT ipvsadm -Ln, --stats, --rate, --thresholds, --persistent-conn identical");
+            let real = run("ipvsadm", &["-Ln", "--stats", "--exact"]).unwrap();
+            assert_eq!(
+                format::render_with(&table, format::Listing::Stats, true),
+                real,
+                "ipvsadm -Ln --stats --exact"
+            );
+            println!(
+                "KT ipvsadm -Ln, --stats [--exact], --rate, --thresholds, --persistent-conn identical"
+            );
         }
         for x in &extras {
             h.delete_service(x).unwrap();
@@ -426,6 +434,24 @@ fn kernel_conn_table_shows_templates() {
             let mine = format::render(&h.table().unwrap(), format::Listing::PersistentConn);
             assert_eq!(mine, real, "ipvsadm -Ln --persistent-conn");
         }
+        // Counters reach the dumps on the estimator tick (~2 s): poll, then
+        // compare the stats and rate listings, now with non-zero numbers.
+        let t = Instant::now();
+        while h.services().unwrap()[0].stats.conns == 0 {
+            assert!(t.elapsed() < Duration::from_secs(6), "counters never moved");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("KT counters moved after {:?}", t.elapsed());
+        let table = h.table().unwrap();
+        println!("KT service stats: {:?}", table.services[0].entry.stats);
+        assert_eq!(table.services[0].entry.stats.outpkts, 0, "DR: no outbound");
+        if let Some(real) = run("ipvsadm", &["-Ln", "--stats", "--exact"]) {
+            println!("KT ipvsadm -Ln --stats --exact:\n{real}");
+            let mine = format::render_with(&table, format::Listing::Stats, true);
+            assert_eq!(mine, real, "ipvsadm -Ln --stats --exact");
+            let real = run("ipvsadm", &["-Ln", "--stats"]).unwrap();
+            assert_eq!(format::list_stats(&table), real, "ipvsadm -Ln --stats");
+        }
         h.flush().unwrap();
         Some(())
     });
@@ -439,4 +465,16 @@ fn kernel_conn_table_shows_templates() {
             "the lab's entries are not in the main thread's /proc/net"
         );
     }
+}
+
+/// On a kernel without IPVS (`IPVSLAB_EXPECT_NO_IPVS=1`, e.g. this host or a
+/// guest that skipped `modprobe ip_vs`), opening says so clearly.
+#[test]
+fn kernel_without_ipvs_is_not_available() {
+    if std::env::var("IPVSLAB_EXPECT_NO_IPVS").as_deref() != Ok("1") {
+        return;
+    }
+    let e = IpvsHandle::open().unwrap_err();
+    println!("KT no IPVS: {e}");
+    assert!(matches!(e, IpvsError::NotAvailable), "{e:?}");
 }
