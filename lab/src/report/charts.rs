@@ -653,8 +653,31 @@ pub fn latency_svg(report: &Report, hist: Option<&Histogram<u64>>) -> Result<Str
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
             });
-        if hist.is_none() {
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+        // Mark and label the percentiles the tables quote.
+        let summary = hist
+            .filter(|h| !h.is_empty())
+            .map(super::hgrm::latency_summary)
+            .or_else(|| report.latency_us.clone().filter(|l| l.count > 0));
+        if let Some(l) = summary {
+            let marks = [
+                (LATENCY_TICKS[1].0, "p50", l.p50),
+                (1.0, "p90", l.p90),
+                (2.0, "p99", l.p99),
+                (3.0, "p99.9", l.p999),
+            ];
+            let font = (FONT, 12)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Right, VPos::Bottom));
+            for (x, name, us) in marks.into_iter().filter(|m| m.0 <= x_max) {
+                let y = us / 1000.0;
+                chart.draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))?;
+                chart.draw_series(std::iter::once(Text::new(
+                    format!("{name} {}", super::text::ms(us)),
+                    (x - x_max * 0.005, y + y_max * 0.015),
+                    font.clone(),
+                )))?;
+            }
         }
         chart
             .configure_series_labels()

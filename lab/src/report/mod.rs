@@ -232,6 +232,19 @@ mod tests {
     }
 
     #[test]
+    fn ipvs_destination_matches_ip_or_socket_address() {
+        let mut r = testdata::synthetic_report(1);
+        assert_eq!(r.ipvs_destination(&r.servers[2]).unwrap().stats.conns, 82);
+        r.servers[2].address = "172.22.35.3:8080".into();
+        assert!(r.ipvs_destination(&r.servers[2]).is_some());
+        r.servers[2].address = "172.22.35.3:9090".into();
+        assert!(r.ipvs_destination(&r.servers[2]).is_none());
+        r.ipvs.services[0].destinations[0].address = "fd00::1".into();
+        r.servers[0].address = "[fd00::1]:8080".into();
+        assert!(r.ipvs_destination(&r.servers[0]).is_some());
+    }
+
+    #[test]
     fn unreadable_json_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.json");

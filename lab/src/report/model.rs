@@ -560,7 +560,14 @@ impl Report {
             .iter()
             .flat_map(|s| s.destinations.iter())
             .find(|d| {
-                server.address == d.address || server.address == format!("{}:{}", d.address, d.port)
+                if server.address == d.address {
+                    return true;
+                }
+                // `IP:port`, including `[v6]:port`.
+                match server.address.parse::<std::net::SocketAddr>() {
+                    Ok(sa) => sa.port() == d.port && d.address.parse().ok() == Some(sa.ip()),
+                    Err(_) => false,
+                }
             })
     }
 
