@@ -18,6 +18,8 @@
 //! - [`hgrm`] — `latency.hgrm`, histogram base64 decoding, percentile summaries.
 //! - [`compare`] — a report against a baseline.
 
+#![warn(missing_docs)]
+
 pub mod charts;
 pub mod compare;
 pub mod error;
