@@ -39,7 +39,7 @@ fn reference_network_connectivity() {
 
     // TCP to each real server's own address; the server sees the client.
     for rs in ["rs1", "rs2"] {
-        let (server, peers) = echo_server(topo.host(rs).unwrap(), addr(&spec, rs));
+        let (server, peers) = echo_server(topo.host(rs).unwrap(), addr(&spec, rs), 1);
         tcp_echo(client, None, server).expect("tcp echo");
         assert_eq!(
             peers.recv().unwrap().ip(),
@@ -49,7 +49,7 @@ fn reference_network_connectivity() {
 
     // The client's route sends VIP traffic to the director, which holds the
     // VIP (without IPVS it answers itself).
-    let (vip_server, peers) = echo_server(topo.host("director").unwrap(), DEFAULT_VIP);
+    let (vip_server, peers) = echo_server(topo.host("director").unwrap(), DEFAULT_VIP, 1);
     tcp_echo(client, None, vip_server).expect("tcp echo to the VIP on the director");
     assert_eq!(
         peers.recv().unwrap().ip(),
@@ -148,7 +148,6 @@ fn thousand_client_addresses() {
     let client = topo.host("client1").unwrap();
     assert_eq!(address_count(client, "eth0"), n);
 
-    let (server, peers) = echo_server(topo.host("rs1").unwrap(), addr(&spec, "rs1"));
     let sources: Vec<Ipv4Addr> = spec
         .host("client1")
         .unwrap()
@@ -157,6 +156,7 @@ fn thousand_client_addresses() {
         .copied()
         .step_by(50)
         .collect();
+    let (server, peers) = echo_server(topo.host("rs1").unwrap(), addr(&spec, "rs1"), sources.len());
     for &src in &sources {
         tcp_echo(client, Some(src), server).unwrap_or_else(|e| panic!("from {src}: {e}"));
         assert_eq!(
@@ -208,6 +208,7 @@ fn panic_inside_run_does_not_leak() {
 #[test]
 fn netns_guards_own_or_borrow() {
     let run = RunId::new();
+    let _cleanup = RunCleanup(vec![run]);
     let name = netns::ns_name(&run, "guard");
     let ns = NetNs::create(&name).unwrap();
     assert!(matches!(
@@ -316,6 +317,7 @@ fn gc_removes_only_dead_unkept_runs() {
     let mine = RunId::new();
     let dead = RunId::from_parts(pid_max + 1, mine.n());
     let kept = RunId::from_parts(pid_max + 2, mine.n());
+    let _cleanup = RunCleanup(vec![mine, dead, kept]);
     let live = NetNs::create(&netns::ns_name(&mine, "gc")).unwrap();
     let dead_ns = NetNs::create(&netns::ns_name(&dead, "gc")).unwrap().keep();
     let kept_ns = NetNs::create(&netns::ns_name(&kept, "gc")).unwrap();
@@ -323,7 +325,13 @@ fn gc_removes_only_dead_unkept_runs() {
     let kept_name = kept_ns.keep();
 
     let report = netns::gc().unwrap();
-    assert!(report.removed.contains(&dead_ns), "{report:?}");
+    // (A concurrent `lab gc` may have removed it first: check the effect.)
+    assert!(
+        !std::path::Path::new(netns::NETNS_DIR)
+            .join(&dead_ns)
+            .exists(),
+        "{report:?}"
+    );
     assert!(!report.removed.contains(&kept_name));
     assert!(!report.removed.iter().any(|n| n == live.name()));
     assert!(

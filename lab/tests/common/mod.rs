@@ -160,12 +160,14 @@ pub fn ping(ns: &NetNs, dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Dur
     .expect("ping thread")
 }
 
-/// Binds a TCP listener inside `ns` on `addr:0` and serves echo on a
-/// background thread; returns the bound address. Each accepted peer's
-/// address is sent on the returned channel.
+/// Binds a TCP listener inside `ns` on `addr:0` and serves `count` echo
+/// connections on a background thread, which then exits and closes the
+/// listener (an open socket would keep the namespace alive after teardown).
+/// Each accepted peer's address is sent on the returned channel.
 pub fn echo_server(
     ns: &NetNs,
     addr: Ipv4Addr,
+    count: usize,
 ) -> (SocketAddr, std::sync::mpsc::Receiver<SocketAddr>) {
     let listener = ns
         .run(move || TcpListener::bind((addr, 0)))
@@ -174,7 +176,7 @@ pub fn echo_server(
     let local = listener.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
+        for stream in listener.incoming().take(count) {
             let Ok(mut s) = stream else { break };
             let peer = s.peer_addr().unwrap();
             let mut buf = [0u8; 64];
@@ -187,6 +189,18 @@ pub fn echo_server(
         }
     });
     (local, rx)
+}
+
+/// Removes every namespace and keep marker of the given runs when dropped,
+/// for tests that deliberately leave namespaces unguarded.
+pub struct RunCleanup(pub Vec<RunId>);
+
+impl Drop for RunCleanup {
+    fn drop(&mut self) {
+        for run in &self.0 {
+            let _ = netns::remove_run(run);
+        }
+    }
 }
 
 /// Connects from inside `ns` (from `source` when given) to `dst`, sends a
