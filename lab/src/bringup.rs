@@ -77,7 +77,21 @@ impl LabNetwork {
             .iter()
             .map(|s| s.destination.clone())
             .collect();
+        let timeouts = lab.plan.timeouts;
+        for (name, value) in &lab.plan.ipvs_sysctls {
+            crate::dr::set_ipvs_sysctl(lab.director(), name, value)?;
+        }
         lab.ipvs(move |h| {
+            // `ipvsadm --set`; zeros leave the kernel's value.
+            if timeouts
+                != (crate::ipvs::Timeouts {
+                    tcp: 0,
+                    tcp_fin: 0,
+                    udp: 0,
+                })
+            {
+                h.set_timeouts(&timeouts)?;
+            }
             h.add_service(&service)?;
             for d in &dests {
                 h.add_destination(&service, d)?;

@@ -47,6 +47,8 @@ const MODULES: &[&str] = &[
     "ip_vs_mh",
     "veth",
     "bridge",
+    // nftables, for blackhole faults inside a real server's namespace.
+    "nf_tables",
 ];
 
 /// If this process is PID 1 of the lab's UML guest, run the guest's init and
@@ -169,9 +171,15 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
         source,
     })?;
 
+    // The modules live at /usr/lib/uml/modules/<release>, but modprobe looks
+    // under <root>/lib/modules/<release>. The host may have no /lib/modules
+    // at all, and creating it through hostfs would write to the host, so
+    // build a module root inside the guest's own /run and point modprobe at
+    // it. (The kernel's own module autoloading cannot use it, so every
+    // module the lab needs is loaded up front.)
     let release = super::kernel_release();
-    mount_fs("tmpfs", "/lib/modules", Some("mode=755"))?;
-    let target = format!("/lib/modules/{release}");
+    let module_root = "/run/ipvslab-modroot";
+    let target = format!("{module_root}/lib/modules/{release}");
     bind(&Path::new("/usr/lib/uml/modules").join(&release), &target)?;
     let mut modules: Vec<&str> = MODULES.to_vec();
     modules.extend(job.modules.iter().map(String::as_str));
@@ -180,6 +188,8 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
         .find(|p| Path::new(p).exists())
         .unwrap_or("modprobe");
     let status = Command::new(modprobe)
+        .arg("-d")
+        .arg(module_root)
         .arg("-a")
         .args(&modules)
         .stdin(Stdio::null())

@@ -67,6 +67,13 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
 
     report.ipvs = ipvs_snapshot(&m.ipvs);
     report.conn_table = conn_summary(&m.conn_table);
+    report.conn_table.peak_templates = m
+        .samples
+        .iter()
+        .map(|s| s.templates as u64)
+        .chain(std::iter::once(report.conn_table.templates.len() as u64))
+        .max()
+        .unwrap_or(0);
 
     // Client-side tallies, summed over rounds.
     let mut client_rpcs: BTreeMap<String, u64> = BTreeMap::new();

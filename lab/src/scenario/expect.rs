@@ -136,11 +136,14 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     }
 
     if let Some(want) = expect.templates_present {
-        let n = report.conn_table.templates.len();
+        let end = report.conn_table.templates.len() as u64;
+        let peak = report.conn_table.peak_templates.max(end);
         out.push(result(
             &format!("templates_present = {want}"),
-            (n > 0) == want,
-            format!("{n} persistence template(s) in /proc/net/ip_vs_conn at the end"),
+            (peak > 0) == want,
+            format!(
+                "up to {peak} persistence template(s) in /proc/net/ip_vs_conn during the run, {end} at the end"
+            ),
         ));
     }
 

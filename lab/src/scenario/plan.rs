@@ -44,6 +44,10 @@ pub struct Plan {
     pub client_addresses: Vec<Ipv4Addr>,
     /// The VIP and port clients connect to.
     pub target: SocketAddr,
+    /// IPVS timeouts to set (0 = leave the kernel's).
+    pub timeouts: crate::ipvs::Timeouts,
+    /// `net.ipv4.vs.*` sysctls to set in the director.
+    pub ipvs_sysctls: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -133,6 +137,18 @@ pub fn plan(scenario: &Scenario, run: RunId) -> Result<Plan, SpecError> {
         servers,
         client_addresses,
         target: SocketAddr::new(IpAddr::V4(vs.vip), vs.port),
+        timeouts: crate::ipvs::Timeouts {
+            tcp: scenario.file.ipvs.timeout_tcp.unwrap_or(0),
+            tcp_fin: scenario.file.ipvs.timeout_tcp_fin.unwrap_or(0),
+            udp: scenario.file.ipvs.timeout_udp.unwrap_or(0),
+        },
+        ipvs_sysctls: scenario
+            .file
+            .ipvs
+            .sysctls
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
     })
 }
 

@@ -122,6 +122,17 @@ impl Progress {
     }
 }
 
+/// The IPVS state at one moment of the run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IpvsSample {
+    /// Seconds since the load started.
+    pub t_s: f64,
+    /// Persistence templates in the connection table.
+    pub templates: usize,
+    /// Per destination: address, weight, active, inactive, persistent.
+    pub destinations: Vec<(String, i32, u32, u32, u32)>,
+}
+
 /// Everything one run measured, before it is judged.
 #[derive(Debug, Clone)]
 pub struct Measurements {
@@ -140,6 +151,8 @@ pub struct Measurements {
     pub conn_table: Vec<ConnEntry>,
     /// Timed events (phases).
     pub events: Vec<(f64, String, String)>,
+    /// IPVS state sampled about once a second while the load ran.
+    pub samples: Vec<IpvsSample>,
     /// Bring-up and teardown durations.
     pub bringup: Duration,
     /// Teardown duration.
@@ -209,15 +222,16 @@ pub fn execute(scenario: &Scenario, opts: &RunOptions) -> Result<Measurements, R
     status.say("tearing down");
     let teardown = lab.teardown()?;
     status.done();
-    let (rounds, server_counts, ipvs, ipvsadm_stats, conn_table, events) = result?;
+    let c = result?;
     Ok(Measurements {
         plan,
-        rounds,
-        server_counts,
-        ipvs,
-        ipvsadm_stats,
-        conn_table,
-        events,
+        rounds: c.rounds,
+        server_counts: c.server_counts,
+        ipvs: c.ipvs,
+        ipvsadm_stats: c.ipvsadm_stats,
+        conn_table: c.conn_table,
+        events: c.events,
+        samples: c.samples,
         bringup,
         teardown,
         started_at,
@@ -225,14 +239,16 @@ pub fn execute(scenario: &Scenario, opts: &RunOptions) -> Result<Measurements, R
     })
 }
 
-type Collected = (
-    Vec<LoadReport>,
-    Vec<Option<(u64, u64)>>,
-    IpvsTable,
-    Option<String>,
-    Vec<ConnEntry>,
-    Vec<(f64, String, String)>,
-);
+/// What [`with_lab`] gathered while the network was up.
+struct Collected {
+    rounds: Vec<LoadReport>,
+    server_counts: Vec<Option<(u64, u64)>>,
+    ipvs: IpvsTable,
+    ipvsadm_stats: Option<String>,
+    conn_table: Vec<ConnEntry>,
+    events: Vec<(f64, String, String)>,
+    samples: Vec<IpvsSample>,
+}
 
 fn with_lab(
     scenario: &Scenario,
@@ -266,6 +282,8 @@ fn with_lab(
     pending.reverse();
     let duration = opts.duration.unwrap_or(load.duration);
     let load_start = Instant::now();
+    let mut samples = Vec::new();
+    let mut last_sample = Instant::now() - Duration::from_secs(2);
     for round in 0..load.rounds {
         if round > 0 && !load.idle.is_zero() {
             let idle_start = Instant::now();
@@ -287,6 +305,7 @@ fn with_lab(
                     load_start,
                     &mut events,
                 )?;
+                sample_every_second(lab, load_start, &mut last_sample, &mut samples);
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -320,6 +339,7 @@ fn with_lab(
                 load_start,
                 &mut events,
             )?;
+            sample_every_second(lab, load_start, &mut last_sample, &mut samples);
             if let Some(s) = child.try_wait() {
                 break s;
             }
@@ -376,14 +396,15 @@ fn with_lab(
         guard.stop(Duration::from_secs(3));
     }
     let _ = std::fs::remove_dir_all(&work);
-    Ok((
+    Ok(Collected {
         rounds,
         server_counts,
         ipvs,
         ipvsadm_stats,
         conn_table,
         events,
-    ))
+        samples,
+    })
 }
 
 fn tempdir_for(run: &RunId) -> Result<PathBuf, RunError> {
@@ -716,4 +737,50 @@ pub fn servers_per_client(rounds: &[LoadReport]) -> BTreeMap<String, BTreeMap<St
         }
     }
     out
+}
+
+/// Records the IPVS state when a second has passed since the last sample.
+/// A failed read is skipped, not fatal: sampling observes, it must not
+/// change the run's outcome.
+fn sample_every_second(
+    lab: &LabNetwork,
+    load_start: Instant,
+    last: &mut Instant,
+    samples: &mut Vec<IpvsSample>,
+) {
+    if last.elapsed() < Duration::from_secs(1) {
+        return;
+    }
+    *last = Instant::now();
+    let t_s = load_start.elapsed().as_secs_f64();
+    let Ok(table) = lab.ipvs(|h| h.table()) else {
+        return;
+    };
+    let templates = lab
+        .director()
+        .run(crate::ipvs::read_conn_table)
+        .ok()
+        .and_then(Result::ok)
+        .map_or(0, |entries| {
+            entries.iter().filter(|e| e.is_template).count()
+        });
+    let destinations = table
+        .services
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .map(|d| {
+            (
+                d.destination.address.to_string(),
+                d.destination.weight,
+                d.active_conns,
+                d.inactive_conns,
+                d.persist_conns,
+            )
+        })
+        .collect();
+    samples.push(IpvsSample {
+        t_s,
+        templates,
+        destinations,
+    });
 }

@@ -20,6 +20,9 @@ pub struct ScenarioFile {
     /// Addresses of the lab network (defaults reproduce the reference setup).
     #[serde(default)]
     pub network: Network,
+    /// Director-wide IPVS settings (`ipvsadm --set`, `net.ipv4.vs.*`).
+    #[serde(default)]
+    pub ipvs: IpvsSettings,
     /// The load to drive through the VIP.
     #[serde(default)]
     pub load: Load,
@@ -205,6 +208,27 @@ impl Default for Network {
             client_base: default_client_base(),
         }
     }
+}
+
+/// Director-wide IPVS settings that keepalived leaves to the operator.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpvsSettings {
+    /// Established TCP timeout in seconds (`ipvsadm --set TCP`; kernel default 900).
+    #[serde(default)]
+    pub timeout_tcp: Option<u32>,
+    /// Timeout after a FIN in seconds (`ipvsadm --set _ TCPFIN`; default 120).
+    /// In DR the director sees only the client's half of a close, so closed
+    /// connections wait here, and keep their persistence template alive.
+    #[serde(default)]
+    pub timeout_tcp_fin: Option<u32>,
+    /// UDP timeout in seconds (default 300).
+    #[serde(default)]
+    pub timeout_udp: Option<u32>,
+    /// `net.ipv4.vs.<name>` sysctls set in the director before the load,
+    /// e.g. `{ expire_nodest_conn = 1 }`.
+    #[serde(default)]
+    pub sysctls: std::collections::BTreeMap<String, i64>,
 }
 
 /// Closed loop (fixed concurrency) or open loop (fixed rate).

@@ -11,6 +11,13 @@ pub const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
 ];
 
+/// The `net.ipv4.vs.*` sysctls a scenario may set.
+pub const IPVS_SYSCTLS: &[&str] = &[
+    "expire_nodest_conn",
+    "expire_quiescent_template",
+    "conn_reuse_mode",
+];
+
 /// Most client source addresses one scenario may ask for.
 pub const MAX_CLIENT_IPS: u32 = 4096;
 
@@ -278,15 +285,10 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
                 problems.push(invalid(format!("{key}.weight"), "must be 0 or more"));
             }
             PhaseAction::Sysctl { name, value } => {
-                const ALLOWED: &[&str] = &[
-                    "expire_nodest_conn",
-                    "expire_quiescent_template",
-                    "conn_reuse_mode",
-                ];
-                if !ALLOWED.contains(&name.as_str()) {
+                if !IPVS_SYSCTLS.contains(&name.as_str()) {
                     problems.push(invalid(
                         format!("{key}.name"),
-                        format!("sysctl '{name}' is not one of {}", ALLOWED.join(", ")),
+                        format!("sysctl '{name}' is not one of {}", IPVS_SYSCTLS.join(", ")),
                     ));
                 }
                 if value.parse::<i64>().is_err() {
@@ -294,6 +296,27 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
                 }
             }
             _ => {}
+        }
+    }
+
+    for name in file.ipvs.sysctls.keys() {
+        if !IPVS_SYSCTLS.contains(&name.as_str()) {
+            problems.push(invalid(
+                format!("ipvs.sysctls.{name}"),
+                format!("not one of {}", IPVS_SYSCTLS.join(", ")),
+            ));
+        }
+    }
+    for (key, value) in [
+        ("ipvs.timeout_tcp", file.ipvs.timeout_tcp),
+        ("ipvs.timeout_tcp_fin", file.ipvs.timeout_tcp_fin),
+        ("ipvs.timeout_udp", file.ipvs.timeout_udp),
+    ] {
+        if value == Some(0) {
+            problems.push(invalid(
+                key,
+                "must be at least 1 second (omit it for the kernel default)",
+            ));
         }
     }
 
