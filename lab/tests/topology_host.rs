@@ -347,3 +347,21 @@ fn gc_removes_only_dead_unkept_runs() {
         assert!(ip_netns_list_of(&run).is_empty());
     }
 }
+
+#[test]
+fn kept_network_can_be_adopted_and_torn_down() {
+    let links_before = root_links();
+    let run = RunId::new();
+    let _cleanup = RunCleanup(vec![run]);
+    let spec = TopologySpec::reference(run);
+    let topo = runtime().block_on(topology::apply(&spec)).expect("apply");
+    let kept = topo.keep();
+    assert_eq!(ip_netns_list_of(&run).len(), 5, "bridge + 4 hosts stay");
+    let topo = topology::Topology::adopt(kept).expect("adopt");
+    let rs1 = topo.host("rs1").unwrap();
+    let client = topo.host("client1").unwrap();
+    ping(client, addr(&spec, "rs1"), Duration::from_secs(2)).expect("still connected");
+    assert!(rs1.is_owned());
+    topo.teardown().expect("teardown");
+    assert_clean(&run, &links_before);
+}

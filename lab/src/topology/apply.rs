@@ -195,6 +195,25 @@ impl Topology {
         }
     }
 
+    /// Takes ownership of a network that [`Topology::keep`] left in place
+    /// (`lab down`, `lab exec`): opens the bridge and host namespaces of
+    /// `spec`. Nothing is created; the returned guard removes them on drop.
+    pub fn adopt(spec: TopologySpec) -> Result<Topology, TopologyError> {
+        spec.validate()?;
+        let bridge = NetNs::adopt(&spec.bridge_ns_name())?;
+        let hosts = spec
+            .hosts
+            .iter()
+            .map(|h| NetNs::adopt(&spec.ns_name(&h.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Topology {
+            spec,
+            hosts,
+            bridge,
+            timings: BringUpTimings::default(),
+        })
+    }
+
     /// Disarms every guard and returns the spec: the network outlives this
     /// process (`lab up`; pair it with [`crate::netns::mark_kept`]).
     pub fn keep(self) -> TopologySpec {
