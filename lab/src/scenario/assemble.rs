@@ -359,6 +359,19 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
                     report.servers.iter().map(|s| s.connections).sum::<u64>()
                 ));
             }
+        } else if m.rounds.len() > 1 {
+            // Stickiness within each round, movement across the idle gaps.
+            let sticky_each_round = m.rounds.iter().all(|r| {
+                r.sources
+                    .iter()
+                    .all(|src| src.servers.values().filter(|n| **n > 0).count() <= 1)
+            });
+            let moved = clients - sticky;
+            notes.push(format!(
+                "persistence_timeout {timeout}: within each round every client IP {} one real server; across the {:?} idle gaps {moved} of {clients} client IPs moved to another server once their templates had expired.",
+                if sticky_each_round { "stayed on" } else { "did not always stay on" },
+                load.idle
+            ));
         } else {
             notes.push(format!(
                 "persistence_timeout {timeout}: {sticky} of {clients} client IPs stayed on one real server; IPVS spread the client IPs, not the connections."
