@@ -6,7 +6,7 @@
 //! runtime ever changes namespace. The root namespace is never touched: the
 //! veth pairs are created from the bridge namespace with their peer placed
 //! straight into the host namespace by fd
-//! (`ip link add v-<host> master br0 up type veth peer name eth0 netns <fd> up`).
+//! (`ip link add v-<host> master br0 up type veth peer name eth0 netns <fd>`).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -236,7 +236,8 @@ pub async fn apply(spec: &TopologySpec) -> Result<Topology, TopologyError> {
 /// 2. creates the bridge namespace and one namespace per host;
 /// 3. in the bridge namespace: `br0` (STP off, forward delay 0, up) and one
 ///    veth pair per host, its bridge end `v-<host>` enslaved and up, its
-///    other end created directly in the host namespace as `eth0`, up;
+///    other end created directly in the host namespace as `eth0` (set up
+///    from inside the host namespace in step 4);
 /// 4. in every host: `lo` up, the `eth0` addresses (pipelined), the `/32`
 ///    VIPs, the loopback addresses and the routes;
 /// 5. waits (bounded polling) until `br0`, every port and every `eth0` are
@@ -584,9 +585,14 @@ impl Netlink {
             .map_err(self.err("ip link add type bridge", BRIDGE_IFNAME))
     }
 
-    /// `ip link add v-<host> master br0 up type veth peer name eth0 netns <ns> up`:
+    /// `ip link add v-<host> master br0 up type veth peer name eth0 netns <ns>`:
     /// one request creates both ends, the peer directly inside the host
     /// namespace (so it never exists in the bridge's, nor in the root one).
+    ///
+    /// The peer is *not* flagged up here: the kernel configures the peer
+    /// before it links the two ends, and opening a veth without its peer
+    /// fails (`veth_open` returns `ENOTCONN`). `configure_host` sets `eth0`
+    /// up from inside the host namespace instead.
     async fn create_port(
         &self,
         host: &str,
