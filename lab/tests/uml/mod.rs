@@ -1,0 +1,54 @@
+//! Runs an integration test on a kernel with real IPVS: the host's when it
+//! has IPVS, else inside the lab's User-Mode Linux guest through the lab's
+//! own runner. The test binary re-executes itself in the guest with only
+//! that test selected; the guest's exit status becomes the test's verdict.
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+
+use lab::runner::{self, RunnerKind};
+
+/// Returns `true` when the caller should run the test body here (this
+/// kernel has IPVS, possibly because we are the guest); `false` when the
+/// body already ran — and passed — inside UML.
+pub fn on_ipvs_kernel(test_name: &str) -> bool {
+    if runner::in_guest() {
+        let (_, kernel) = runner::describe_current();
+        eprintln!("[{test_name}] running inside the lab's User-Mode Linux guest, kernel {kernel}");
+        return true;
+    }
+    match runner::resolve(runner::RunnerChoice::Auto)
+        .expect("a runner: host IPVS or user-mode-linux")
+    {
+        RunnerKind::Host => {
+            eprintln!("[{test_name}] running on the host kernel (it has IPVS)");
+            true
+        }
+        RunnerKind::Uml => {
+            let kernel = runner::uml::UmlKernel::locate().expect("UML kernel");
+            let exe = std::env::current_exe().expect("test binary");
+            let argv: Vec<OsString> = vec![
+                exe.into(),
+                test_name.into(),
+                "--exact".into(),
+                "--nocapture".into(),
+                "--test-threads=1".into(),
+            ];
+            let job = runner::job::GuestJob::here(argv).expect("job");
+            let opts = runner::uml::UmlOptions::new(env!("CARGO_BIN_EXE_lab"));
+            let outcome = runner::uml::run(&kernel, &job, &opts).expect("booting UML");
+            eprintln!(
+                "[{test_name}] ran inside User-Mode Linux {} (guest ready after {:.2} s, total {:.2} s): exit {}",
+                kernel.release,
+                outcome.boot_to_ready.map_or(f64::NAN, |d| d.as_secs_f64()),
+                outcome.total.as_secs_f64(),
+                outcome.exit_code
+            );
+            assert_eq!(
+                outcome.exit_code, 0,
+                "{test_name} failed inside UML (its output is above)"
+            );
+            false
+        }
+    }
+}
