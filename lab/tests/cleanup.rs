@@ -1,0 +1,122 @@
+//! Ctrl-C and SIGTERM in the middle of a run leave nothing behind: no
+//! namespace, no link in the root namespace, no `linux.uml` process, no run
+//! directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LAB: &str = env!("CARGO_BIN_EXE_lab");
+
+fn root_links() -> Vec<String> {
+    let out = Command::new("ip").args(["-o", "link"]).output().expect("ip -o link");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1).map(str::to_owned))
+        .collect()
+}
+
+fn lab_namespaces() -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("ipvslab-"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Processes whose command line mentions this lab's UML instance id.
+fn uml_processes_of(pid: u32) -> Vec<String> {
+    let needle = format!("umid=ipvslab-{pid}-");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+fn run_dirs_of(pid: u32) -> Vec<String> {
+    let prefix = format!("ipvslab-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// Starts `lab exec` with a command that prints a marker and then sleeps,
+/// waits for the marker (the network, IPVS and servers are up), sends
+/// `signal`, and checks that the lab stops promptly and leaves nothing.
+fn interrupt_exec(signal: i32) {
+    let links_before = root_links();
+    let mut child = Command::new(LAB)
+        .args([
+            "exec",
+            "rr-persistence",
+            "--host",
+            "client1",
+            "--",
+            "sh",
+            "-c",
+            "echo lab-is-up; sleep 60",
+        ])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start lab exec");
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("lab-is-up") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the lab came up and ran the command");
+    assert!(!uml_processes_of(pid).is_empty() || !lab_namespaces().is_empty(), "something is running");
+
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "lab did not stop after signal {signal}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!("signal {signal}: lab stopped in {:?} with {status}", start.elapsed());
+    assert!(!status.success(), "an interrupted run must not report success");
+
+    // Bounded wait for the kernel to finish removing things.
+    let start = Instant::now();
+    loop {
+        let left = (uml_processes_of(pid), run_dirs_of(pid), lab_namespaces());
+        if left == (vec![], vec![], vec![]) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(root_links(), links_before, "root namespace links changed");
+}
+
+#[test]
+fn sigint_mid_run_leaves_nothing_behind() {
+    interrupt_exec(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_mid_run_leaves_nothing_behind() {
+    interrupt_exec(libc::SIGTERM);
+}

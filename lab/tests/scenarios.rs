@@ -1,0 +1,176 @@
+//! The scenario suite as a regression gate, through the real `lab` binary:
+//! every scenario in `scenarios/` must pass its `[expect]` block on a real
+//! IPVS kernel (User-Mode Linux here), each report must not regress against
+//! its committed baseline in `reports/baselines/`, and a wrong expectation,
+//! a malformed file and an unknown scheduler must fail the way they should.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const LAB: &str = env!("CARGO_BIN_EXE_lab");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn lab(args: &[&str]) -> Output {
+    let out = Command::new(LAB)
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("run lab");
+    eprintln!(
+        "$ lab {}\n--- stdout\n{}--- stderr\n{}--- exit {:?}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        out.status.code()
+    );
+    out
+}
+
+fn lab_leftovers() -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("ipvslab-"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The newest report.json under `root/<scenario>/`.
+fn newest_report(root: &Path, scenario: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join(scenario))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("report.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|d| d.join("report.json"))
+}
+
+#[test]
+fn every_scenario_passes_and_none_regresses_against_its_baseline() {
+    let reports = tempfile::tempdir().expect("tempdir");
+    let root = reports.path().to_str().unwrap();
+    let out = lab(&["scenario", "--all", "--quiet", "--reports", root]);
+    assert_eq!(out.status.code(), Some(0), "lab scenario --all failed (output above)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("scenarios passed"), "{stdout}");
+
+    let scenarios: Vec<String> = std::fs::read_dir(workspace().join("scenarios"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let mut compared = 0;
+    for name in &scenarios {
+        let report = newest_report(reports.path(), name)
+            .unwrap_or_else(|| panic!("no report.json written for {name}"));
+        for file in ["report.md", "distribution.svg", "clients.svg", "latency.svg", "timeline.svg"] {
+            assert!(report.with_file_name(file).is_file(), "{name}: {file} missing");
+        }
+        let baseline = workspace().join("reports/baselines").join(format!("{name}.json"));
+        if baseline.is_file() {
+            let cmp = lab(&[
+                "compare",
+                baseline.to_str().unwrap(),
+                report.to_str().unwrap(),
+                "--tolerance",
+                "0.10",
+            ]);
+            assert_eq!(cmp.status.code(), Some(0), "{name} regressed against its baseline");
+            compared += 1;
+        }
+    }
+    eprintln!("{} scenarios ran; {compared} compared against baselines", scenarios.len());
+    assert!(compared >= 1, "no baselines in reports/baselines/");
+    assert_eq!(lab_leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_wrong_expectation_fails_the_run() {
+    // single-channel pins every RPC to one server; expecting an even spread
+    // must fail with exit 1 and say FAIL.
+    let text = std::fs::read_to_string(workspace().join("scenarios/single-channel.toml"))
+        .unwrap()
+        .replace("distribution = \"single\"", "distribution = \"even\"");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("single-channel-expects-even.toml");
+    std::fs::write(&path, text).unwrap();
+    let reports = dir.path().join("reports");
+    let out = lab(&[
+        "scenario",
+        path.to_str().unwrap(),
+        "--quiet",
+        "--duration",
+        "1s",
+        "--reports",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAIL  distribution = even"), "{stdout}");
+    assert_eq!(lab_leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_malformed_scenario_is_rejected_before_any_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.toml");
+    let text = std::fs::read_to_string(workspace().join("scenarios/rr-persistence.toml"))
+        .unwrap()
+        .replace("lb_algo = \"rr\"", "lb_algoo = \"rr\"");
+    std::fs::write(&path, &text).unwrap();
+    let line = text.lines().position(|l| l.starts_with("lb_algoo")).unwrap() + 1;
+    let out = lab(&["scenario", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("typo.toml:{line}:")), "{stderr}");
+    assert!(stderr.contains("lb_algoo"), "{stderr}");
+    // Rejected before booting anything: no guest output, no namespaces.
+    assert!(out.stdout.is_empty());
+    assert_eq!(lab_leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn an_unknown_scheduler_names_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad-sched.toml");
+    let text = std::fs::read_to_string(workspace().join("scenarios/rr-persistence.toml"))
+        .unwrap()
+        .replace("lb_algo = \"rr\"", "lb_algo = \"roundrobin\"");
+    std::fs::write(&path, text).unwrap();
+    let out = lab(&["exec", path.to_str().unwrap(), "--", "true"]);
+    assert_eq!(out.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("virtual_server.lb_algo"), "{stderr}");
+    assert!(stderr.contains("wrr"), "{stderr}");
+}
+
+#[test]
+fn list_shows_every_scenario_with_its_description() {
+    let out = lab(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in ["rr-persistence", "rr-persistence-many-clients", "rr", "wrr", "single-channel", "max-connection-age", "persistence-expiry"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing from lab list:\n{stdout}"));
+        assert!(line.len() > name.len() + 20, "{name} has no description: {line}");
+    }
+}
+
+#[test]
+fn exec_runs_the_command_in_the_named_host() {
+    let out = lab(&["exec", "rr-persistence", "--host", "director", "--", "ipvsadm", "-Ln"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("TCP  192.168.122.1:8080 rr persistent 60"), "{stdout}");
+    assert_eq!(stdout.matches("Route   1").count(), 2, "{stdout}");
+    // The command's exit status comes back through the runner.
+    let out = lab(&["exec", "rr-persistence", "--host", "rs1", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+}
