@@ -144,6 +144,15 @@ fn bind(source: &Path, target: &str) -> Result<(), InitError> {
     .map_err(sys("bind mount", target))
 }
 
+fn read_job() -> Result<GuestJob, InitError> {
+    let job_path = Path::new(GUEST_RUN_DIR).join(JOB_FILE);
+    let job_text = std::fs::read(&job_path).map_err(io("read", &job_path))?;
+    serde_json::from_slice(&job_text).map_err(|source| InitError::Job {
+        path: job_path.display().to_string(),
+        source,
+    })
+}
+
 fn init(host_run_dir: &Path) -> Result<i32, InitError> {
     mount_fs("proc", "/proc", None)?;
     mount_fs("sysfs", "/sys", None)?;
@@ -159,17 +168,40 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
     let via_fd = PathBuf::from(format!("/proc/self/fd/{}", run_fd.as_raw_fd()));
     bind(&via_fd, GUEST_RUN_DIR)?;
     drop(run_fd);
+    // The job's own places under the host's /tmp (a checkout, a report
+    // folder) are bound back over the guest's private /tmp.
+    let job = read_job()?;
+    let mut tmp_fds = Vec::new();
+    for entry in &job.host_tmp_entries {
+        let host = Path::new(super::job::GUEST_PRIVATE_TMP).join(entry);
+        if let Ok(fd) = open(&host, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+            tmp_fds.push((host, fd));
+        }
+    }
     mount_fs("tmpfs", "/tmp", Some("mode=1777"))?;
+    for (path, fd) in tmp_fds {
+        let via_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        if std::fs::metadata(&via_fd)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+        {
+            bind(&via_fd, &path.to_string_lossy())?;
+        } else {
+            // A file: bind onto an empty file of the same name.
+            std::fs::write(&path, b"").map_err(io("create", &path))?;
+            mount(
+                Some(&via_fd),
+                &path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(sys("bind mount", &path))?;
+        }
+    }
     mount_fs("tmpfs", "/dev/shm", Some("mode=1777"))?;
     mount_fs("devpts", "/dev/pts", Some("mode=620,ptmxmode=666"))?;
     set_loopback_up()?;
-
-    let job_path = Path::new(GUEST_RUN_DIR).join(JOB_FILE);
-    let job_text = std::fs::read(&job_path).map_err(io("read", &job_path))?;
-    let job: GuestJob = serde_json::from_slice(&job_text).map_err(|source| InitError::Job {
-        path: job_path.display().to_string(),
-        source,
-    })?;
 
     // The modules live at /usr/lib/uml/modules/<release>, but modprobe looks
     // under <root>/lib/modules/<release>. The host may have no /lib/modules

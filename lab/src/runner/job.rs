@@ -29,14 +29,61 @@ pub struct GuestJob {
     pub env: Vec<(Vec<u8>, Vec<u8>)>,
     /// Extra kernel modules to load before the job starts (beyond IPVS, veth, bridge).
     pub modules: Vec<String>,
+    /// Top-level entries of the host's `/tmp` the job needs (its working
+    /// directory, its binary, paths in its arguments). The guest covers
+    /// `/tmp` with its own tmpfs and binds these back from the host.
+    #[serde(default)]
+    pub host_tmp_entries: Vec<String>,
+}
+
+/// The host's temporary directory that the guest covers with a tmpfs.
+pub const GUEST_PRIVATE_TMP: &str = "/tmp";
+
+/// The top-level `/tmp` entry a path lies under (`/tmp/x/y` → `x`), if any.
+fn tmp_entry(path: &std::path::Path) -> Option<String> {
+    let rest = path.strip_prefix(GUEST_PRIVATE_TMP).ok()?;
+    rest.components().next().and_then(|c| match c {
+        std::path::Component::Normal(name) => Some(name.to_string_lossy().into_owned()),
+        _ => None,
+    })
+}
+
+/// Which host `/tmp` entries a job run from `cwd` with `argv` needs.
+pub fn needed_tmp_entries(cwd: &std::path::Path, argv: &[OsString]) -> Vec<String> {
+    let mut entries: Vec<String> = Vec::new();
+    let mut consider = |p: std::path::PathBuf| {
+        let p = if p.is_absolute() { p } else { cwd.join(p) };
+        if let Some(e) = tmp_entry(&p)
+            && !entries.contains(&e)
+            && std::path::Path::new(GUEST_PRIVATE_TMP).join(&e).exists()
+        {
+            entries.push(e);
+        }
+    };
+    consider(cwd.to_path_buf());
+    if let Ok(exe) = std::env::current_exe() {
+        consider(exe);
+    }
+    for arg in argv {
+        // `--reports=/tmp/x` as well as `/tmp/x`.
+        let text = arg.to_string_lossy();
+        let value = text.split_once('=').map_or(text.as_ref(), |(_, v)| v);
+        if value.starts_with('/') || value.starts_with("./") || value.starts_with("../") {
+            consider(std::path::PathBuf::from(value));
+        }
+    }
+    entries
 }
 
 impl GuestJob {
     /// A job that runs `argv` in the current directory with the current environment.
     pub fn here(argv: impl IntoIterator<Item = OsString>) -> std::io::Result<Self> {
+        let argv: Vec<OsString> = argv.into_iter().collect();
+        let cwd = std::env::current_dir()?;
         Ok(Self {
+            host_tmp_entries: needed_tmp_entries(&cwd, &argv),
             argv: argv.into_iter().map(OsString::into_vec).collect(),
-            cwd: std::env::current_dir()?.as_os_str().as_bytes().to_vec(),
+            cwd: cwd.as_os_str().as_bytes().to_vec(),
             env: std::env::vars_os()
                 .map(|(k, v)| (k.into_vec(), v.into_vec()))
                 .collect(),
@@ -66,6 +113,7 @@ mod tests {
             cwd: b"/work".to_vec(),
             env: vec![(b"K".to_vec(), b"v=1".to_vec())],
             modules: vec!["nf_tables".into()],
+            host_tmp_entries: vec![],
         };
         let text = serde_json::to_string(&job).unwrap();
         let back: GuestJob = serde_json::from_str(&text).unwrap();
@@ -73,5 +121,35 @@ mod tests {
         assert_eq!(back.argv_os()[1].as_bytes(), &[0xff, b'a']);
         assert_eq!(back.cwd_path(), PathBuf::from("/work"));
         assert_eq!(back.env, job.env);
+    }
+
+    #[test]
+    fn tmp_paths_in_the_arguments_are_shared_with_the_guest() {
+        let dir = tempfile::Builder::new()
+            .prefix("ipvslab-job-test")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let entry = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let reports = dir.path().join("reports");
+        let argv: Vec<OsString> = vec![
+            "lab".into(),
+            "--reports".into(),
+            reports.clone().into(),
+            format!("--json={}", dir.path().join("r.json").display()).into(),
+            "/etc/hosts".into(),
+        ];
+        let entries = needed_tmp_entries(std::path::Path::new("/"), &argv);
+        assert!(entries.contains(&entry), "{entries:?}");
+        assert_eq!(entries.iter().filter(|e| **e == entry).count(), 1);
+        assert_eq!(
+            tmp_entry(std::path::Path::new("/tmp/a/b")),
+            Some("a".into())
+        );
+        assert_eq!(tmp_entry(std::path::Path::new("/var/tmp/a")), None);
     }
 }
