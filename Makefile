@@ -13,9 +13,10 @@ build: deps
 run: deps ## run the main scenario (real IPVS, inside User-Mode Linux when the host has none)
 	$(CARGO) run -p lab -- scenario $(SCENARIO)
 
-test: deps ## every test: unit, host-namespace, UML/IPVS integration, scenario suite
+test: deps ## every test: unit, host-namespace, IPVS in UML, scenario suite + baselines, cleanup
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
+	scripts/kernel-tests.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

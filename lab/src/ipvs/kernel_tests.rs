@@ -63,6 +63,7 @@ fn reference() -> (Service, [Destination; 2]) {
 /// The whole configuration cycle of the reference service: add, read back,
 /// errors, edit, timeouts, zero, delete, flush; plus the ipvsadm comparison.
 #[test]
+#[ignore = "needs a kernel with IPVS: scripts/kernel-tests.sh runs it inside UML"]
 fn kernel_reference_service_cycle() {
     if !enabled() {
         return;
@@ -329,6 +330,7 @@ fn kernel_reference_service_cycle() {
 /// A handle opened in one namespace keeps talking to it from another thread,
 /// and other namespaces do not see its services.
 #[test]
+#[ignore = "needs a kernel with IPVS: scripts/kernel-tests.sh runs it inside UML"]
 fn kernel_handle_is_bound_to_its_namespace() {
     if !enabled() {
         return;
@@ -362,6 +364,7 @@ fn kernel_handle_is_bound_to_its_namespace() {
 /// `/proc/thread-self/net/ip_vs_conn` and as PERSIST_CONNS, but not in
 /// `/proc/net/ip_vs_conn` of the main thread.
 #[test]
+#[ignore = "needs a kernel with IPVS: scripts/kernel-tests.sh runs it inside UML"]
 fn kernel_conn_table_shows_templates() {
     if !enabled() {
         return;
@@ -470,6 +473,7 @@ fn kernel_conn_table_shows_templates() {
 /// On a kernel without IPVS (`IPVSLAB_EXPECT_NO_IPVS=1`, e.g. this host or a
 /// guest that skipped `modprobe ip_vs`), opening says so clearly.
 #[test]
+#[ignore = "needs a kernel without IPVS: scripts/kernel-tests.sh runs it on such a host"]
 fn kernel_without_ipvs_is_not_available() {
     if std::env::var("IPVSLAB_EXPECT_NO_IPVS").as_deref() != Ok("1") {
         return;
