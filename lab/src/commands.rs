@@ -289,7 +289,7 @@ pub fn exec(
             Err(e) => return fail(exit::OS_ERROR, error_chain(&e)),
         }
     }
-    let code = run_in_host(&lab, host, cmd, run, &interrupted);
+    let code = run_in_host(&lab, host, cmd, run, &interrupted, interactive);
     drop(servers);
     if let Err(e) = lab.teardown() {
         eprintln!("lab: teardown: {}", error_chain(&e));
@@ -303,6 +303,7 @@ fn run_in_host(
     cmd: Vec<OsString>,
     run: RunId,
     interrupted: &AtomicBool,
+    interactive: bool,
 ) -> u8 {
     use crate::netns::CommandExt;
     let ns = match lab.ns(host) {
@@ -321,6 +322,40 @@ fn run_in_host(
         .env("PS1", format!("[ipvs-lab {host}] \\w# "));
     if let Err(e) = command.netns(ns) {
         return fail(exit::OS_ERROR, e);
+    }
+    if interactive && runner::in_guest() {
+        use std::os::unix::process::CommandExt as _;
+        // In the UML guest stdin is /dev/console, which cannot be a
+        // controlling terminal. Give the shell a session of its own on the
+        // console's real tty (UML's con0 is /dev/tty0), with the usual line
+        // discipline, so it has job control, echo and CR/LF handling, and
+        // Ctrl-C reaches its foreground job.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                let fd = libc::open(c"/dev/tty0".as_ptr(), libc::O_RDWR);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::ioctl(fd, libc::TIOCSCTTY, 1);
+                let mut t: libc::termios = std::mem::zeroed();
+                if libc::tcgetattr(fd, &mut t) == 0 {
+                    t.c_iflag |= libc::ICRNL;
+                    t.c_oflag |= libc::OPOST | libc::ONLCR;
+                    t.c_lflag |= libc::ICANON | libc::ECHO | libc::ECHOE | libc::ECHOK
+                        | libc::ISIG | libc::IEXTEN;
+                    libc::tcsetattr(fd, libc::TCSANOW, &t);
+                }
+                for target in 0..3 {
+                    libc::dup2(fd, target);
+                }
+                if fd > 2 {
+                    libc::close(fd);
+                }
+                Ok(())
+            });
+        }
     }
     let mut child = match command.spawn() {
         Ok(c) => c,

@@ -189,7 +189,13 @@ pub fn run(
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
+        // Interactive: the console talks to the terminal directly (prompts
+        // without newlines, CR/LF as the guest tty sends them).
+        .stdout(if opts.interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
         .stderr(Stdio::piped());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -224,6 +230,13 @@ pub fn run(
         }
     };
 
+    // An interactive guest console does its own echo and line editing: put
+    // the host terminal in raw mode meanwhile (restored on every path).
+    let _raw = if opts.interactive {
+        RawTerminal::enter()
+    } else {
+        None
+    };
     let started = Instant::now();
     let started_wall = SystemTime::now();
     let mut child = match cmd.spawn() {
@@ -275,6 +288,31 @@ pub fn run(
         boot_to_ready,
         total,
     })
+}
+
+/// Puts the host's stdin terminal in raw mode until dropped.
+struct RawTerminal(nix::sys::termios::Termios);
+
+impl RawTerminal {
+    fn enter() -> Option<Self> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(Self(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.0,
+        );
+    }
 }
 
 /// Kills the kernel's whole process group when dropped; after a clean
