@@ -97,6 +97,8 @@ pub struct ScenarioArgs {
     pub duration: Option<Duration>,
     /// No progress line.
     pub quiet: bool,
+    /// Run Debian's keepalived in the director instead of the lab's checker.
+    pub keepalived: bool,
 }
 
 /// `lab scenario`: runs one or more scenarios, writes their reports, prints
@@ -141,6 +143,9 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
             Progress::detect()
         },
         interrupted: Arc::clone(&interrupted),
+        director: args
+            .keepalived
+            .then_some(crate::scenario::spec::DirectorKind::Keepalived),
     };
     let mut failed = Vec::new();
     let total = scenarios.len();

@@ -8,6 +8,9 @@
 //! - [`ipvs`]: IPVS over generic netlink: constants mirroring `linux/ip_vs.h`,
 //!   message encoding without I/O, and the `Handle` that talks to the kernel.
 //! - [`dr`]: the real-server and director tweaks that direct routing needs.
+//! - [`health`]: keepalived-style health checkers (TCP_CHECK, gRPC health)
+//!   running in the director.
+//! - [`faults`]: link down/up and blackholes inside the lab's namespaces.
 //! - [`scenario`]: scenario files: parse, validate, plan, run, measure, expect.
 //! - [`report`]: the JSON model, Markdown and SVG rendering, baseline comparison.
 //! - [`runner`]: run on the host kernel, or inside User-Mode Linux when the host
@@ -18,6 +21,8 @@ pub mod bringup;
 pub mod commands;
 pub mod dr;
 pub mod exit;
+pub mod faults;
+pub mod health;
 pub mod ipvs;
 pub mod keepalived;
 pub mod netns;

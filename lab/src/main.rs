@@ -63,6 +63,10 @@ enum Verb {
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
+        /// Run Debian's keepalived in the director (with a keepalived.conf
+        /// generated from the scenario) instead of the lab's own checker.
+        #[arg(long)]
+        keepalived: bool,
     },
     /// List the scenarios in scenarios/, each with its one-line description.
     List,
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
             reports,
             duration,
             quiet,
+            keepalived,
         } => ExitCode::from(commands::scenario(
             cli.runner,
             &commands::ScenarioArgs {
@@ -180,6 +185,7 @@ fn main() -> ExitCode {
                 reports,
                 duration,
                 quiet,
+                keepalived,
             },
         )),
         Verb::Exec {

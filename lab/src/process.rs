@@ -98,6 +98,11 @@ impl ChildGuard {
         self.child.as_mut().and_then(|c| c.stdout.take())
     }
 
+    /// Takes the child's piped stderr.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.as_mut().and_then(|c| c.stderr.take())
+    }
+
     /// Reads stdout lines until one satisfies `ready`, or the process exits,
     /// or `timeout` passes; the rest of stdout is then forwarded to ours.
     pub fn wait_ready(

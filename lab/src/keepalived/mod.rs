@@ -1,14 +1,16 @@
 //! keepalived.conf: read a user's file into the lab's model, and write one
 //! Debian's keepalived 2.2 runs in the director namespace.
 //!
-//! Pure: no kernel, no processes; the only I/O is [`parse_file`] reading its
-//! path. Layers, each a file:
+//! Pure apart from [`run`]: no kernel, no processes; the only other I/O is
+//! [`parse_file`] reading its path. Layers, each a file:
 //! - `lexer`: words, braces, line ends; comments and quotes resolved.
 //! - `parse`: the generic statement tree, nesting bounded.
 //! - `extract`: the LVS part with keepalived's defaults; the rest reported in
 //!   [`KeepalivedConf::ignored`].
 //! - [`model`]: the types, and [`model::defaults`] with their sources.
 //! - [`render`]: model to keepalived.conf text.
+//! - [`run`]: Debian's keepalived started in the director namespace (the one
+//!   part with effects).
 //!
 //! Any input gives `Ok` or `Err`, never a panic: a user's file is untrusted.
 
@@ -17,6 +19,7 @@ mod lexer;
 pub mod model;
 mod parse;
 pub mod render;
+pub mod run;
 
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,12 @@ pub struct Report {
     /// Failover measurements, for scenarios that inject a fault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<Failover>,
+    /// The IPVS state sampled about once a second while the load ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipvs_samples: Vec<IpvsSampleRow>,
+    /// What managed IPVS during the run (the lab's checker or keepalived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub director: Option<DirectorReport>,
     /// Each `[expect]` entry of the scenario and its verdict.
     #[serde(default)]
     pub expectations: Vec<ExpectationResult>,
@@ -463,6 +469,10 @@ pub enum EventKind {
     Health,
     /// A fault was injected or lifted.
     Fault,
+    /// The IPVS destination set changed (seen by the 100 ms watcher).
+    Ipvs,
+    /// A health check failed while retries were left (no change yet).
+    Check,
     /// Anything else (also what unknown kinds load as).
     #[serde(other)]
     Other,
@@ -476,6 +486,8 @@ impl EventKind {
             EventKind::Weight => "weight",
             EventKind::Health => "health",
             EventKind::Fault => "fault",
+            EventKind::Ipvs => "ipvs",
+            EventKind::Check => "check",
             EventKind::Other => "other",
         }
     }
@@ -491,6 +503,54 @@ pub struct Event {
     /// What exactly, e.g. `rs2 weight 1 -> 0` or `blackhole rs1`.
     #[serde(default)]
     pub detail: String,
+}
+
+/// The IPVS state at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpvsSampleRow {
+    /// Seconds since the measured load started.
+    pub t_s: f64,
+    /// Persistence templates in the connection table.
+    #[serde(default)]
+    pub templates: u64,
+    /// Every destination present at that moment.
+    #[serde(default)]
+    pub destinations: Vec<IpvsDestSample>,
+}
+
+/// One destination in an [`IpvsSampleRow`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpvsDestSample {
+    /// Real server address.
+    pub address: String,
+    /// Weight at that moment.
+    pub weight: i32,
+    /// Active (established) connections.
+    #[serde(default)]
+    pub active: u32,
+    /// Inactive connections.
+    #[serde(default)]
+    pub inactive: u32,
+    /// Persistence templates pointing here.
+    #[serde(default)]
+    pub persistent: u32,
+}
+
+/// Who managed IPVS while the load ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DirectorReport {
+    /// `lab` (the lab's own checker), `keepalived` or `static`.
+    pub kind: String,
+    /// The keepalived.conf keepalived ran with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalived_conf: Option<String>,
+    /// Seconds from keepalived's start until IPVS held every destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub populated_s: Option<f64>,
+    /// keepalived's console log, each line prefixed with its time in seconds
+    /// since the measured load started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keepalived_log: Vec<String>,
 }
 
 /// Failover measurements; each is `None` when the scenario could not measure it.
@@ -511,6 +571,38 @@ pub struct Failover {
     /// Longest stretch without a successful RPC, per client address, seconds.
     #[serde(default)]
     pub longest_blackhole_s: BTreeMap<String, f64>,
+    /// The fault (or drain) as applied, e.g. `rs1 killed (SIGKILL)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// When it was applied, seconds since the measured load started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_at_s: Option<f64>,
+    /// Who was checking: `lab TCP_CHECK`, `keepalived TCP_CHECK`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checker: Option<String>,
+    /// Seconds from the fault until the lab's checker declared the server
+    /// down (its own clock; `detection_s` is what IPVS showed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checker_detection_s: Option<f64>,
+    /// keepalived's worst case from the check settings when connects are
+    /// refused at once: `delay_loop + retry × delay_before_retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_case_refused_s: Option<f64>,
+    /// keepalived's worst case when connects hang: the above plus
+    /// `(retry + 1) × connect_timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_case_timeout_s: Option<f64>,
+    /// Seconds from the repair (restart, link up, ...) until the server was
+    /// back in IPVS with its weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readded_s: Option<f64>,
+    /// Successful RPCs per second before the fault (the "normal" rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_rps: Option<f64>,
+    /// What the clients saw, in one sentence (hangs until the deadline, or
+    /// fast errors and a reconnect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_view: Option<String>,
 }
 
 /// One `[expect]` entry and its verdict.

@@ -231,7 +231,16 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
                 ("10.0.0.10".to_owned(), 3.9),
                 ("10.0.0.11".to_owned(), 0.0),
             ]),
+            fault: Some("rs2 killed (SIGKILL)".to_owned()),
+            fault_at_s: Some(20.0),
+            checker: Some("lab TCP_CHECK".to_owned()),
+            checker_detection_s: Some(3.1),
+            worst_case_refused_s: Some(15.0),
+            worst_case_timeout_s: Some(27.0),
+            ..Default::default()
         }),
+        ipvs_samples: Vec::new(),
+        director: None,
         expectations: vec![
             ExpectationResult {
                 name: "max_deviation <= 0.10".to_owned(),

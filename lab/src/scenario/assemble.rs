@@ -53,11 +53,19 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
                     address: p.address.to_string(),
                     port: p.port,
                     weight: rs.weight.max(0) as u32,
-                    health_check: rs.tcp_check.as_ref().map(|c| HealthCheckConfig {
-                        kind: "TCP_CHECK".into(),
-                        connect_timeout_s: Some(c.connect_timeout),
-                        ..Default::default()
-                    }),
+                    health_check: rs
+                        .tcp_check
+                        .as_ref()
+                        .map(|c| HealthCheckConfig {
+                            kind: "TCP_CHECK".into(),
+                            connect_timeout_s: Some(c.connect_timeout),
+                        })
+                        .or_else(|| {
+                            rs.grpc_check.as_ref().map(|c| HealthCheckConfig {
+                                kind: "GRPC_CHECK".into(),
+                                connect_timeout_s: Some(c.connect_timeout),
+                            })
+                        }),
                 })
                 .collect(),
         },
@@ -213,13 +221,53 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
                 "weight" => EventKind::Weight,
                 "fault" => EventKind::Fault,
                 "phase" => EventKind::Phase,
+                "health" => EventKind::Health,
+                "ipvs" => EventKind::Ipvs,
+                "check" => EventKind::Check,
                 _ => EventKind::Other,
             },
             detail: detail.clone(),
         })
         .collect();
 
+    report.ipvs_samples = m
+        .samples
+        .iter()
+        .map(|s| IpvsSampleRow {
+            t_s: s.t_s,
+            templates: s.templates as u64,
+            destinations: s
+                .destinations
+                .iter()
+                .map(
+                    |(address, weight, active, inactive, persistent)| IpvsDestSample {
+                        address: address.clone(),
+                        weight: *weight,
+                        active: *active,
+                        inactive: *inactive,
+                        persistent: *persistent,
+                    },
+                )
+                .collect(),
+        })
+        .collect();
+    report.director = Some(DirectorReport {
+        kind: m.director.kind.clone(),
+        keepalived_conf: m.director.keepalived_conf.clone(),
+        populated_s: m.director.populated_s,
+        keepalived_log: m
+            .director
+            .keepalived_log
+            .iter()
+            .map(|(t, l)| format!("{t:8.3} {l}"))
+            .collect(),
+    });
+    report.failover = super::failover::failover(scenario, m);
+
     report.notes = notes(scenario, &report, m);
+    if let Some(f) = &report.failover {
+        report.notes.extend(super::failover::notes(f));
+    }
     if let Some(cross) = ipvsadm_cross_check(m) {
         report.notes.push(cross);
     }

@@ -7,7 +7,11 @@
 use crate::report::fairness;
 use crate::report::model::{ExpectationResult, FairnessBasis, Report};
 
-use super::spec::{Basis, DistributionExpectation, Expect};
+use super::spec::{Basis, DistributionExpectation, DrainedTraffic, Expect};
+
+/// Time after a drain or fault before its server's RPCs count against
+/// `drained_traffic = "stops"`: RPCs already in flight may still finish.
+pub const DRAIN_GRACE_S: f64 = 1.0;
 
 /// The counts the distribution is judged on, in server order.
 pub fn basis_counts(report: &Report, basis: Basis) -> Vec<u64> {
@@ -147,11 +151,105 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
         ));
     }
 
+    if let Some(want) = expect.drained_traffic {
+        let name = format!("drained_traffic = {want:?}").to_lowercase();
+        let (passed, detail) = match drained_rpcs(report) {
+            None => (false, "the scenario drained or broke no server".to_string()),
+            Some((server, at, n)) => {
+                let passed = match want {
+                    DrainedTraffic::Continues => n > 0,
+                    DrainedTraffic::Stops => n == 0,
+                };
+                (
+                    passed,
+                    format!(
+                        "{server} answered {n} RPCs from {:.1} s on ({DRAIN_GRACE_S:.0} s after the change at {at:.2} s)",
+                        at + DRAIN_GRACE_S
+                    ),
+                )
+            }
+        };
+        out.push(result(&name, passed, detail));
+    }
+
+    if let Some(want) = expect.fault_detected {
+        let (passed, detail) = match &report.failover {
+            Some(f) => match f.detection_s {
+                Some(d) => (
+                    want,
+                    format!(
+                        "{} left IPVS {d:.2} s after the fault",
+                        f.failed_server.as_deref().unwrap_or("the server")
+                    ),
+                ),
+                None => (
+                    !want,
+                    format!(
+                        "{} was still in IPVS with its weight when the load ended",
+                        f.failed_server.as_deref().unwrap_or("the server")
+                    ),
+                ),
+            },
+            None => (false, "the scenario injected no fault".to_string()),
+        };
+        out.push(result(&format!("fault_detected = {want}"), passed, detail));
+    }
+
+    if let Some(want) = &expect.dominant_error {
+        let top = report
+            .errors
+            .by_status
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(c, n)| (c.clone(), *n));
+        let listing = report
+            .errors
+            .by_status
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (passed, detail) = match top {
+            None => (false, "no RPC failed".to_string()),
+            Some((code, _)) => (status_eq(&code, want), format!("failed RPCs: {listing}")),
+        };
+        out.push(result(&format!("dominant_error = {want}"), passed, detail));
+    }
+
     if expect.ipvs_consistent == Some(true) {
         let (passed, detail) = ipvs_consistency(report);
         out.push(result("ipvs_consistent = true", passed, detail));
     }
     out
+}
+
+/// Whether two gRPC status names are the same code, whatever the spelling:
+/// `DeadlineExceeded`, `DEADLINE_EXCEEDED` and `deadline_exceeded` agree.
+pub fn status_eq(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    norm(a) == norm(b)
+}
+
+/// The server the first fault or drain targeted, when it happened, and the
+/// RPCs it answered in timeline buckets starting [`DRAIN_GRACE_S`] or more
+/// after it.
+pub fn drained_rpcs(report: &Report) -> Option<(String, f64, u64)> {
+    let f = report.failover.as_ref()?;
+    let server = f.failed_server.clone()?;
+    let at = f.fault_at_s?;
+    let n = report
+        .timeline
+        .buckets
+        .iter()
+        .filter(|b| b.t_s >= at + DRAIN_GRACE_S)
+        .map(|b| b.ok.get(&server).copied().unwrap_or(0))
+        .sum();
+    Some((server, at, n))
 }
 
 /// Client tallies, server counters and IPVS statistics must tell one story:
@@ -269,20 +367,23 @@ mod tests {
     }
 
     fn report(rpcs: [u64; 2], conns: [u64; 2]) -> Report {
-        let mut r = Report::default();
-        r.servers = vec![
-            server("rs1", "172.22.35.1", rpcs[0], conns[0]),
-            server("rs2", "172.22.35.2", rpcs[1], conns[1]),
-        ];
-        r.ipvs.services = vec![IpvsService {
-            destinations: vec![
-                dest("172.22.35.1", conns[0], 10 * rpcs[0], 0),
-                dest("172.22.35.2", conns[1], 10 * rpcs[1], 0),
+        Report {
+            servers: vec![
+                server("rs1", "172.22.35.1", rpcs[0], conns[0]),
+                server("rs2", "172.22.35.2", rpcs[1], conns[1]),
             ],
+            ipvs: IpvsSnapshot {
+                services: vec![IpvsService {
+                    destinations: vec![
+                        dest("172.22.35.1", conns[0], 10 * rpcs[0], 0),
+                        dest("172.22.35.2", conns[1], 10 * rpcs[1], 0),
+                    ],
+                    ..Default::default()
+                }],
+            },
+            clients: vec![client("172.22.36.1", &[("rs1", rpcs[0])])],
             ..Default::default()
-        }];
-        r.clients = vec![client("172.22.36.1", &[("rs1", rpcs[0])])];
-        r
+        }
     }
 
     fn expect() -> Expect {
@@ -366,6 +467,67 @@ mod tests {
             expires_s: 59,
         });
         assert_eq!(judge(&e, &r), [true]);
+    }
+
+    #[test]
+    fn drained_traffic_tells_continue_from_stop() {
+        let mut r = report([100, 100], [1, 1]);
+        let mut e = expect();
+        e.drained_traffic = Some(DrainedTraffic::Stops);
+        assert_eq!(judge(&e, &r), [false], "no drain happened");
+        r.failover = Some(Failover {
+            failed_server: Some("rs1".into()),
+            fault_at_s: Some(1.0),
+            ..Default::default()
+        });
+        let bucket = |t: f64, rs1: u64| TimelineBucket {
+            t_s: t,
+            ok: BTreeMap::from([("rs1".to_string(), rs1), ("rs2".to_string(), 50)]),
+            errors: 0,
+        };
+        // rs1 answers during the grace second only: it stopped.
+        r.timeline.buckets = vec![
+            bucket(0.5, 40),
+            bucket(1.5, 10),
+            bucket(2.0, 0),
+            bucket(2.5, 0),
+        ];
+        assert_eq!(judge(&e, &r), [true]);
+        e.drained_traffic = Some(DrainedTraffic::Continues);
+        assert_eq!(judge(&e, &r), [false]);
+        r.timeline.buckets.push(bucket(3.0, 7));
+        assert_eq!(judge(&e, &r), [true]);
+        e.drained_traffic = Some(DrainedTraffic::Stops);
+        assert_eq!(judge(&e, &r), [false]);
+    }
+
+    #[test]
+    fn fault_detection_and_dominant_error() {
+        let mut r = report([100, 100], [1, 1]);
+        let mut e = expect();
+        e.fault_detected = Some(true);
+        assert_eq!(judge(&e, &r), [false], "no fault at all");
+        r.failover = Some(Failover {
+            failed_server: Some("rs1".into()),
+            fault_at_s: Some(1.0),
+            ..Default::default()
+        });
+        assert_eq!(judge(&e, &r), [false], "never left IPVS");
+        r.failover.as_mut().unwrap().detection_s = Some(2.5);
+        assert_eq!(judge(&e, &r), [true]);
+        e.fault_detected = Some(false);
+        assert_eq!(judge(&e, &r), [false]);
+
+        let mut e = expect();
+        e.dominant_error = Some("DeadlineExceeded".into());
+        assert_eq!(judge(&e, &r), [false], "no error at all");
+        r.errors.by_status = BTreeMap::from([
+            ("DEADLINE_EXCEEDED".to_string(), 12),
+            ("UNAVAILABLE".to_string(), 3),
+        ]);
+        assert_eq!(judge(&e, &r), [true]);
+        e.dominant_error = Some("Unavailable".into());
+        assert_eq!(judge(&e, &r), [false]);
     }
 
     #[test]

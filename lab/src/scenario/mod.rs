@@ -6,6 +6,7 @@
 
 pub mod assemble;
 pub mod expect;
+pub mod failover;
 pub mod plan;
 pub mod run;
 pub mod spec;

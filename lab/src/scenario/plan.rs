@@ -2,6 +2,7 @@
 //! spec, the IPVS service and its destinations. Pure: no kernel is touched.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use crate::ipvs::{Destination, Persistence, Service};
 use crate::netns::RunId;
@@ -48,6 +49,13 @@ pub struct Plan {
     pub timeouts: crate::ipvs::Timeouts,
     /// `net.ipv4.vs.*` sysctls to set in the director.
     pub ipvs_sysctls: Vec<(String, String)>,
+}
+
+impl ServerPlan {
+    /// The destination as `address:port`, the way IPVS listings name it.
+    pub fn destination_key(&self) -> String {
+        SocketAddr::new(self.destination.address, self.destination.port).to_string()
+    }
 }
 
 impl Plan {
@@ -152,6 +160,122 @@ pub fn plan(scenario: &Scenario, run: RunId) -> Result<Plan, SpecError> {
     })
 }
 
+/// The lab checker's plan for `scenario`: one checker per real server with
+/// a `TCP_CHECK` or `GRPC_CHECK` (TCP wins when both are given, as
+/// keepalived takes the first checker). `None` when no server has a check.
+///
+/// keepalived's inheritance is applied: `warmup` defaults to `delay_loop`,
+/// `connect_port` to the real server's port.
+pub fn health_plan(scenario: &Scenario, plan: &Plan) -> Option<crate::health::HealthPlan> {
+    use crate::health::{CheckKind, CheckTiming, ServerCheck};
+    let vs = &scenario.file.virtual_server;
+    let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    let delay_loop = secs(vs.delay_loop);
+    let checks: Vec<ServerCheck> = vs
+        .real_servers
+        .iter()
+        .zip(&plan.servers)
+        .filter_map(|(rs, sp)| {
+            let (kind, timing, port) = if let Some(c) = &rs.tcp_check {
+                let timing = CheckTiming {
+                    delay_loop,
+                    connect_timeout: secs(c.connect_timeout),
+                    retry: c.retry,
+                    delay_before_retry: secs(c.delay_before_retry),
+                    warmup: c.warmup.map_or(delay_loop, secs),
+                    alpha: c.alpha,
+                };
+                (CheckKind::Tcp, timing, c.connect_port.unwrap_or(rs.port))
+            } else if let Some(c) = &rs.grpc_check {
+                let timing = CheckTiming {
+                    delay_loop,
+                    connect_timeout: secs(c.connect_timeout),
+                    retry: c.retry,
+                    delay_before_retry: secs(c.delay_before_retry),
+                    warmup: c.warmup.map_or(delay_loop, secs),
+                    alpha: false,
+                };
+                let kind = CheckKind::Grpc {
+                    service: c.service.clone(),
+                };
+                (kind, timing, rs.port)
+            } else {
+                return None;
+            };
+            Some(ServerCheck {
+                name: sp.name.clone(),
+                destination: sp.destination,
+                connect: SocketAddr::new(IpAddr::V4(rs.address), port),
+                kind,
+                timing,
+                inhibit_on_failure: vs.inhibit_on_failure,
+            })
+        })
+        .collect();
+    if checks.is_empty() {
+        return None;
+    }
+    Some(crate::health::HealthPlan {
+        service: plan.service.clone(),
+        checks,
+        quorum: vs.quorum.unwrap_or(1),
+        hysteresis: 0,
+        sorry_server: vs
+            .sorry_server
+            .map(|a| Destination::dr(SocketAddr::new(IpAddr::V4(a), vs.port), 1)),
+    })
+}
+
+/// The keepalived.conf model of `scenario`'s virtual server, for running
+/// Debian's keepalived in the director. keepalived's own defaults are made
+/// explicit where the lab's differ (`warmup` is `delay_loop` in both).
+/// A `GRPC_CHECK` has no keepalived equivalent: such a server gets no
+/// checker, so keepalived keeps it in the pool unconditionally.
+pub fn keepalived_conf(scenario: &Scenario) -> crate::keepalived::VirtualServerConf {
+    use crate::keepalived::{LbAlgo, LbKind, Protocol, RealServerConf, TcpCheckConf};
+    let vs = &scenario.file.virtual_server;
+    crate::keepalived::VirtualServerConf {
+        line: 0,
+        vip: IpAddr::V4(vs.vip),
+        port: vs.port,
+        delay_loop: vs.delay_loop,
+        lb_algo: LbAlgo::from_name(&vs.lb_algo).unwrap_or_default(),
+        lb_kind: LbKind::Dr,
+        protocol: Protocol::Tcp,
+        persistence_timeout: vs.persistence_timeout.filter(|t| *t > 0),
+        persistence_granularity: vs.persistence_granularity,
+        quorum: vs.quorum.unwrap_or(1),
+        hysteresis: 0,
+        sorry_server: vs
+            .sorry_server
+            .map(|a| SocketAddr::new(IpAddr::V4(a), vs.port)),
+        inhibit_on_failure: vs.inhibit_on_failure,
+        alpha: false,
+        omega: false,
+        real_servers: vs
+            .real_servers
+            .iter()
+            .map(|rs| RealServerConf {
+                line: 0,
+                address: IpAddr::V4(rs.address),
+                port: rs.port,
+                weight: rs.weight.max(0) as u32,
+                inhibit_on_failure: vs.inhibit_on_failure,
+                tcp_check: rs.tcp_check.as_ref().map(|c| TcpCheckConf {
+                    connect_timeout: c.connect_timeout,
+                    retry: c.retry,
+                    delay_before_retry: c.delay_before_retry,
+                    connect_port: c.connect_port.unwrap_or(rs.port),
+                    connect_ip: IpAddr::V4(rs.address),
+                    warmup: c.warmup.unwrap_or(vs.delay_loop),
+                    delay_loop: vs.delay_loop,
+                    alpha: c.alpha,
+                }),
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +307,53 @@ mod tests {
         let client = p.topology.host(CLIENT_HOST).unwrap();
         assert_eq!(client.routes[0].via, Ipv4Addr::new(172, 22, 35, 254));
         assert_eq!(p.client_addresses, vec![Ipv4Addr::new(172, 22, 36, 1)]);
+    }
+
+    #[test]
+    fn health_plan_applies_keepalived_inheritance() {
+        let text = include_str!("../../../scenarios/rr-persistence.toml");
+        let s = Scenario::from_str(Path::new("rr-persistence.toml"), text).unwrap();
+        let p = plan(&s, RunId::from_parts(1, 1)).unwrap();
+        let h = health_plan(&s, &p).expect("TCP_CHECK on both servers");
+        assert_eq!(h.checks.len(), 2);
+        let c = &h.checks[0];
+        assert_eq!(c.connect.to_string(), "172.22.35.1:8080");
+        assert_eq!(c.timing.delay_loop, Duration::from_secs(6));
+        assert_eq!(
+            c.timing.warmup,
+            Duration::from_secs(6),
+            "warmup defaults to delay_loop"
+        );
+        assert_eq!(c.timing.retry, 3);
+        assert!(!c.inhibit_on_failure);
+        assert_eq!(h.quorum, 1);
+        let plain = include_str!("../../../scenarios/rr.toml");
+        let s = Scenario::from_str(Path::new("rr.toml"), plain).unwrap();
+        let p = plan(&s, RunId::from_parts(1, 1)).unwrap();
+        assert!(health_plan(&s, &p).is_none());
+    }
+
+    #[test]
+    fn keepalived_conf_round_trips_through_the_parser() {
+        let text = include_str!("../../../scenarios/rr-persistence.toml");
+        let s = Scenario::from_str(Path::new("rr-persistence.toml"), text).unwrap();
+        let vs = keepalived_conf(&s);
+        let conf = crate::keepalived::render_conf(&vs, &Default::default());
+        let parsed = crate::keepalived::parse_str(&conf).expect("renders valid keepalived");
+        let back = &parsed.virtual_servers[0];
+        assert_eq!(back.real_servers.len(), 2);
+        assert_eq!(back.persistence_timeout, Some(60));
+        let c = back.real_servers[0].tcp_check.as_ref().unwrap();
+        assert_eq!(
+            (c.connect_timeout, c.retry, c.delay_before_retry),
+            (3.0, 3, 3.0)
+        );
+        assert_eq!(c.connect_port, 8080);
+        // Only global_defs (router_id) is outside LVS.
+        assert!(
+            parsed.ignored.iter().all(|i| i.what == "global_defs"),
+            "{:?}",
+            parsed.ignored
+        );
     }
 }

@@ -20,9 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 use bench::report::LoadReport;
 
 use super::Scenario;
+use super::plan::health_plan;
 use super::plan::{CLIENT_HOST, Plan, plan};
-use super::spec::{ConnectionModel, LoadMode, PhaseAction};
+use super::spec::{ConnectionModel, DirectorKind, LoadMode, PhaseAction};
 use crate::bringup::{BringupError, LabNetwork};
+use crate::health::{HealthChecker, HealthEventKind};
 use crate::ipvs::{ConnEntry, IpvsTable};
 use crate::netns::RunId;
 use crate::process::{ChildGuard, ProcessError};
@@ -82,6 +84,18 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The lab's health checker could not start.
+    #[error(transparent)]
+    Health(#[from] crate::health::HealthError),
+    /// keepalived could not start.
+    #[error(transparent)]
+    Keepalived(#[from] crate::keepalived::run::KeepalivedRunError),
+    /// keepalived started but did not configure IPVS in time.
+    #[error("keepalived did not configure IPVS: {detail}")]
+    KeepalivedNotReady {
+        /// What was seen.
+        detail: String,
+    },
     /// Interrupted by SIGINT/SIGTERM; everything was cleaned up.
     #[error("interrupted; the lab network was removed")]
     Interrupted,
@@ -96,6 +110,8 @@ pub struct RunOptions {
     pub progress: Progress,
     /// Set by SIGINT/SIGTERM handlers; the run stops and cleans up.
     pub interrupted: Arc<AtomicBool>,
+    /// Replaces the scenario's `director` (`lab scenario --keepalived`).
+    pub director: Option<DirectorKind>,
 }
 
 /// How progress is shown on stderr.
@@ -125,13 +141,44 @@ impl Progress {
 /// The IPVS state at one moment of the run.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IpvsSample {
-    /// Seconds since the load started.
+    /// Seconds since the measured load started.
     pub t_s: f64,
     /// Persistence templates in the connection table.
     pub templates: usize,
     /// Per destination: address, weight, active, inactive, persistent.
     pub destinations: Vec<(String, i32, u32, u32, u32)>,
 }
+
+/// One change of the IPVS destination set, as the fast watcher saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IpvsChange {
+    /// Seconds since the measured load started.
+    pub t_s: f64,
+    /// The destination, `address:port`.
+    pub dest: String,
+    /// Its weight before (`None`: not in IPVS).
+    pub from: Option<i32>,
+    /// Its weight after (`None`: removed).
+    pub to: Option<i32>,
+}
+
+/// What managed IPVS during the run.
+#[derive(Debug, Clone, Default)]
+pub struct DirectorInfo {
+    /// `lab` (own checker), `keepalived`, or `static`.
+    pub kind: String,
+    /// The keepalived.conf keepalived ran with.
+    pub keepalived_conf: Option<String>,
+    /// keepalived's console log, each line with its time since the load
+    /// started.
+    pub keepalived_log: Vec<(f64, String)>,
+    /// Seconds from keepalived's start until IPVS held every destination.
+    pub populated_s: Option<f64>,
+}
+
+/// Per destination: address, weight, active, inactive and persistent
+/// connections.
+pub type DestRow = (String, i32, u32, u32, u32);
 
 /// Everything one run measured, before it is judged.
 #[derive(Debug, Clone)]
@@ -149,10 +196,19 @@ pub struct Measurements {
     pub ipvsadm_stats: Option<String>,
     /// The connection table at the end.
     pub conn_table: Vec<ConnEntry>,
-    /// Timed events (phases).
+    /// Timed events: (seconds since the measured load started, kind, detail).
+    /// Kinds: `fault`, `weight`, `sysctl`, `ipvs`, `health`, `check`.
     pub events: Vec<(f64, String, String)>,
+    /// The phases as applied, with their real times.
+    pub applied: Vec<(f64, PhaseAction)>,
+    /// Every change of the destination set, polled every 100 ms.
+    pub ipvs_changes: Vec<IpvsChange>,
+    /// The lab checker's state changes: (seconds, server, now up).
+    pub health_changes: Vec<(f64, String, bool)>,
     /// IPVS state sampled about once a second while the load ran.
     pub samples: Vec<IpvsSample>,
+    /// Who managed IPVS.
+    pub director: DirectorInfo,
     /// Bring-up and teardown durations.
     pub bringup: Duration,
     /// Teardown duration.
@@ -231,7 +287,11 @@ pub fn execute(scenario: &Scenario, opts: &RunOptions) -> Result<Measurements, R
         ipvsadm_stats: c.ipvsadm_stats,
         conn_table: c.conn_table,
         events: c.events,
+        applied: c.applied,
+        ipvs_changes: c.ipvs_changes,
+        health_changes: c.health_changes,
         samples: c.samples,
+        director: c.director,
         bringup,
         teardown,
         started_at,
@@ -247,7 +307,81 @@ struct Collected {
     ipvsadm_stats: Option<String>,
     conn_table: Vec<ConnEntry>,
     events: Vec<(f64, String, String)>,
+    applied: Vec<(f64, PhaseAction)>,
+    ipvs_changes: Vec<IpvsChange>,
+    health_changes: Vec<(f64, String, bool)>,
     samples: Vec<IpvsSample>,
+    director: DirectorInfo,
+}
+
+/// The checker or daemon that manages IPVS while the load runs.
+enum Manager {
+    /// Nothing checks health.
+    Static,
+    /// The lab's own checker.
+    Lab(HealthChecker),
+    /// Debian's keepalived.
+    Keepalived(crate::keepalived::run::Keepalived),
+}
+
+/// The live state of a run: servers, pending phases, and everything
+/// observed, stamped with [`Instant`]s until the measured load's start (the
+/// origin every report time counts from) is known.
+struct Live<'a> {
+    lab: &'a LabNetwork,
+    exe: PathBuf,
+    max_age: Option<Duration>,
+    servers: Vec<Option<ChildGuard>>,
+    pending: Vec<(Duration, PhaseAction)>,
+    /// Start of the measured load of round 1, learned from the load
+    /// generator's first progress line.
+    origin: Option<Instant>,
+    events: Vec<(Instant, String, String)>,
+    applied: Vec<(Instant, PhaseAction)>,
+    samples: Vec<(Instant, usize, Vec<DestRow>)>,
+    last_sample: Instant,
+    watcher: IpvsWatcher,
+}
+
+impl Live<'_> {
+    /// Applies the phases that are due, samples IPVS once a second and
+    /// polls it for changes every 100 ms.
+    fn tick(&mut self) -> Result<(), RunError> {
+        let now = Instant::now();
+        if let Some(origin) = self.origin {
+            while self
+                .pending
+                .last()
+                .is_some_and(|(at, _)| now >= origin + *at)
+            {
+                let (at, action) = self.pending.pop().expect("checked");
+                let applied_at = Instant::now();
+                let detail = apply_phase(
+                    self.lab,
+                    &mut self.servers,
+                    &self.exe,
+                    self.max_age,
+                    &action,
+                )
+                .map_err(|detail| RunError::Phase {
+                    at,
+                    action: format!("{action:?}"),
+                    detail,
+                })?;
+                self.events
+                    .push((applied_at, phase_kind(&action).to_string(), detail));
+                self.applied.push((applied_at, action));
+            }
+        }
+        self.watcher.poll(self.lab.plan());
+        if self.last_sample.elapsed() >= Duration::from_secs(1) {
+            self.last_sample = Instant::now();
+            if let Some((templates, dests)) = sample(self.lab) {
+                self.samples.push((self.last_sample, templates, dests));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn with_lab(
@@ -270,8 +404,47 @@ fn with_lab(
         servers.push(Some(start_server(lab, &exe, s, load.max_connection_age)?));
     }
 
-    let mut events = Vec::new();
-    let mut rounds = Vec::new();
+    let kind = opts.director.unwrap_or(scenario.file.director);
+    let mut director = DirectorInfo {
+        kind: match kind {
+            DirectorKind::Lab => "lab",
+            DirectorKind::Keepalived => "keepalived",
+            DirectorKind::Static => "static",
+        }
+        .into(),
+        ..Default::default()
+    };
+    let manager = match kind {
+        DirectorKind::Static => Manager::Static,
+        DirectorKind::Lab => match health_plan(scenario, plan) {
+            Some(hp) => {
+                status.say("starting the lab's health checker in the director");
+                Manager::Lab(HealthChecker::start(lab.director(), hp)?)
+            }
+            None => Manager::Static,
+        },
+        DirectorKind::Keepalived => {
+            status.say("starting keepalived in the director");
+            // keepalived builds the service itself: hand it an empty table.
+            let service = plan.service.clone();
+            lab.ipvs(move |h| h.delete_service(&service))?;
+            let conf = crate::keepalived::render_conf(
+                &super::plan::keepalived_conf(scenario),
+                &crate::keepalived::RenderOptions {
+                    router_id: format!("ipvslab-{}", plan.topology.run),
+                    lvs_flush_on_stop: true,
+                },
+            );
+            let k = crate::keepalived::run::Keepalived::start(lab.director(), &conf, &work)?;
+            let keepalived_started = Instant::now();
+            director.keepalived_conf = Some(conf);
+            wait_for_destinations(lab, plan, &opts.interrupted, Duration::from_secs(20))
+                .map_err(|detail| RunError::KeepalivedNotReady { detail })?;
+            director.populated_s = Some(keepalived_started.elapsed().as_secs_f64());
+            Manager::Keepalived(k)
+        }
+    };
+
     let mut pending: Vec<(Duration, PhaseAction)> = scenario
         .file
         .phases
@@ -280,10 +453,21 @@ fn with_lab(
         .collect();
     pending.sort_by_key(|(at, _)| *at);
     pending.reverse();
+    let mut live = Live {
+        lab,
+        exe: exe.clone(),
+        max_age: load.max_connection_age,
+        servers,
+        pending,
+        origin: None,
+        events: Vec::new(),
+        applied: Vec::new(),
+        samples: Vec::new(),
+        last_sample: Instant::now() - Duration::from_secs(2),
+        watcher: IpvsWatcher::open(lab),
+    };
     let duration = opts.duration.unwrap_or(load.duration);
-    let load_start = Instant::now();
-    let mut samples = Vec::new();
-    let mut last_sample = Instant::now() - Duration::from_secs(2);
+    let mut rounds = Vec::new();
     for round in 0..load.rounds {
         if round > 0 && !load.idle.is_zero() {
             let idle_start = Instant::now();
@@ -297,15 +481,7 @@ fn with_lab(
                     load.idle.as_secs_f64(),
                     round + 1
                 ));
-                apply_due(
-                    lab,
-                    &mut servers,
-                    &exe,
-                    &mut pending,
-                    load_start,
-                    &mut events,
-                )?;
-                sample_every_second(lab, load_start, &mut last_sample, &mut samples);
+                live.tick()?;
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -317,13 +493,25 @@ fn with_lab(
             .arg(&json)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        let spawned = Instant::now();
         let mut child = ChildGuard::spawn_in(lab.ns(CLIENT_HOST)?, cmd, "the load generator")?;
         let lines = progress_lines(child.take_stdout().expect("piped"));
         let ended = loop {
             if opts.interrupted.load(Ordering::SeqCst) {
                 return Err(RunError::Interrupted);
             }
-            while let Ok(line) = lines.try_recv() {
+            while let Ok((arrived, line)) = lines.try_recv() {
+                if live.origin.is_none()
+                    && let Some(elapsed) = line["elapsed_s"].as_f64()
+                {
+                    // The line left the generator `elapsed` after its
+                    // start; the measured phase begins `warmup` later.
+                    let start = arrived
+                        .checked_sub(Duration::from_secs_f64(elapsed.max(0.0)))
+                        .unwrap_or(spawned)
+                        .max(spawned);
+                    live.origin = Some(start + load.warmup);
+                }
                 status.tick(&format!(
                     "round {}/{} {}",
                     round + 1,
@@ -331,20 +519,15 @@ fn with_lab(
                     render_progress(&line)
                 ));
             }
-            apply_due(
-                lab,
-                &mut servers,
-                &exe,
-                &mut pending,
-                load_start,
-                &mut events,
-            )?;
-            sample_every_second(lab, load_start, &mut last_sample, &mut samples);
+            live.tick()?;
             if let Some(s) = child.try_wait() {
                 break s;
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        if live.origin.is_none() {
+            live.origin = Some(spawned + load.warmup);
+        }
         if !ended.success() {
             return Err(RunError::Loadgen {
                 status: ended.to_string(),
@@ -371,6 +554,73 @@ fn with_lab(
         .unwrap_or_default();
     let ipvsadm_stats = ipvsadm_in(lab, &["-Ln", "--stats", "--exact"]);
 
+    let origin = live.origin.unwrap_or_else(Instant::now);
+    let t = |at: Instant| -> f64 {
+        if at >= origin {
+            (at - origin).as_secs_f64()
+        } else {
+            -(origin - at).as_secs_f64()
+        }
+    };
+    let mut events: Vec<(f64, String, String)> = live
+        .events
+        .iter()
+        .map(|(at, k, d)| (t(*at), k.clone(), d.clone()))
+        .collect();
+    let mut health_changes = Vec::new();
+    match manager {
+        Manager::Static => {}
+        Manager::Lab(checker) => {
+            for e in checker.stop() {
+                match e.kind {
+                    HealthEventKind::Down => {
+                        health_changes.push((t(e.at), e.server.clone(), false))
+                    }
+                    HealthEventKind::Up => health_changes.push((t(e.at), e.server.clone(), true)),
+                    _ => {}
+                }
+                let kind = match e.kind {
+                    HealthEventKind::CheckFailed => "check",
+                    _ => "health",
+                };
+                events.push((t(e.at), kind.into(), e.detail));
+            }
+        }
+        Manager::Keepalived(k) => {
+            let log = k.stop();
+            director.keepalived_log = log.iter().map(|(at, l)| (t(*at), l.clone())).collect();
+        }
+    }
+    let ipvs_changes: Vec<IpvsChange> = live
+        .watcher
+        .changes
+        .iter()
+        .map(|(at, dest, from, to)| IpvsChange {
+            t_s: t(*at),
+            dest: dest.clone(),
+            from: *from,
+            to: *to,
+        })
+        .collect();
+    for c in &ipvs_changes {
+        events.push((c.t_s, "ipvs".into(), describe_change(plan, c)));
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let applied = live
+        .applied
+        .iter()
+        .map(|(at, a)| (t(*at), a.clone()))
+        .collect();
+    let samples = live
+        .samples
+        .iter()
+        .map(|(at, templates, d)| IpvsSample {
+            t_s: t(*at),
+            templates: *templates,
+            destinations: d.clone(),
+        })
+        .collect();
+
     status.say("reading the servers' own counters");
     let clients: Vec<IpAddr> = plan
         .client_addresses
@@ -378,21 +628,17 @@ fn with_lab(
         .map(|a| IpAddr::V4(*a))
         .collect();
     let mut server_counts = Vec::new();
-    for (s, guard) in plan.servers.iter().zip(&mut servers) {
+    for (s, guard) in plan.servers.iter().zip(&mut live.servers) {
         let alive = guard.as_mut().is_some_and(|g| g.try_wait().is_none());
         if !alive {
             server_counts.push(None);
             continue;
         }
         let addr = SocketAddr::new(IpAddr::V4(s.address), s.port);
-        let counts =
-            server_counters(lab, addr, &clients).map_err(|detail| RunError::ServerStats {
-                server: s.name.clone(),
-                detail,
-            })?;
-        server_counts.push(Some(counts));
+        // A server cut off by a fault cannot be asked; that is not an error.
+        server_counts.push(server_counters(lab, addr, &clients).ok());
     }
-    for guard in servers.into_iter().flatten() {
+    for guard in live.servers.into_iter().flatten() {
         guard.stop(Duration::from_secs(3));
     }
     let _ = std::fs::remove_dir_all(&work);
@@ -403,8 +649,229 @@ fn with_lab(
         ipvsadm_stats,
         conn_table,
         events,
+        applied,
+        ipvs_changes,
+        health_changes,
         samples,
+        director,
     })
+}
+
+/// A sentence for an IPVS change: `rs1 removed from IPVS (weight 1)`.
+fn describe_change(plan: &Plan, c: &IpvsChange) -> String {
+    let name = plan
+        .servers
+        .iter()
+        .find(|s| s.destination_key() == c.dest)
+        .map_or(c.dest.clone(), |s| s.name.clone());
+    match (c.from, c.to) {
+        (Some(w), None) => format!("{name} removed from IPVS (was weight {w})"),
+        (None, Some(w)) => format!("{name} added to IPVS with weight {w}"),
+        (Some(a), Some(b)) => format!("{name} weight {a} -> {b} in IPVS"),
+        (None, None) => format!("{name} unchanged"),
+    }
+}
+
+/// Waits until IPVS holds the scenario's service with every destination
+/// (keepalived fills it a few seconds after it starts).
+fn wait_for_destinations(
+    lab: &LabNetwork,
+    plan: &Plan,
+    interrupted: &AtomicBool,
+    limit: Duration,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let want = plan.servers.len();
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err("interrupted".into());
+        }
+        let service = plan.service.clone();
+        let found = lab
+            .ipvs(move |h| match h.service(&service)? {
+                Some(_) => Ok(h.destinations(&service)?.len()),
+                None => Ok(0),
+            })
+            .unwrap_or(0);
+        if found >= want {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            return Err(format!(
+                "IPVS held {found} of {want} destinations {limit:?} after keepalived started"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls the director's IPVS destinations every 100 ms and records every
+/// change with its instant: this is how detection is timed for the lab's
+/// checker and keepalived alike. One netlink dump costs about 1 ms.
+struct IpvsWatcher {
+    handle: Option<crate::ipvs::IpvsHandle>,
+    last_poll: Instant,
+    last: Option<BTreeMap<String, i32>>,
+    changes: Vec<(Instant, String, Option<i32>, Option<i32>)>,
+}
+
+impl IpvsWatcher {
+    fn open(lab: &LabNetwork) -> Self {
+        let handle = lab
+            .director()
+            .run(crate::ipvs::IpvsHandle::open)
+            .ok()
+            .and_then(Result::ok);
+        let mut w = IpvsWatcher {
+            handle,
+            last_poll: Instant::now() - Duration::from_secs(1),
+            last: None,
+            changes: Vec::new(),
+        };
+        w.poll(lab.plan());
+        w
+    }
+
+    fn poll(&mut self, plan: &Plan) {
+        if self.last_poll.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last_poll = Instant::now();
+        let Some(h) = &self.handle else { return };
+        let now: BTreeMap<String, i32> = match h.service(&plan.service) {
+            Ok(Some(_)) => match h.destinations(&plan.service) {
+                Ok(d) => d
+                    .iter()
+                    .map(|d| {
+                        (
+                            SocketAddr::new(d.destination.address, d.destination.port).to_string(),
+                            d.destination.weight,
+                        )
+                    })
+                    .collect(),
+                Err(_) => return,
+            },
+            Ok(None) => BTreeMap::new(),
+            Err(_) => return,
+        };
+        let at = Instant::now();
+        if let Some(last) = &self.last {
+            let keys: std::collections::BTreeSet<&String> = last.keys().chain(now.keys()).collect();
+            for k in keys {
+                let (a, b) = (last.get(k).copied(), now.get(k).copied());
+                if a != b {
+                    self.changes.push((at, k.clone(), a, b));
+                }
+            }
+        }
+        self.last = Some(now);
+    }
+}
+
+fn phase_kind(action: &PhaseAction) -> &'static str {
+    match action {
+        PhaseAction::SetWeight { .. }
+        | PhaseAction::RemoveDestination { .. }
+        | PhaseAction::AddDestination { .. } => "weight",
+        PhaseAction::Sysctl { .. } => "sysctl",
+        _ => "fault",
+    }
+}
+
+/// Applies one phase; returns a sentence for the report's event list.
+fn apply_phase(
+    lab: &LabNetwork,
+    servers: &mut [Option<ChildGuard>],
+    exe: &Path,
+    max_age: Option<Duration>,
+    action: &PhaseAction,
+) -> Result<String, String> {
+    let plan = lab.plan();
+    let target = action.server().map(|name| {
+        plan.servers
+            .iter()
+            .position(|s| s.name == name || s.address.to_string() == name)
+            .expect("validated: phases name known servers")
+    });
+    let name = target
+        .map(|i| plan.servers[i].name.clone())
+        .unwrap_or_default();
+    match action {
+        PhaseAction::SetWeight { weight, .. } => {
+            let i = target.expect("has a server");
+            let mut dest = plan.servers[i].destination;
+            dest.weight = *weight;
+            let service = plan.service.clone();
+            lab.ipvs(move |h| h.edit_destination(&service, &dest))
+                .map_err(|e| error_chain(&e))?;
+            Ok(format!("{name} weight set to {weight}"))
+        }
+        PhaseAction::RemoveDestination { .. } => {
+            let dest = plan.servers[target.expect("has a server")].destination;
+            let service = plan.service.clone();
+            lab.ipvs(move |h| h.delete_destination(&service, &dest))
+                .map_err(|e| error_chain(&e))?;
+            Ok(format!(
+                "{name} deleted from IPVS (ipvsadm -d), server still running"
+            ))
+        }
+        PhaseAction::AddDestination { .. } => {
+            let dest = plan.servers[target.expect("has a server")].destination;
+            let service = plan.service.clone();
+            lab.ipvs(move |h| h.add_destination(&service, &dest))
+                .map_err(|e| error_chain(&e))?;
+            Ok(format!("{name} added to IPVS (ipvsadm -a)"))
+        }
+        PhaseAction::StopServer { .. } | PhaseAction::KillServer { .. } => {
+            let i = target.expect("has a server");
+            let (signal, verb) = if matches!(action, PhaseAction::KillServer { .. }) {
+                (libc::SIGKILL, "killed (SIGKILL)")
+            } else {
+                (libc::SIGTERM, "stopped (SIGTERM, GOAWAY)")
+            };
+            if let Some(g) = &servers[i] {
+                g.signal(signal);
+            }
+            Ok(format!("{name} {verb}"))
+        }
+        PhaseAction::StartServer { .. } => {
+            let i = target.expect("has a server");
+            if let Some(mut old) = servers[i].take() {
+                old.wait_timeout(Duration::from_secs(5));
+            }
+            let guard =
+                start_server(lab, exe, &plan.servers[i], max_age).map_err(|e| error_chain(&e))?;
+            servers[i] = Some(guard);
+            Ok(format!("{name} started"))
+        }
+        PhaseAction::LinkDown { .. } | PhaseAction::LinkUp { .. } => {
+            let up = matches!(action, PhaseAction::LinkUp { .. });
+            let ns = lab.ns(&name).map_err(|e| error_chain(&e))?;
+            crate::faults::set_link(ns, crate::topology::spec::HOST_IFNAME, up)
+                .map_err(|e| error_chain(&e))?;
+            Ok(format!(
+                "{name} link {} (ip link set eth0 {} in its namespace)",
+                if up { "up" } else { "down" },
+                if up { "up" } else { "down" }
+            ))
+        }
+        PhaseAction::Blackhole { .. } => {
+            crate::faults::blackhole(lab.topology().bridge(), &name)
+                .map_err(|e| error_chain(&e))?;
+            Ok(format!(
+                "{name} blackholed (every frame to and from it dropped)"
+            ))
+        }
+        PhaseAction::Unblackhole { .. } => {
+            crate::faults::unblackhole(lab.topology().bridge(), &name)
+                .map_err(|e| error_chain(&e))?;
+            Ok(format!("{name} blackhole lifted"))
+        }
+        PhaseAction::Sysctl { name, value } => {
+            crate::dr::set_ipvs_sysctl(lab.director(), name, value).map_err(|e| error_chain(&e))?;
+            Ok(format!("net.ipv4.vs.{name} = {value}"))
+        }
+    }
 }
 
 fn tempdir_for(run: &RunId) -> Result<PathBuf, RunError> {
@@ -416,6 +883,8 @@ fn tempdir_for(run: &RunId) -> Result<PathBuf, RunError> {
     Ok(dir)
 }
 
+/// Starts `lab server` for `s` inside its namespace and waits until it
+/// listens.
 pub fn start_server(
     lab: &LabNetwork,
     exe: &Path,
@@ -469,8 +938,10 @@ fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Vec<Str
         load.payload.to_string(),
         "--progress".into(),
         "json".into(),
+        // Frequent progress lines: the first one tells when the generator
+        // started, which is the origin phases and report times count from.
         "--progress-interval".into(),
-        "500ms".into(),
+        "100ms".into(),
         "--timeline-interval".into(),
         "500ms".into(),
     ];
@@ -497,15 +968,16 @@ fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Vec<Str
     args
 }
 
+/// The load generator's progress lines, each with the instant it arrived.
 fn progress_lines(
     stdout: std::process::ChildStdout,
-) -> std::sync::mpsc::Receiver<serde_json::Value> {
+) -> std::sync::mpsc::Receiver<(Instant, serde_json::Value)> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && tx.send(v).is_err()
+                && tx.send((Instant::now(), v)).is_err()
             {
                 break;
             }
@@ -534,97 +1006,6 @@ fn render_progress(v: &serde_json::Value) -> String {
         }
     }
     format!("{phase} {elapsed:.1}s  {rpcs} rpcs  {rate:.0}/s  {errors} errors {shares}")
-}
-
-fn apply_due(
-    lab: &LabNetwork,
-    servers: &mut [Option<ChildGuard>],
-    exe: &Path,
-    pending: &mut Vec<(Duration, PhaseAction)>,
-    load_start: Instant,
-    events: &mut Vec<(f64, String, String)>,
-) -> Result<(), RunError> {
-    while pending
-        .last()
-        .is_some_and(|(at, _)| load_start.elapsed() >= *at)
-    {
-        let (at, action) = pending.pop().expect("checked");
-        let t = load_start.elapsed().as_secs_f64();
-        let detail = apply_phase(lab, servers, exe, &action).map_err(|detail| RunError::Phase {
-            at,
-            action: format!("{action:?}"),
-            detail,
-        })?;
-        events.push((t, phase_kind(&action).to_string(), detail));
-    }
-    Ok(())
-}
-
-fn phase_kind(action: &PhaseAction) -> &'static str {
-    match action {
-        PhaseAction::SetWeight { .. } => "weight",
-        PhaseAction::Sysctl { .. } => "sysctl",
-        _ => "fault",
-    }
-}
-
-/// Applies one phase; returns a sentence for the report's event list.
-fn apply_phase(
-    lab: &LabNetwork,
-    servers: &mut [Option<ChildGuard>],
-    exe: &Path,
-    action: &PhaseAction,
-) -> Result<String, String> {
-    let plan = lab.plan();
-    let target = action.server().map(|name| {
-        plan.servers
-            .iter()
-            .position(|s| s.name == name || s.address.to_string() == name)
-            .expect("validated: phases name known servers")
-    });
-    match action {
-        PhaseAction::SetWeight { weight, .. } => {
-            let i = target.expect("has a server");
-            let mut dest = plan.servers[i].destination.clone();
-            dest.weight = *weight;
-            let service = plan.service.clone();
-            lab.ipvs(move |h| h.edit_destination(&service, &dest))
-                .map_err(|e| error_chain(&e))?;
-            Ok(format!("{} weight set to {weight}", plan.servers[i].name))
-        }
-        PhaseAction::StopServer { .. } | PhaseAction::KillServer { .. } => {
-            let i = target.expect("has a server");
-            let (signal, verb) = if matches!(action, PhaseAction::KillServer { .. }) {
-                (libc::SIGKILL, "killed (SIGKILL)")
-            } else {
-                (libc::SIGTERM, "stopped (SIGTERM, GOAWAY)")
-            };
-            if let Some(g) = &servers[i] {
-                g.signal(signal);
-            }
-            Ok(format!("{} {verb}", plan.servers[i].name))
-        }
-        PhaseAction::StartServer { .. } => {
-            let i = target.expect("has a server");
-            if let Some(mut old) = servers[i].take() {
-                old.wait_timeout(Duration::from_secs(5));
-            }
-            let guard =
-                start_server(lab, exe, &plan.servers[i], None).map_err(|e| error_chain(&e))?;
-            servers[i] = Some(guard);
-            Ok(format!("{} started", plan.servers[i].name))
-        }
-        PhaseAction::Sysctl { name, value } => {
-            crate::dr::set_ipvs_sysctl(lab.director(), name, value).map_err(|e| error_chain(&e))?;
-            Ok(format!("net.ipv4.vs.{name} = {value}"))
-        }
-        PhaseAction::LinkDown { .. }
-        | PhaseAction::LinkUp { .. }
-        | PhaseAction::Blackhole { .. }
-        | PhaseAction::Unblackhole { .. } => Err(format!(
-            "{action:?} is not implemented yet (see the failover issue)"
-        )),
-    }
 }
 
 /// Formats an error with its sources.
@@ -739,23 +1120,12 @@ pub fn servers_per_client(rounds: &[LoadReport]) -> BTreeMap<String, BTreeMap<St
     out
 }
 
-/// Records the IPVS state when a second has passed since the last sample.
-/// A failed read is skipped, not fatal: sampling observes, it must not
-/// change the run's outcome.
-fn sample_every_second(
-    lab: &LabNetwork,
-    load_start: Instant,
-    last: &mut Instant,
-    samples: &mut Vec<IpvsSample>,
-) {
-    if last.elapsed() < Duration::from_secs(1) {
-        return;
-    }
-    *last = Instant::now();
-    let t_s = load_start.elapsed().as_secs_f64();
-    let Ok(table) = lab.ipvs(|h| h.table()) else {
-        return;
-    };
+/// Reads the IPVS state once: persistence templates and, per destination,
+/// address, weight, active, inactive and persistent connections. A failed
+/// read is skipped, not fatal: sampling observes, it must not change the
+/// run's outcome.
+fn sample(lab: &LabNetwork) -> Option<(usize, Vec<DestRow>)> {
+    let table = lab.ipvs(|h| h.table()).ok()?;
     let templates = lab
         .director()
         .run(crate::ipvs::read_conn_table)
@@ -778,9 +1148,5 @@ fn sample_every_second(
             )
         })
         .collect();
-    samples.push(IpvsSample {
-        t_s,
-        templates,
-        destinations,
-    });
+    Some((templates, destinations))
 }

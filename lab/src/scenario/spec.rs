@@ -32,6 +32,25 @@ pub struct ScenarioFile {
     /// The assertions that make the scenario a regression test.
     #[serde(default)]
     pub expect: Expect,
+    /// Who drives IPVS during the run: the lab's own checker (default), or
+    /// Debian's keepalived with a keepalived.conf generated from this file.
+    #[serde(default)]
+    pub director: DirectorKind,
+}
+
+/// Who manages the IPVS service while the load runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectorKind {
+    /// The lab configures IPVS and runs its own checkers ([`crate::health`])
+    /// for the real servers that have a `TCP_CHECK` or `GRPC_CHECK`.
+    #[default]
+    Lab,
+    /// `/usr/sbin/keepalived` runs in the director namespace and configures
+    /// IPVS itself from a generated keepalived.conf.
+    Keepalived,
+    /// The lab configures IPVS once and nothing checks health.
+    Static,
 }
 
 /// keepalived's `virtual_server` block.
@@ -132,7 +151,8 @@ pub struct TcpCheck {
     /// The port to connect to (default: the real server's port).
     #[serde(default)]
     pub connect_port: Option<u16>,
-    /// Seconds to wait before the first check after a start.
+    /// Upper bound in seconds of the random delay before the first check
+    /// (keepalived's default: `delay_loop`).
     #[serde(default)]
     pub warmup: Option<f64>,
     /// keepalived's alpha mode: servers start down and must pass a check first.
@@ -166,6 +186,10 @@ pub struct GrpcCheck {
     /// The service name to ask about ("" = the whole server).
     #[serde(default)]
     pub service: String,
+    /// Upper bound in seconds of the random delay before the first check
+    /// (default: `delay_loop`).
+    #[serde(default)]
+    pub warmup: Option<f64>,
 }
 
 /// Addresses of the lab network.
@@ -395,6 +419,18 @@ pub enum PhaseAction {
         /// The real server.
         server: String,
     },
+    /// Delete the destination from IPVS (`ipvsadm -d`), as keepalived does
+    /// when a check fails without `inhibit_on_failure`; the server keeps
+    /// running.
+    RemoveDestination {
+        /// The real server.
+        server: String,
+    },
+    /// Add the destination back with its configured weight (`ipvsadm -a`).
+    AddDestination {
+        /// The real server.
+        server: String,
+    },
     /// Set an IPVS sysctl (`net.ipv4.vs.<name>`) in the director.
     Sysctl {
         /// e.g. `expire_nodest_conn`.
@@ -415,10 +451,55 @@ impl PhaseAction {
             | PhaseAction::LinkDown { server }
             | PhaseAction::LinkUp { server }
             | PhaseAction::Blackhole { server }
-            | PhaseAction::Unblackhole { server } => Some(server),
+            | PhaseAction::Unblackhole { server }
+            | PhaseAction::RemoveDestination { server }
+            | PhaseAction::AddDestination { server } => Some(server),
             PhaseAction::Sysctl { .. } => None,
         }
     }
+
+    /// Whether this action breaks a real server (what a health checker is
+    /// meant to notice), as opposed to an operator's IPVS change or a repair.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            PhaseAction::StopServer { .. }
+                | PhaseAction::KillServer { .. }
+                | PhaseAction::LinkDown { .. }
+                | PhaseAction::Blackhole { .. }
+        )
+    }
+
+    /// Whether this action takes a server out of rotation through IPVS
+    /// itself (a drain, a removal).
+    pub fn is_ipvs_change(&self) -> bool {
+        matches!(
+            self,
+            PhaseAction::SetWeight { .. } | PhaseAction::RemoveDestination { .. }
+        )
+    }
+
+    /// Whether this action undoes a fault.
+    pub fn is_repair(&self) -> bool {
+        matches!(
+            self,
+            PhaseAction::StartServer { .. }
+                | PhaseAction::LinkUp { .. }
+                | PhaseAction::Unblackhole { .. }
+                | PhaseAction::AddDestination { .. }
+        )
+    }
+}
+
+/// What a drained (weight 0) or removed server should still receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainedTraffic {
+    /// It keeps answering RPCs after the change (persistence templates or
+    /// live connections still steer clients to it).
+    Continues,
+    /// It answers no RPC from one second after the change to the end.
+    Stops,
 }
 
 /// The expected distribution shape.
@@ -475,6 +556,19 @@ pub struct Expect {
     /// At least this many client IPs saw more than one server.
     #[serde(default)]
     pub min_clients_moved: Option<u32>,
+    /// After the first phase that targets a server (fault, drain or
+    /// removal), whether that server keeps answering RPCs.
+    #[serde(default)]
+    pub drained_traffic: Option<DrainedTraffic>,
+    /// After the first fault, the IPVS table changed for the failed server
+    /// (removed, or weight 0) before the load ended: the checker noticed.
+    #[serde(default)]
+    pub fault_detected: Option<bool>,
+    /// The most frequent failed-RPC status, e.g. `DeadlineExceeded` (clients
+    /// hang until the deadline) or `Unavailable` (fast errors). Fails when
+    /// no RPC failed.
+    #[serde(default)]
+    pub dominant_error: Option<String>,
 }
 
 fn default_tolerance() -> f64 {

@@ -93,7 +93,7 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             ));
         }
     }
-    if !(vs.delay_loop > 0.0) {
+    if vs.delay_loop.is_nan() || vs.delay_loop <= 0.0 {
         problems.push(invalid(
             "virtual_server.delay_loop",
             "must be more than 0 seconds",

@@ -1,0 +1,197 @@
+//! Failover figures from what a run measured: detection, recovery, what the
+//! clients saw. Pure: a function of [`Measurements`] and the scenario, so
+//! each figure is unit-tested on hand-made measurements.
+//!
+//! Times count from the start of the measured load, like the timeline.
+
+use std::collections::BTreeMap;
+
+use super::Scenario;
+use super::plan::health_plan;
+use super::run::Measurements;
+use crate::report::model::Failover;
+
+/// A bucket counts as recovered when it has no failed RPC and at least
+/// this fraction of the pre-fault rate.
+pub const RECOVERED_RATE: f64 = 0.8;
+
+/// The failover figures, when the scenario applied a fault, a drain or a
+/// removal to a real server.
+pub fn failover(scenario: &Scenario, m: &Measurements) -> Option<Failover> {
+    let (t_f, action) = m
+        .applied
+        .iter()
+        .find(|(_, a)| a.server().is_some() && (a.is_fault() || a.is_ipvs_change()))?;
+    let name = action.server()?;
+    let server = m.plan.server(name)?;
+    let key = server.destination_key();
+    let mut f = Failover {
+        failed_server: Some(server.name.clone()),
+        fault_at_s: Some(*t_f),
+        fault: m
+            .events
+            .iter()
+            .find(|(t, k, _)| t == t_f && (k == "fault" || k == "weight"))
+            .map(|(_, _, d)| d.clone()),
+        ..Default::default()
+    };
+
+    if action.is_fault() {
+        f.detection_s = m
+            .ipvs_changes
+            .iter()
+            .find(|c| c.dest == key && c.t_s >= *t_f && c.to.is_none_or(|w| w == 0))
+            .map(|c| c.t_s - t_f);
+        f.checker_detection_s = m
+            .health_changes
+            .iter()
+            .find(|(t, s, up)| s == &server.name && !up && t >= t_f)
+            .map(|(t, _, _)| t - t_f);
+        if let Some(hp) = health_plan(scenario, &m.plan)
+            && let Some(check) = hp.checks.iter().find(|c| c.name == server.name)
+        {
+            let w = check.timing.worst_case();
+            f.worst_case_refused_s = Some(w.refused.as_secs_f64());
+            f.worst_case_timeout_s = Some(w.timeout.as_secs_f64());
+            f.checker = Some(format!("{} {}", m.director.kind, check.kind.label()));
+        } else {
+            f.checker = Some(format!(
+                "{} (no check for {})",
+                m.director.kind, server.name
+            ));
+        }
+        // The repair, and when IPVS had the server back at full weight.
+        if let Some((t_r, _)) = m
+            .applied
+            .iter()
+            .find(|(t, a)| t > t_f && a.is_repair() && a.server() == Some(name))
+        {
+            let weight = server.destination.weight;
+            f.readded_s = m
+                .ipvs_changes
+                .iter()
+                .find(|c| c.dest == key && c.t_s >= *t_r && c.to == Some(weight))
+                .map(|c| c.t_s - t_r);
+        }
+    }
+
+    // Per-bucket totals over all rounds, on the report's time axis.
+    let idle = scenario.file.load.idle.as_secs_f64();
+    let mut buckets: Vec<(f64, f64, u64, BTreeMap<String, u64>)> = Vec::new();
+    let mut offset = 0.0;
+    for r in &m.rounds {
+        let w = r.timeline_interval_s;
+        for b in &r.timeline {
+            buckets.push((offset + b.t_s, w, b.ok.values().sum(), b.errors.clone()));
+        }
+        offset += r.duration_s + idle;
+    }
+    let before: Vec<_> = buckets
+        .iter()
+        .filter(|(t, w, _, _)| t + w <= *t_f)
+        .collect();
+    // The first bucket includes the ramp-up: leave it out when there is more.
+    let steady = if before.len() > 1 {
+        &before[1..]
+    } else {
+        &before[..]
+    };
+    if !steady.is_empty() {
+        let secs: f64 = steady.iter().map(|b| b.1).sum();
+        let ok: u64 = steady.iter().map(|b| b.2).sum();
+        f.baseline_rps = Some(ok as f64 / secs);
+    }
+    let after: Vec<_> = buckets.iter().filter(|(t, w, _, _)| t + w > *t_f).collect();
+    for (_, _, _, errors) in &after {
+        for (code, n) in errors {
+            *f.failed_rpcs_by_status.entry(code.clone()).or_default() += n;
+        }
+    }
+    if let Some(base) = f.baseline_rps {
+        let good = |b: &(f64, f64, u64, BTreeMap<String, u64>)| {
+            b.3.values().sum::<u64>() == 0 && b.2 as f64 / b.1 >= RECOVERED_RATE * base
+        };
+        // The last bucket may be cut short by the end of the load.
+        let judged = if after.len() > 2 {
+            &after[..after.len() - 1]
+        } else {
+            &after[..]
+        };
+        if let Some(last_bad) = judged.iter().rposition(|b| !good(b)) {
+            if last_bad + 1 < judged.len() {
+                let b = judged[last_bad + 1];
+                f.recover_s = Some((b.0 - t_f).max(0.0));
+            }
+        } else if !judged.is_empty() {
+            f.recover_s = Some(0.0);
+        }
+    }
+    for r in &m.rounds {
+        for src in &r.sources {
+            let gap = src.longest_gap_ms / 1000.0;
+            let e = f
+                .longest_blackhole_s
+                .entry(src.address.clone())
+                .or_insert(0.0);
+            *e = e.max(gap);
+        }
+    }
+    f.client_view = Some(client_view(scenario, &f));
+    Some(f)
+}
+
+/// One sentence: did clients hang until the deadline, or fail fast?
+fn client_view(scenario: &Scenario, f: &Failover) -> String {
+    let deadline = scenario.file.load.timeout.as_secs_f64();
+    let worst_gap = f
+        .longest_blackhole_s
+        .values()
+        .copied()
+        .fold(0.0_f64, f64::max);
+    let total: u64 = f.failed_rpcs_by_status.values().sum();
+    let dominant = f
+        .failed_rpcs_by_status
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(c, _)| c.as_str());
+    match dominant {
+        None => format!(
+            "no RPC failed; the longest stretch without a success for one client IP was {worst_gap:.2} s"
+        ),
+        Some(code) if super::expect::status_eq(code, "DeadlineExceeded") => format!(
+            "clients hung until the {deadline:.1} s deadline: {total} failed RPCs, mostly DeadlineExceeded; longest stretch without a success {worst_gap:.2} s"
+        ),
+        Some(code) => format!(
+            "fast errors and a reconnect: {total} failed RPCs, mostly {code}; longest stretch without a success {worst_gap:.2} s (deadline {deadline:.1} s)"
+        ),
+    }
+}
+
+/// Sentences comparing the measured detection with keepalived's worst case.
+pub fn notes(f: &Failover) -> Vec<String> {
+    let mut out = Vec::new();
+    let server = f.failed_server.as_deref().unwrap_or("the server");
+    if let (Some(d), Some(refused), Some(timeout)) = (
+        f.detection_s,
+        f.worst_case_refused_s,
+        f.worst_case_timeout_s,
+    ) {
+        out.push(format!(
+            "{} took {server} out of IPVS {d:.2} s after the fault; keepalived's worst case for these check settings is {refused:.1} s when connects are refused at once and {timeout:.1} s when they hang.",
+            f.checker.as_deref().unwrap_or("the checker")
+        ));
+    } else if f.worst_case_refused_s.is_some() && f.detection_s.is_none() {
+        out.push(format!(
+            "The checker had not taken {server} out of IPVS when the load ended."
+        ));
+    }
+    if let Some(r) = f.readded_s {
+        out.push(format!(
+            "{server} was back in IPVS {r:.2} s after the repair."
+        ));
+    }
+    if let Some(v) = &f.client_view {
+        out.push(format!("What clients saw: {v}."));
+    }
+    out
+}
