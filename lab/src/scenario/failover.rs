@@ -12,8 +12,9 @@ use super::run::Measurements;
 use crate::report::model::Failover;
 
 /// A bucket counts as recovered when it has no failed RPC and at least
-/// this fraction of the pre-fault rate.
-pub const RECOVERED_RATE: f64 = 0.8;
+/// this fraction of the pre-fault rate. Half, not more: the machines are
+/// shared and a 1-CPU UML guest's rate swings by a third on its own.
+pub const RECOVERED_RATE: f64 = 0.5;
 
 /// The failover figures, when the scenario applied a fault, a drain or a
 /// removal to a real server.
