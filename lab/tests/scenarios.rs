@@ -30,7 +30,10 @@ fn lab(args: &[&str]) -> Output {
 }
 
 fn lab_leftovers() -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("ipvslab-"))
@@ -51,27 +54,44 @@ fn newest_report(root: &Path, scenario: &str) -> Option<PathBuf> {
 
 #[test]
 fn every_scenario_passes_and_none_regresses_against_its_baseline() {
-    let reports = tempfile::tempdir().expect("tempdir");
-    let root = reports.path().to_str().unwrap();
-    let out = lab(&["scenario", "--all", "--quiet", "--reports", root]);
-    assert_eq!(out.status.code(), Some(0), "lab scenario --all failed (output above)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("scenarios passed"), "{stdout}");
-
     let scenarios: Vec<String> = std::fs::read_dir(workspace().join("scenarios"))
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
+    let reports = tempfile::tempdir().expect("tempdir");
+    let root = reports.path().to_str().unwrap();
+    let out = lab(&["scenario", "--all", "--quiet", "--reports", root]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "lab scenario --all failed (output above)"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("all {} scenarios passed", scenarios.len())),
+        "{stdout}"
+    );
     let mut compared = 0;
     for name in &scenarios {
         let report = newest_report(reports.path(), name)
             .unwrap_or_else(|| panic!("no report.json written for {name}"));
-        for file in ["report.md", "distribution.svg", "clients.svg", "latency.svg", "timeline.svg"] {
-            assert!(report.with_file_name(file).is_file(), "{name}: {file} missing");
+        for file in [
+            "report.md",
+            "distribution.svg",
+            "clients.svg",
+            "latency.svg",
+            "timeline.svg",
+        ] {
+            assert!(
+                report.with_file_name(file).is_file(),
+                "{name}: {file} missing"
+            );
         }
-        let baseline = workspace().join("reports/baselines").join(format!("{name}.json"));
+        let baseline = workspace()
+            .join("reports/baselines")
+            .join(format!("{name}.json"));
         if baseline.is_file() {
             let cmp = lab(&[
                 "compare",
@@ -80,11 +100,18 @@ fn every_scenario_passes_and_none_regresses_against_its_baseline() {
                 "--tolerance",
                 "0.10",
             ]);
-            assert_eq!(cmp.status.code(), Some(0), "{name} regressed against its baseline");
+            assert_eq!(
+                cmp.status.code(),
+                Some(0),
+                "{name} regressed against its baseline"
+            );
             compared += 1;
         }
     }
-    eprintln!("{} scenarios ran; {compared} compared against baselines", scenarios.len());
+    eprintln!(
+        "{} scenarios ran; {compared} compared against baselines",
+        scenarios.len()
+    );
     assert!(compared >= 1, "no baselines in reports/baselines/");
     assert_eq!(lab_leftovers(), Vec::<String>::new());
 }
@@ -123,7 +150,11 @@ fn a_malformed_scenario_is_rejected_before_any_network() {
         .unwrap()
         .replace("lb_algo = \"rr\"", "lb_algoo = \"rr\"");
     std::fs::write(&path, &text).unwrap();
-    let line = text.lines().position(|l| l.starts_with("lb_algoo")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("lb_algoo"))
+        .unwrap()
+        + 1;
     let out = lab(&["scenario", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(65));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -154,23 +185,127 @@ fn list_shows_every_scenario_with_its_description() {
     let out = lab(&["list"]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for name in ["rr-persistence", "rr-persistence-many-clients", "rr", "wrr", "single-channel", "max-connection-age", "persistence-expiry"] {
+    for name in [
+        "rr-persistence",
+        "rr-persistence-many-clients",
+        "rr",
+        "wrr",
+        "single-channel",
+        "max-connection-age",
+        "persistence-expiry",
+    ] {
         let line = stdout
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_else(|| panic!("{name} missing from lab list:\n{stdout}"));
-        assert!(line.len() > name.len() + 20, "{name} has no description: {line}");
+        assert!(
+            line.len() > name.len() + 20,
+            "{name} has no description: {line}"
+        );
     }
 }
 
 #[test]
 fn exec_runs_the_command_in_the_named_host() {
-    let out = lab(&["exec", "rr-persistence", "--host", "director", "--", "ipvsadm", "-Ln"]);
+    let out = lab(&[
+        "exec",
+        "rr-persistence",
+        "--host",
+        "director",
+        "--",
+        "ipvsadm",
+        "-Ln",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("TCP  192.168.122.1:8080 rr persistent 60"), "{stdout}");
+    assert!(
+        stdout.contains("TCP  192.168.122.1:8080 rr persistent 60"),
+        "{stdout}"
+    );
     assert_eq!(stdout.matches("Route   1").count(), 2, "{stdout}");
     // The command's exit status comes back through the runner.
-    let out = lab(&["exec", "rr-persistence", "--host", "rs1", "--", "sh", "-c", "exit 7"]);
+    let out = lab(&[
+        "exec",
+        "rr-persistence",
+        "--host",
+        "rs1",
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
     assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn up_ipvs_down_keep_a_network_between_commands() {
+    // `lab up` needs a host kernel with IPVS; inside the UML guest the guest
+    // kernel is that host, so the three verbs run there, in one boot.
+    let script = format!(
+        "set -e; L={LAB}; \
+         out=$($L up rr-persistence); echo \"$out\"; \
+         run=$(echo \"$out\" | sed -n 's/^lab \\([0-9]*-[0-9]*\\) is up.*/\\1/p'); \
+         ip netns list | grep -c \"ipvslab-$run-\"; \
+         $L ipvs --run \"$run\"; \
+         $L ipvs --run \"$run\" --json | grep -c '\"scheduler\": \"rr\"'; \
+         $L gc; \
+         ip netns list | grep -c \"ipvslab-$run-\"; \
+         $L down \"$run\"; \
+         echo left=$(ip netns list | grep -c \"ipvslab-$run-\" || true)"
+    );
+    let out = lab(&["guest-run", "--", "sh", "-c", &script]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(stdout.contains("is up (rr-persistence)"), "{stdout}");
+    // director, rs1, rs2, client1 and the bridge: 5 namespaces, kept by gc.
+    assert_eq!(lines.iter().filter(|l| **l == "5").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("TCP  192.168.122.1:8080 rr persistent 60"),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"1"), "JSON has the scheduler: {stdout}");
+    assert!(stdout.contains("removed lab"), "{stdout}");
+    assert!(stdout.contains("left=0"), "{stdout}");
+}
+
+#[test]
+fn without_privileges_the_lab_says_so_and_builds_nothing() {
+    // Root without CAP_NET_ADMIN and CAP_SYS_ADMIN (dropped from the
+    // bounding set, so exec cannot regain them).
+    let out = Command::new("setpriv")
+        .args([
+            "--bounding-set=-net_admin,-sys_admin",
+            "--inh-caps=-net_admin,-sys_admin",
+            LAB,
+        ])
+        .args(["exec", "rr-persistence", "--", "true"])
+        .current_dir(workspace())
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(77));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CAP_NET_ADMIN") && stderr.contains("run it as root"),
+        "{stderr}"
+    );
+    assert_eq!(lab_leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn without_ipvs_and_without_uml_the_error_names_the_package() {
+    if lab::runner::host_has_ipvs() {
+        eprintln!("this host has IPVS; the missing-UML error cannot occur here");
+        return;
+    }
+    let out = Command::new(LAB)
+        .args(["exec", "rr-persistence", "--", "true"])
+        .env("IPVSLAB_UML_KERNEL", "/nonexistent/linux.uml")
+        .current_dir(workspace())
+        .output()
+        .expect("run lab");
+    assert_eq!(out.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("user-mode-linux"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/linux.uml"), "{stderr}");
 }
