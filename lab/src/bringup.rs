@@ -75,7 +75,7 @@ impl LabNetwork {
             .plan
             .servers
             .iter()
-            .map(|s| s.destination.clone())
+            .map(|s| s.destination)
             .collect();
         let timeouts = lab.plan.timeouts;
         for (name, value) in &lab.plan.ipvs_sysctls {
