@@ -764,15 +764,20 @@ pub fn timeline_svg(report: &Report) -> Result<String, ReportError> {
         // Events first, so the data lines are drawn over them.
         let event_style = EVENT_COLOR.mix(0.8).stroke_width(1);
         let event_font = (FONT, 11).into_font().color(&EVENT_COLOR);
+        // Failed checks that changed nothing stay in report.md's table only.
+        let shown: Vec<&crate::report::model::Event> = report
+            .events
+            .iter()
+            .filter(|e| e.kind != crate::report::model::EventKind::Check)
+            .collect();
         chart.draw_series(
-            report
-                .events
+            shown
                 .iter()
                 .map(|e| PathElement::new(vec![(e.t_s, 0.0), (e.t_s, y_max)], event_style)),
         )?;
         let row_h = data_max * band / (label_rows as f64 + 0.5);
         let mut texts = Vec::new();
-        for (i, e) in report.events.iter().enumerate() {
+        for (i, e) in shown.iter().enumerate() {
             let mut text = format!("{}: {}", e.kind.as_str(), e.detail);
             if text.chars().count() > 30 {
                 text = text.chars().take(29).collect::<String>() + "…";

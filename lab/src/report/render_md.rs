@@ -36,6 +36,8 @@ pub fn render_markdown_with(report: &Report, has_hgrm: bool) -> String {
     latency(&mut md, report, has_hgrm);
     timeline(&mut md, report);
     failover(&mut md, report);
+    ipvs_over_time(&mut md, report);
+    director(&mut md, report);
     errors(&mut md, report);
     expectations(&mut md, report);
     cross_checks(&mut md, report);
@@ -444,6 +446,36 @@ fn failover(md: &mut String, r: &Report) {
     if let Some(s) = &f.failed_server {
         let _ = writeln!(md, "- Failed server: {s}");
     }
+    if let Some(fault) = &f.fault {
+        let _ = writeln!(
+            md,
+            "- Fault: {fault} at {}",
+            f.fault_at_s
+                .map(|t| format!("{t:.2} s"))
+                .unwrap_or_else(|| "?".into())
+        );
+    }
+    if let Some(c) = &f.checker {
+        let _ = writeln!(md, "- Checker: {c}");
+    }
+    if let Some(d) = f.checker_detection_s {
+        let _ = writeln!(md, "- Checker declared it down after: {d:.2} s");
+    }
+    if let (Some(a), Some(b)) = (f.worst_case_refused_s, f.worst_case_timeout_s) {
+        let _ = writeln!(
+            md,
+            "- keepalived's worst case for these settings: {a:.1} s (connects refused), {b:.1} s (connects hang)"
+        );
+    }
+    if let Some(r) = f.readded_s {
+        let _ = writeln!(md, "- Back in IPVS after the repair: {r:.2} s");
+    }
+    if let Some(b) = f.baseline_rps {
+        let _ = writeln!(md, "- Rate before the fault: {b:.0} successful RPCs/s");
+    }
+    if let Some(v) = &f.client_view {
+        let _ = writeln!(md, "- What clients saw: {v}");
+    }
     let _ = writeln!(
         md,
         "- Detection (fault → removed from IPVS): {}",
@@ -475,6 +507,80 @@ fn failover(md: &mut String, r: &Report) {
         );
     }
     md.push('\n');
+}
+
+/// The IPVS samples as a table: one row per second, one column per
+/// destination (`weight active/inactive/persistent`).
+fn ipvs_over_time(md: &mut String, r: &Report) {
+    if r.ipvs_samples.is_empty() {
+        return;
+    }
+    let mut addrs: Vec<&str> = Vec::new();
+    for s in &r.ipvs_samples {
+        for d in &s.destinations {
+            if !addrs.contains(&d.address.as_str()) {
+                addrs.push(&d.address);
+            }
+        }
+    }
+    md.push_str(
+        "## IPVS over time
+
+",
+    );
+    md.push_str(
+        "Sampled about once a second: per destination `weight: active/inactive/persistent` \
+         connections; `-` means not in IPVS.\n\n",
+    );
+    let mut header = vec!["t (s)".to_string(), "templates".to_string()];
+    header.extend(addrs.iter().map(|a| a.to_string()));
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = Table::new(&header_refs).align(0, super::text::Align::Right);
+    for s in &r.ipvs_samples {
+        let mut row = vec![format!("{:.1}", s.t_s), s.templates.to_string()];
+        for a in &addrs {
+            row.push(
+                s.destinations
+                    .iter()
+                    .find(|d| d.address == *a)
+                    .map(|d| format!("{}: {}/{}/{}", d.weight, d.active, d.inactive, d.persistent))
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+        t.row(row);
+    }
+    md.push_str(&t.render_markdown());
+    md.push('\n');
+}
+
+/// Who managed IPVS; with keepalived, its config and log.
+fn director(md: &mut String, r: &Report) {
+    let Some(d) = &r.director else {
+        return;
+    };
+    if d.kind != "keepalived" {
+        return;
+    }
+    md.push_str("## keepalived\n\n");
+    if let Some(p) = d.populated_s {
+        let _ = writeln!(
+            md,
+            "keepalived had configured every destination {p:.2} s after it started.\n"
+        );
+    }
+    if let Some(conf) = &d.keepalived_conf {
+        md.push_str("The keepalived.conf it ran with:\n\n```\n");
+        md.push_str(conf);
+        md.push_str("```\n\n");
+    }
+    if !d.keepalived_log.is_empty() {
+        md.push_str("Its log (seconds since the load started):\n\n```\n");
+        for l in &d.keepalived_log {
+            md.push_str(l);
+            md.push('\n');
+        }
+        md.push_str("```\n\n");
+    }
 }
 
 fn errors(md: &mut String, r: &Report) {

@@ -149,10 +149,17 @@ pub fn render_summary(r: &Report) -> String {
         let secs = |v: Option<f64>| v.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "Failover: detection {}, recovery {}",
+            "Failover: {}detection {}, recovery {}",
+            f.fault
+                .as_ref()
+                .map(|x| format!("{x}; "))
+                .unwrap_or_default(),
             secs(f.detection_s),
             secs(f.recover_s)
         );
+        if let Some(v) = &f.client_view {
+            let _ = writeln!(out, "Clients: {v}");
+        }
     }
     for finding in cross_check_findings(r) {
         let _ = writeln!(out, "Cross-check: {finding}");
