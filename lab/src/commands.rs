@@ -99,6 +99,8 @@ pub struct ScenarioArgs {
     pub quiet: bool,
     /// Run Debian's keepalived in the director instead of the lab's checker.
     pub keepalived: bool,
+    /// Build the scenario from a user's keepalived.conf (run by keepalived).
+    pub keepalived_conf: Option<PathBuf>,
 }
 
 /// `lab scenario`: runs one or more scenarios, writes their reports, prints
@@ -123,6 +125,16 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
             Err(e) => return fail(scenario_error_code(&e), e),
         }
     }
+    let mut ignored = Vec::new();
+    if let Some(path) = &args.keepalived_conf {
+        match import_keepalived_conf(path) {
+            Ok((s, skipped)) => {
+                scenarios.push(s);
+                ignored = skipped;
+            }
+            Err(code) => return code,
+        }
+    }
     if scenarios.is_empty() {
         return fail(
             exit::USAGE,
@@ -133,6 +145,9 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
         Err(code) => return code,
         Ok(Prepared::Done(code)) => return code,
         Ok(Prepared::Here) => {}
+    }
+    for line in &ignored {
+        eprintln!("lab: {line}");
     }
     let interrupted = interrupt_flag();
     let opts = RunOptions {
@@ -234,6 +249,49 @@ fn run_one(s: &Scenario, opts: &RunOptions, args: &ScenarioArgs) -> Result<bool,
         }
     }
     Ok(report.passed)
+}
+
+/// Parses a keepalived.conf and turns its first virtual server into a
+/// scenario run by keepalived; returns it with one line per ignored part.
+fn import_keepalived_conf(path: &Path) -> Result<(Scenario, Vec<String>), u8> {
+    let conf = crate::keepalived::parse_file(path).map_err(|e| fail(exit::BAD_SCENARIO, e))?;
+    let imported = crate::keepalived::import::to_scenario(&conf, path)
+        .map_err(|e| fail(exit::BAD_SCENARIO, e))?;
+    let problems = crate::scenario::validate::validate(&imported.file);
+    if !problems.is_empty() {
+        return Err(fail(
+            exit::BAD_SCENARIO,
+            ScenarioError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            },
+        ));
+    }
+    let ignored = imported
+        .ignored
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}: ignored {}: {}",
+                path.display(),
+                i.line,
+                i.what,
+                i.reason
+            )
+        })
+        .collect();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "keepalived".into());
+    Ok((
+        Scenario {
+            name,
+            path: path.to_path_buf(),
+            file: imported.file,
+        },
+        ignored,
+    ))
 }
 
 /// `lab exec` / `lab shell`: bring up a scenario's network, IPVS and gRPC
@@ -348,8 +406,12 @@ fn run_in_host(
                 if libc::tcgetattr(fd, &mut t) == 0 {
                     t.c_iflag |= libc::ICRNL;
                     t.c_oflag |= libc::OPOST | libc::ONLCR;
-                    t.c_lflag |= libc::ICANON | libc::ECHO | libc::ECHOE | libc::ECHOK
-                        | libc::ISIG | libc::IEXTEN;
+                    t.c_lflag |= libc::ICANON
+                        | libc::ECHO
+                        | libc::ECHOE
+                        | libc::ECHOK
+                        | libc::ISIG
+                        | libc::IEXTEN;
                     libc::tcsetattr(fd, libc::TCSANOW, &t);
                 }
                 for target in 0..3 {

@@ -67,6 +67,14 @@ enum Verb {
         /// generated from the scenario) instead of the lab's own checker.
         #[arg(long)]
         keepalived: bool,
+        /// Build the scenario from your own keepalived.conf: its first
+        /// virtual_server (VIP, scheduler, persistence, real servers,
+        /// TCP_CHECK) in a lab network with the addresses it names, run by
+        /// keepalived. Parts the lab does not reproduce (vrrp_instance,
+        /// scripts, other checkers) are listed by line. Never touches the
+        /// host's own network.
+        #[arg(long, value_name = "PATH")]
+        keepalived_conf: Option<PathBuf>,
     },
     /// List the scenarios in scenarios/, each with its one-line description.
     List,
@@ -176,6 +184,7 @@ fn main() -> ExitCode {
             duration,
             quiet,
             keepalived,
+            keepalived_conf,
         } => ExitCode::from(commands::scenario(
             cli.runner,
             &commands::ScenarioArgs {
@@ -186,6 +195,7 @@ fn main() -> ExitCode {
                 duration,
                 quiet,
                 keepalived,
+                keepalived_conf,
             },
         )),
         Verb::Exec {

@@ -309,3 +309,71 @@ fn without_ipvs_and_without_uml_the_error_names_the_package() {
     assert!(stderr.contains("user-mode-linux"), "{stderr}");
     assert!(stderr.contains("/nonexistent/linux.uml"), "{stderr}");
 }
+
+#[test]
+fn a_users_keepalived_conf_runs_under_keepalived_in_the_lab() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "! an operator's file, VRRP included\n\
+         vrrp_instance VI_1 {\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n\
+         \x20   virtual_ipaddress {\n        192.168.122.1\n    }\n}\n\
+         virtual_server 192.168.122.1 8080 {\n    delay_loop 2\n    lb_algo wrr\n    lb_kind DR\n\
+         \x20   protocol TCP\n\
+         \x20   real_server 172.22.35.1 8080 {\n        weight 3\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n\
+         \x20   real_server 172.22.35.2 8080 {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n}\n",
+    )
+    .unwrap();
+    let reports = dir.path().join("reports");
+    let out = lab(&[
+        "scenario",
+        "--keepalived-conf",
+        conf.to_str().unwrap(),
+        "--quiet",
+        "--duration",
+        "2s",
+        "--reports",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("keepalived.conf:2: ignored vrrp_instance VI_1"),
+        "{stderr}"
+    );
+    let report = newest_report(&reports, "keepalived").expect("report.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let dests = &json["ipvs"]["services"][0]["destinations"];
+    let weights: Vec<u64> = dests
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["weight"].as_u64().unwrap())
+        .collect();
+    let mut sorted = weights.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![1, 3],
+        "keepalived configured the weights of the file: {dests}"
+    );
+    assert_eq!(json["ipvs"]["services"][0]["scheduler"], "wrr");
+}
+
+#[test]
+fn a_malformed_keepalived_conf_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.conf");
+    std::fs::write(
+        &conf,
+        "virtual_server 192.168.122.1 8080 {\n  lb_kind DR\n  real_server 172.22.35.1 8080 {\n    weight x\n  }\n}\n",
+    )
+    .unwrap();
+    let out = lab(&["scenario", "--keepalived-conf", conf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing ran");
+}

@@ -16,6 +16,7 @@
 
 mod extract;
 mod lexer;
+pub mod import;
 pub mod model;
 mod parse;
 pub mod render;

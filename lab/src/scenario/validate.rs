@@ -173,13 +173,23 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             format!("{} is already a real server or the VIP", net.director),
         ));
     }
-    if net.segment.contains(&vs.vip) {
+    // A VIP inside the segment is fine (clients still route it through the
+    // director with a /32), as long as no host holds it.
+    if seen_addr.contains(&vs.vip) || net.director == vs.vip {
         problems.push(invalid(
             "virtual_server.vip",
             format!(
-                "{} is inside the lab segment {}; keep the VIP outside it so clients route it through the director",
-                vs.vip, net.segment
+                "{} is also a real server's or the director's address",
+                vs.vip
             ),
+        ));
+    }
+    let client_range =
+        u32::from(net.client_base)..u32::from(net.client_base).saturating_add(net.client_ips);
+    if client_range.contains(&u32::from(vs.vip)) {
+        problems.push(invalid(
+            "virtual_server.vip",
+            format!("{} is inside the client address range", vs.vip),
         ));
     }
     if net.client_ips == 0 || net.client_ips > MAX_CLIENT_IPS {

@@ -1,0 +1,280 @@
+//! A user's keepalived.conf as a lab scenario: the first `virtual_server`
+//! becomes the scenario's virtual server, its real servers' addresses shape
+//! the lab segment, and the director is Debian's keepalived with a config
+//! rendered from what was parsed. Everything the lab does not reproduce is
+//! listed by line, never silently dropped.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use super::model::{Ignored, KeepalivedConf, VirtualServerConf};
+use crate::scenario::spec::{
+    DirectorKind, Expect, IpvsSettings, Load, Network, RealServer, ScenarioFile, TcpCheck,
+    VirtualServer,
+};
+
+/// Why a keepalived.conf cannot become a scenario.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImportError {
+    /// No `virtual_server <ip> <port>` block at all.
+    #[error("{path}: no `virtual_server <address> <port>` block the lab can run")]
+    NoVirtualServer {
+        /// The file.
+        path: String,
+    },
+    /// The lab builds IPv4 networks only.
+    #[error("{path}:{line}: {what} is IPv6; the lab builds IPv4 networks only")]
+    NotIpv4 {
+        /// The file.
+        path: String,
+        /// Where.
+        line: usize,
+        /// The address.
+        what: String,
+    },
+}
+
+/// How many client source addresses an imported scenario uses: enough for
+/// persistence and round robin to show a spread.
+pub const IMPORTED_CLIENT_IPS: u32 = 8;
+
+/// A scenario built from a keepalived.conf, and what was left out.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The scenario.
+    pub file: ScenarioFile,
+    /// Everything not reproduced, by line.
+    pub ignored: Vec<Ignored>,
+}
+
+fn v4(path: &str, line: usize, addr: IpAddr) -> Result<Ipv4Addr, ImportError> {
+    match addr {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(a) => Err(ImportError::NotIpv4 {
+            path: path.into(),
+            line,
+            what: a.to_string(),
+        }),
+    }
+}
+
+/// The smallest prefix (at least /24, at most /8) holding every address.
+fn segment_for(addrs: &[Ipv4Addr]) -> ipnet::Ipv4Net {
+    let first = u32::from(addrs[0]);
+    let mut len = 24u8;
+    while len > 8 {
+        let mask = u32::MAX << (32 - len);
+        if addrs.iter().all(|a| u32::from(*a) & mask == first & mask) {
+            break;
+        }
+        len -= 1;
+    }
+    ipnet::Ipv4Net::new(addrs[0], len)
+        .expect("prefix length 8..=24")
+        .trunc()
+}
+
+/// Turns the first virtual server of `conf` into a scenario run by
+/// keepalived; further virtual servers are listed as ignored.
+pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, ImportError> {
+    let shown = path.display().to_string();
+    let mut ignored = conf.ignored.clone();
+    let Some((vs, rest)) = conf.virtual_servers.split_first() else {
+        return Err(ImportError::NoVirtualServer { path: shown });
+    };
+    for other in rest {
+        ignored.push(Ignored {
+            line: other.line,
+            what: format!("virtual_server {} {}", other.vip, other.port),
+            reason: super::model::IgnoreReason::Unsupported,
+        });
+    }
+    let vip = v4(&shown, vs.line, vs.vip)?;
+    let mut servers = Vec::new();
+    for rs in &vs.real_servers {
+        servers.push((v4(&shown, rs.line, rs.address)?, rs));
+    }
+    if servers.is_empty() {
+        return Err(ImportError::NoVirtualServer { path: shown });
+    }
+    let addrs: Vec<Ipv4Addr> = servers.iter().map(|(a, _)| *a).collect();
+    let segment = segment_for(&addrs);
+    let taken = |a: Ipv4Addr| addrs.contains(&a) || a == vip;
+    // The director takes the highest free host address, the clients the
+    // lowest free run of IMPORTED_CLIENT_IPS addresses.
+    let hosts: Vec<Ipv4Addr> = segment.hosts().collect();
+    let director = hosts
+        .iter()
+        .rev()
+        .copied()
+        .find(|a| !taken(*a))
+        .expect("a /24 or wider has free addresses");
+    let client_base = hosts
+        .windows(IMPORTED_CLIENT_IPS as usize)
+        .find(|w| w.iter().all(|a| !taken(*a) && *a != director))
+        .map(|w| w[0])
+        .expect("a /24 or wider has a free run of client addresses");
+
+    let file = ScenarioFile {
+        description: format!(
+            "keepalived.conf {shown}: virtual_server {} {} (line {}), run by keepalived",
+            vs.vip, vs.port, vs.line
+        ),
+        virtual_server: virtual_server(vs, vip, &servers),
+        network: Network {
+            segment,
+            director,
+            client_ips: IMPORTED_CLIENT_IPS,
+            client_base,
+        },
+        ipvs: IpvsSettings::default(),
+        load: Load {
+            concurrency: 16,
+            channels_per_ip: 2,
+            ..Load::default()
+        },
+        phases: Vec::new(),
+        expect: Expect {
+            max_error_rate: Some(0.01),
+            ipvs_consistent: Some(true),
+            ..Expect::default()
+        },
+        director: DirectorKind::Keepalived,
+    };
+    Ok(Imported { file, ignored })
+}
+
+fn virtual_server(
+    vs: &VirtualServerConf,
+    vip: Ipv4Addr,
+    servers: &[(Ipv4Addr, &super::model::RealServerConf)],
+) -> VirtualServer {
+    VirtualServer {
+        vip,
+        port: vs.port,
+        protocol: vs.protocol.as_str().to_string(),
+        lb_algo: vs.lb_algo.as_str().to_string(),
+        lb_kind: vs.lb_kind.as_str().to_string(),
+        persistence_timeout: vs.persistence_timeout,
+        persistence_granularity: vs.persistence_granularity,
+        delay_loop: vs.delay_loop,
+        inhibit_on_failure: vs.inhibit_on_failure,
+        quorum: (vs.quorum != 1).then_some(vs.quorum),
+        sorry_server: vs.sorry_server.and_then(|s| match s.ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }),
+        real_servers: servers
+            .iter()
+            .map(|(address, rs)| RealServer {
+                address: *address,
+                port: rs.port,
+                weight: i32::try_from(rs.weight).unwrap_or(i32::MAX),
+                name: None,
+                uthreshold: 0,
+                lthreshold: 0,
+                tcp_check: rs.tcp_check.as_ref().map(|c| TcpCheck {
+                    connect_timeout: c.connect_timeout,
+                    retry: c.retry,
+                    delay_before_retry: c.delay_before_retry,
+                    connect_port: Some(c.connect_port),
+                    warmup: Some(c.warmup),
+                    alpha: c.alpha,
+                }),
+                grpc_check: None,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFERENCE: &str = "\
+! the reference setup, with parts the lab does not run
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress { 192.168.122.1 }
+}
+virtual_server 192.168.122.1 8080 {
+    delay_loop 6
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    persistence_timeout 60
+    real_server 172.22.35.1 8080 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+            retry 3
+            delay_before_retry 3
+            connect_port 8080
+        }
+    }
+    real_server 172.22.35.2 8080 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+            retry 3
+            delay_before_retry 3
+            connect_port 8080
+        }
+    }
+}
+";
+
+    #[test]
+    fn the_reference_conf_becomes_a_valid_keepalived_scenario() {
+        let conf = crate::keepalived::parse_str(REFERENCE).unwrap();
+        let imported = to_scenario(&conf, Path::new("keepalived.conf")).unwrap();
+        let f = &imported.file;
+        assert_eq!(f.director, DirectorKind::Keepalived);
+        assert_eq!(f.virtual_server.vip, Ipv4Addr::new(192, 168, 122, 1));
+        assert_eq!(f.virtual_server.lb_algo, "rr");
+        assert_eq!(f.virtual_server.lb_kind.to_uppercase(), "DR");
+        assert_eq!(f.virtual_server.persistence_timeout, Some(60));
+        assert_eq!(f.virtual_server.real_servers.len(), 2);
+        let check = f.virtual_server.real_servers[0].tcp_check.as_ref().unwrap();
+        assert_eq!((check.connect_timeout, check.retry), (3.0, 3));
+        assert_eq!(f.network.segment.to_string(), "172.22.35.0/24");
+        assert_eq!(f.network.director, Ipv4Addr::new(172, 22, 35, 254));
+        assert_eq!(f.network.client_base, Ipv4Addr::new(172, 22, 35, 3));
+        // The VRRP block is reported, by line.
+        assert!(
+            imported
+                .ignored
+                .iter()
+                .any(|i| i.line == 2 && i.what.contains("vrrp_instance")),
+            "{:?}",
+            imported.ignored
+        );
+        // And the result passes the same validation as a scenario file.
+        let problems = crate::scenario::validate::validate(f);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn ipv6_and_empty_files_are_refused_with_the_line() {
+        let v6 =
+            "virtual_server 2001:db8::1 80 {\n lb_kind DR\n real_server 2001:db8::2 80 {\n }\n}\n";
+        let conf = crate::keepalived::parse_str(v6).unwrap();
+        assert!(matches!(
+            to_scenario(&conf, Path::new("k.conf")),
+            Err(ImportError::NotIpv4 { line: 1, .. })
+        ));
+        let empty = crate::keepalived::parse_str("global_defs {\n router_id x\n}\n").unwrap();
+        assert!(matches!(
+            to_scenario(&empty, Path::new("k.conf")),
+            Err(ImportError::NoVirtualServer { .. })
+        ));
+    }
+
+    #[test]
+    fn the_segment_widens_to_hold_every_real_server() {
+        let s = segment_for(&[Ipv4Addr::new(10, 1, 2, 3), Ipv4Addr::new(10, 1, 7, 9)]);
+        assert_eq!(s.to_string(), "10.1.0.0/21");
+    }
+}
