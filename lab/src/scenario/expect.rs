@@ -131,9 +131,9 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
             &format!("max_error_rate = {max}"),
             rate <= max && report.total_rpcs() > 0,
             format!(
-                "{} failed of {} RPCs ({:.3}%)",
+                "{} failed of {} attempted RPCs ({:.3}%)",
                 report.errors.total,
-                report.total_rpcs(),
+                report.total_rpcs() + report.errors.total,
                 rate * 100.0
             ),
         ));

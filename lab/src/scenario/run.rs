@@ -491,8 +491,15 @@ fn with_lab(
             .args(loadgen_args(plan, scenario, duration))
             .arg("--json")
             .arg(&json)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::piped());
+        // loadgen's own summary and errors go to a file: the lab prints its
+        // own summary, and shows this only when the load generator fails.
+        let loadgen_log = work.join(format!("round-{round}.log"));
+        let log_file = std::fs::File::create(&loadgen_log).map_err(|source| RunError::Io {
+            what: format!("creating {}", loadgen_log.display()),
+            source,
+        })?;
+        cmd.stderr(Stdio::from(log_file));
         let spawned = Instant::now();
         let mut child = ChildGuard::spawn_in(lab.ns(CLIENT_HOST)?, cmd, "the load generator")?;
         let lines = progress_lines(child.take_stdout().expect("piped"));
@@ -529,6 +536,9 @@ fn with_lab(
             live.origin = Some(spawned + load.warmup);
         }
         if !ended.success() {
+            if let Ok(log) = std::fs::read_to_string(&loadgen_log) {
+                eprint!("{log}");
+            }
             return Err(RunError::Loadgen {
                 status: ended.to_string(),
             });
