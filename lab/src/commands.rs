@@ -251,6 +251,18 @@ fn run_one(s: &Scenario, opts: &RunOptions, args: &ScenarioArgs) -> Result<bool,
     Ok(report.passed)
 }
 
+/// Plans `scenario` as run `run` and brings its network and IPVS up;
+/// `Err` carries the exit code, already reported.
+fn bring_up(scenario: &Scenario, run: RunId) -> Result<LabNetwork, u8> {
+    let plan = plan::plan(scenario, run).map_err(|e| fail(exit::BAD_SCENARIO, e))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(exit::OS_ERROR, e))?;
+    rt.block_on(LabNetwork::up(plan))
+        .map_err(|e| fail(exit::OS_ERROR, error_chain(&e)))
+}
+
 /// Parses a keepalived.conf and turns its first virtual server into a
 /// scenario run by keepalived; returns it with one line per ignored part.
 fn import_keepalived_conf(path: &Path) -> Result<(Scenario, Vec<String>), u8> {
@@ -329,20 +341,9 @@ pub fn exec(
     }
     let interrupted = interrupt_flag();
     let run = RunId::new();
-    let plan = match plan::plan(&scenario, run) {
-        Ok(p) => p,
-        Err(e) => return fail(exit::BAD_SCENARIO, e),
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(exit::OS_ERROR, e),
-    };
-    let lab = match rt.block_on(LabNetwork::up(plan)) {
+    let lab = match bring_up(&scenario, run) {
         Ok(l) => l,
-        Err(e) => return fail(exit::OS_ERROR, error_chain(&e)),
+        Err(code) => return code,
     };
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let mut servers = Vec::new();
@@ -535,20 +536,9 @@ pub fn up(choice: RunnerChoice, name: &str) -> u8 {
         Err(e) => return fail(runner_error_code(&e), e),
     }
     let run = RunId::new();
-    let plan = match plan::plan(&scenario, run) {
-        Ok(p) => p,
-        Err(e) => return fail(exit::BAD_SCENARIO, e),
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(exit::OS_ERROR, e),
-    };
-    let lab = match rt.block_on(LabNetwork::up(plan)) {
+    let lab = match bring_up(&scenario, run) {
         Ok(l) => l,
-        Err(e) => return fail(exit::OS_ERROR, error_chain(&e)),
+        Err(code) => return code,
     };
     if let Err(e) = crate::netns::mark_kept(&run) {
         return fail(exit::OS_ERROR, e);
