@@ -1,73 +1,206 @@
-//! A lean HTTP/2 transport for `tonic::client::Grpc`.
+//! A lean gRPC-over-HTTP/2 client for unary calls, on the `h2` crate.
 //!
 //! tonic's `Channel` puts a `tower::Buffer` (an mpsc queue and a worker task)
-//! plus reconnect, origin, user-agent and timeout layers in front of hyper's
-//! `SendRequest`. For a load generator that costs CPU on every call, which
-//! is what limits a plain tonic client to ~0.8× h2load. Here every caller
-//! holds its own clone of hyper's `SendRequest` and `Grpc` talks to it
-//! directly; reconnecting (after GOAWAY or for churn) is done by the caller
-//! (see `loadgen`), not by a background layer.
+//! plus reconnect, origin, user-agent and timeout layers in front of hyper;
+//! hyper's HTTP/2 client in turn spawns a task per request (and a second
+//! one when the body is not sent at once) and answers through a oneshot; and
+//! tonic's codec streams the body through its own buffers. For a load
+//! generator all of that is CPU on every call. Here every caller holds a
+//! clone of `h2`'s `SendRequest`, writes the pre-framed request itself and
+//! polls the response stream directly: the only task besides the callers is
+//! one per connection. Reconnecting (after GOAWAY, or for churn) is done by
+//! the caller (see `loadgen`), not by a background layer.
+//!
+//! gRPC semantics are kept: `grpc-status`/`grpc-message` (and metadata such
+//! as `x-server-name`) from trailers or a trailers-only response, HTTP status
+//! mapping and HTTP/2 reset codes as tonic maps them.
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ::h2::client::SendRequest;
+use bytes::{Buf, Bytes, BytesMut};
 use grpc_demo::client::{ConnectError, SourceConnector, error_chain};
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tonic::body::Body;
-use tonic::client::Grpc;
+use http::header::{CONTENT_TYPE, HeaderValue, TE};
+use http::{Method, Request, StatusCode, Uri};
+use tonic::{Code, Status};
 
-/// One HTTP/2 connection's request sender, usable as a tower service.
-#[derive(Debug, Clone)]
-pub struct H2Service {
-    send: SendRequest<Body>,
-}
+/// Same windows as hyper's HTTP/2 client (and so as tonic's channel).
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONN_WINDOW: u32 = 5 * 1024 * 1024;
+const MAX_SEND_BUF: usize = 1024 * 1024;
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
 
-impl H2Service {
-    /// True once the connection is closed (GOAWAY drained, reset, EOF);
-    /// the caller should then reconnect.
-    pub fn is_closed(&self) -> bool {
-        self.send.is_closed()
-    }
-}
-
-impl tower::Service<http::Request<Body>> for H2Service {
-    type Response = http::Response<hyper::body::Incoming>;
-    type Error = hyper::Error;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send + 'static>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
-        self.send.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        Box::pin(self.send.send_request(req))
-    }
-}
-
-/// A gRPC client over one [`H2Service`].
-pub type H2Client = Grpc<H2Service>;
-
-/// A client plus a probe on the same connection (`Grpc` does not expose its
-/// service, and the caller needs [`H2Service::is_closed`]).
+/// One HTTP/2 connection to a gRPC server; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct H2Conn {
-    /// The gRPC client.
-    pub client: H2Client,
-    /// The same connection, for liveness checks.
-    pub probe: H2Service,
+    send: SendRequest<Bytes>,
+    /// Absolute URI of the method (`http://target/pkg.Service/Method`).
+    uri: Uri,
+    closed: Arc<AtomicBool>,
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The request never left: the connection is gone or has received a
+    /// GOAWAY. Nothing reached the server, so the caller may reconnect
+    /// and retry.
+    NotSent(Status),
+    /// The call was sent and failed (a gRPC status, a reset, an HTTP error).
+    Failed(Status),
+}
+
+impl CallError {
+    /// The gRPC status of the failure.
+    pub fn into_status(self) -> Status {
+        match self {
+            CallError::NotSent(s) | CallError::Failed(s) => s,
+        }
+    }
+}
+
+impl H2Conn {
+    /// True once the connection is closed (connection task ended, or a call
+    /// found it unusable); the caller should then reconnect.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Marks the connection unusable, so callers sharing it reconnect.
+    pub fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// One unary call: sends `frame` (a complete gRPC length-prefixed
+    /// message, see [`crate::wire::grpc_frame`]) and returns the reply
+    /// message bytes.
+    pub async fn unary(&mut self, frame: Bytes) -> Result<Bytes, CallError> {
+        let not_sent = |e: ::h2::Error| CallError::NotSent(Status::unavailable(e.to_string()));
+        futures::future::poll_fn(|cx| self.send.poll_ready(cx))
+            .await
+            .map_err(not_sent)?;
+        let mut req = Request::new(());
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = self.uri.clone();
+        let headers = req.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        let (response, mut body) = self.send.send_request(req, false).map_err(not_sent)?;
+        body.send_data(frame, true).map_err(failed)?;
+        let response = response.await.map_err(failed)?;
+        let (parts, mut recv) = response.into_parts();
+        // A trailers-only response carries the status in the headers.
+        if let Some(status) = Status::from_header_map(&parts.headers) {
+            return Err(CallError::Failed(if status.code() == Code::Ok {
+                Status::internal("Missing response message.")
+            } else {
+                status
+            }));
+        }
+        if parts.status != StatusCode::OK {
+            return Err(CallError::Failed(http_status(parts.status)));
+        }
+        let mut message = Message::default();
+        while let Some(chunk) = recv.data().await {
+            let chunk = chunk.map_err(failed)?;
+            let _ = recv.flow_control().release_capacity(chunk.len());
+            message.push(chunk).map_err(CallError::Failed)?;
+        }
+        let trailers = recv.trailers().await.map_err(failed)?;
+        match trailers.as_ref().and_then(Status::from_header_map) {
+            Some(status) if status.code() == Code::Ok => {
+                message.finish().map_err(CallError::Failed)
+            }
+            Some(status) => Err(CallError::Failed(status)),
+            None => Err(CallError::Failed(Status::unknown(
+                "protocol error: missing grpc-status trailer",
+            ))),
+        }
+    }
+}
+
+fn failed(e: ::h2::Error) -> CallError {
+    // tonic maps h2 reset reasons (REFUSED_STREAM -> UNAVAILABLE, ...).
+    CallError::Failed(Status::from_error(Box::new(e)))
+}
+
+/// gRPC code for a non-200 HTTP status without `grpc-status`, as tonic (and
+/// grpc's http-grpc-status-mapping.md) map it.
+fn http_status(code: StatusCode) -> Status {
+    let grpc = match code {
+        StatusCode::BAD_REQUEST => Code::Internal,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::Unimplemented,
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    Status::new(grpc, format!("HTTP status {code} without grpc-status"))
+}
+
+/// Reassembles the single length-prefixed message of a unary reply from
+/// DATA chunks; the common case (one chunk holding the whole frame) is a
+/// zero-copy slice.
+#[derive(Default)]
+struct Message {
+    first: Option<Bytes>,
+    rest: Option<BytesMut>,
+}
+
+impl Message {
+    fn push(&mut self, chunk: Bytes) -> Result<(), Status> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match (&mut self.first, &mut self.rest) {
+            (None, _) => self.first = Some(chunk),
+            (Some(first), rest) => {
+                let buf = rest.get_or_insert_with(|| BytesMut::from(&first[..]));
+                buf.extend_from_slice(&chunk);
+            }
+        }
+        Ok(())
+    }
+
+    /// The message (its first, for a unary call the only one).
+    fn finish(self) -> Result<Bytes, Status> {
+        let mut all = match (self.first, self.rest) {
+            (_, Some(rest)) => rest.freeze(),
+            (Some(first), None) => first,
+            (None, None) => return Err(Status::internal("Missing response message.")),
+        };
+        if all.len() < 5 {
+            return Err(Status::internal("truncated gRPC frame header"));
+        }
+        let len = u32::from_be_bytes([all[1], all[2], all[3], all[4]]) as usize;
+        if all[0] != 0 {
+            return Err(Status::internal(
+                "compressed reply, but loadgen asks for no compression",
+            ));
+        }
+        if all.len() < 5 + len {
+            return Err(Status::internal("truncated gRPC message"));
+        }
+        all.advance(5);
+        all.truncate(len);
+        Ok(all)
+    }
 }
 
 /// Connects from `source` to `target` (TCP_NODELAY, bound before connect),
 /// completes the HTTP/2 handshake within `timeout` and spawns the connection
-/// task on the current runtime.
+/// task on the current runtime. Calls go to `path` (e.g.
+/// [`grpc_demo::WHOAMI_PATH`]).
 pub async fn connect(
     source: Option<IpAddr>,
     target: SocketAddr,
+    path: &str,
     timeout: Duration,
 ) -> Result<H2Conn, ConnectError> {
     let fail = |error: String| ConnectError::Connect {
@@ -75,31 +208,78 @@ pub async fn connect(
         target,
         error,
     };
+    let uri: Uri = format!("http://{target}{path}")
+        .parse()
+        .map_err(|_| fail(format!("invalid URI for {path}")))?;
     let work = async {
         let stream = SourceConnector { source, target }
             .connect()
             .await
             .map_err(|e| fail(error_chain(&e)))?;
-        let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
-        let (send, conn) = builder
-            .handshake::<_, Body>(TokioIo::new(stream))
+        let (send, conn) = ::h2::client::Builder::new()
+            .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONN_WINDOW)
+            .max_send_buffer_size(MAX_SEND_BUF)
+            .enable_push(false)
+            .handshake::<_, Bytes>(stream)
             .await
             .map_err(|e| fail(error_chain(&e)))?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = closed.clone();
         tokio::spawn(async move {
             let _ = conn.await;
+            flag.store(true, Ordering::Relaxed);
         });
-        let origin = format!("http://{target}")
-            .parse()
-            .map_err(|_| fail("invalid origin".to_string()))?;
-        let probe = H2Service { send };
-        Ok(H2Conn {
-            client: Grpc::with_origin(probe.clone(), origin),
-            probe,
-        })
+        Ok(H2Conn { send, uri, closed })
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(fail(format!("timed out after {timeout:?}"))),
+    }
+}
+
+/// The message inside one complete gRPC frame.
+pub fn unframe(frame: &[u8]) -> Result<Bytes, Status> {
+    let mut m = Message::default();
+    m.push(Bytes::copy_from_slice(frame))?;
+    m.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::grpc_frame;
+
+    #[test]
+    fn unframes_one_or_many_chunks() {
+        let frame = grpc_frame(b"hello");
+        assert_eq!(unframe(&frame).unwrap(), &b"hello"[..]);
+        let mut m = Message::default();
+        for part in frame.chunks(2) {
+            m.push(Bytes::copy_from_slice(part)).unwrap();
+        }
+        assert_eq!(m.finish().unwrap(), &b"hello"[..]);
+        assert_eq!(unframe(&frame[..6]).unwrap_err().code(), Code::Internal);
+        let mut compressed = frame.clone();
+        compressed[0] = 1;
+        assert_eq!(unframe(&compressed).unwrap_err().code(), Code::Internal);
+        assert_eq!(
+            Message::default().finish().unwrap_err().code(),
+            Code::Internal
+        );
+    }
+
+    #[test]
+    fn http_status_mapping_follows_tonic() {
+        assert_eq!(
+            http_status(StatusCode::NOT_FOUND).code(),
+            Code::Unimplemented
+        );
+        assert_eq!(
+            http_status(StatusCode::SERVICE_UNAVAILABLE).code(),
+            Code::Unavailable
+        );
+        assert_eq!(http_status(StatusCode::IM_A_TEAPOT).code(), Code::Unknown);
     }
 }

@@ -7,10 +7,13 @@
 //!   ([`loadgen::run`]) and the program ([`loadgen::main_with_args`]);
 //! - [`report`]: [`report::LoadReport`], the `--json` schema, and `.hgrm` output;
 //! - [`record`]: per-call attribution and histograms;
-//! - [`h2`]: a lean HTTP/2 transport for tonic's `Grpc` (no tower Buffer);
+//! - [`h2`]: a lean gRPC unary client on the `h2` crate (no tower, no
+//!   per-request tasks);
+//! - [`deadline`]: per-caller RPC deadlines without a timer per call;
 //! - [`wire`]: pre-encoded requests and an allocation-free reply parser;
 //! - [`sources`]: `--source-ips` lists and CIDR blocks.
 
+pub mod deadline;
 pub mod h2;
 pub mod loadgen;
 pub mod record;

@@ -26,12 +26,12 @@ use futures::stream::FuturesUnordered;
 use grpc_demo::client::ConnectError;
 use grpc_demo::duration::parse_duration;
 use hdrhistogram::serialization::{Serializer, V2Serializer};
-use http::uri::PathAndQuery;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::h2::{H2Client, H2Conn};
+use crate::deadline::Deadline;
+use crate::h2::{CallError, H2Conn};
 
 use crate::record::{
     GapTracker, NameCache, ServerTable, Shard, new_histogram, new_small_histogram,
@@ -41,7 +41,7 @@ use crate::report::{
     SourceReport, TimelineBucket,
 };
 use crate::sources::{SourceIpsError, parse_source_ips};
-use crate::wire::{RawCodec, ReplyView, encode_request, grpc_frame};
+use crate::wire::{ReplyView, encode_request, grpc_frame};
 
 /// How live progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -416,8 +416,8 @@ struct Run {
     timeout: Duration,
     connect_timeout: Duration,
     churn: Churn,
-    request: Bytes,
-    path: PathAndQuery,
+    /// The request as a complete gRPC frame, shared by every call.
+    frame: Bytes,
     t0: Instant,
     measure_start: Instant,
     measure_end: Instant,
@@ -457,9 +457,14 @@ impl Run {
 
     async fn connect(&self, source: Option<IpAddr>) -> Result<H2Conn, tonic::Status> {
         self.channels_opened.fetch_add(1, Ordering::Relaxed);
-        crate::h2::connect(source, self.target, self.connect_timeout)
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))
+        crate::h2::connect(
+            source,
+            self.target,
+            grpc_demo::WHOAMI_PATH,
+            self.connect_timeout,
+        )
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))
     }
 
     /// Replaces the lane's connection unless another caller already did
@@ -481,13 +486,13 @@ impl Run {
         &self,
         conn: &'a mut LaneConn,
         now: Instant,
-    ) -> Result<&'a mut H2Client, tonic::Status> {
+    ) -> Result<&'a mut H2Conn, tonic::Status> {
         let lane = &self.lanes[conn.lane];
         match self.churn {
             Churn::None => {}
             Churn::PerRpc => {
                 conn.conn = self.connect(lane.source).await?;
-                return Ok(&mut conn.conn.client);
+                return Ok(&mut conn.conn);
             }
             Churn::EveryRpcs(n) => {
                 let c = lane.rpcs.fetch_add(1, Ordering::Relaxed);
@@ -510,7 +515,7 @@ impl Run {
                 }
             }
         }
-        if conn.conn.probe.is_closed() {
+        if conn.conn.is_closed() {
             self.reconnect(lane, conn.generation).await?;
         }
         let generation = lane.generation.load(Ordering::Acquire);
@@ -522,7 +527,25 @@ impl Run {
                 .clone();
             conn.generation = generation;
         }
-        Ok(&mut conn.conn.client)
+        Ok(&mut conn.conn)
+    }
+
+    /// One RPC on the caller's lane. If the request never left (the
+    /// connection got a GOAWAY or died since the last call), reconnects and
+    /// retries once: nothing reached the server, so counts stay exact.
+    async fn rpc(&self, conn: &mut LaneConn, now: Instant) -> Result<Bytes, tonic::Status> {
+        let mut retried = false;
+        loop {
+            let h2 = self.client(conn, now).await?;
+            match h2.unary(self.frame.clone()).await {
+                Ok(reply) => return Ok(reply),
+                Err(CallError::NotSent(_)) if !retried => {
+                    h2.mark_closed();
+                    retried = true;
+                }
+                Err(e) => return Err(e.into_status()),
+            }
+        }
     }
 
     fn lane_conn(&self, lane: usize) -> LaneConn {
@@ -578,42 +601,38 @@ impl Run {
     }
 }
 
-/// One unary call with the run's deadline.
-async fn call(
-    grpc: &mut H2Client,
-    request: Bytes,
-    path: PathAndQuery,
-    timeout: Duration,
-) -> Result<Bytes, tonic::Status> {
-    let work = async {
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(grpc_demo::client::error_chain(&e)))?;
-        let reply = grpc
-            .unary(tonic::Request::new(request), path, RawCodec)
-            .await?;
-        Ok(reply.into_inner())
-    };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(tonic::Status::deadline_exceeded(
-            "loadgen deadline exceeded",
-        )),
+fn deadline_exceeded() -> tonic::Status {
+    tonic::Status::deadline_exceeded("loadgen deadline exceeded")
+}
+
+/// One unary call on a connection of its own (open loop), with the run's
+/// deadline.
+async fn call(mut h2: H2Conn, frame: Bytes, timeout: Duration) -> Result<Bytes, tonic::Status> {
+    match tokio::time::timeout(timeout, h2.unary(frame)).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(e)) => {
+            if matches!(e, CallError::NotSent(_)) {
+                h2.mark_closed();
+            }
+            Err(e.into_status())
+        }
+        Err(_) => Err(deadline_exceeded()),
     }
 }
 
 async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
     let mut conn = run.lane_conn(lane);
     let mut names = NameCache::default();
+    let mut deadline = Deadline::new(run.timeout);
     loop {
         let start = Instant::now();
         if !run.admit(start) {
             break;
         }
-        let result = match run.client(&mut conn, start).await {
-            Ok(grpc) => call(grpc, run.request.clone(), run.path.clone(), run.timeout).await,
-            Err(status) => Err(status),
-        };
+        let result = deadline
+            .run(start + run.timeout, run.rpc(&mut conn, start))
+            .await
+            .unwrap_or_else(|| Err(deadline_exceeded()));
         let end = Instant::now();
         run.record(shard, lane, start, end, result, &mut names);
     }
@@ -647,11 +666,11 @@ async fn open_caller(
             _ = tokio::time::sleep_until(next), if issuing && in_flight.len() < cap => {
                 let intended = next;
                 next += period;
-                let grpc = run.client(&mut conn, Instant::now()).await.map(|g| g.clone());
-                let (req, path, timeout) = (run.request.clone(), run.path.clone(), run.timeout);
+                let h2 = run.client(&mut conn, Instant::now()).await.map(|g| g.clone());
+                let (frame, timeout) = (run.frame.clone(), run.timeout);
                 in_flight.push(async move {
-                    let result = match grpc {
-                        Ok(mut g) => call(&mut g, req, path, timeout).await,
+                    let result = match h2 {
+                        Ok(h2) => call(h2, frame, timeout).await,
                         Err(status) => Err(status),
                     };
                     (intended, result)
@@ -676,7 +695,7 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         for _ in 0..config.channels {
             let (source, target) = (*source, config.target);
             connects.push(async move {
-                crate::h2::connect(source, target, connect_timeout)
+                crate::h2::connect(source, target, grpc_demo::WHOAMI_PATH, connect_timeout)
                     .await
                     .map(|ch| (source_idx, source, ch))
             });
@@ -706,8 +725,10 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         timeout: config.timeout,
         connect_timeout,
         churn: config.churn,
-        request: encode_request(config.payload_size, config.response_size),
-        path: PathAndQuery::from_static(grpc_demo::WHOAMI_PATH),
+        frame: Bytes::from(grpc_frame(&encode_request(
+            config.payload_size,
+            config.response_size,
+        ))),
         t0,
         measure_start,
         measure_end: measure_start + config.duration,

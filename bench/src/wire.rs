@@ -1,16 +1,15 @@
 //! The bytes on the wire, without prost on the hot path.
 //!
 //! The request never changes during a run, so it is encoded once (with prost,
-//! from the real proto) and every call sends a clone of the same [`Bytes`].
+//! from the real proto, and framed with [`grpc_frame`]) and every call sends a
+//! clone of the same [`Bytes`].
 //! Replies are not decoded into a `WhoAmIReply` (three `String` allocations);
 //! [`ReplyView::parse`] borrows the few fields the load generator needs from
 //! the received buffer.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use grpc_demo::pb;
 use prost::Message;
-use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 /// Encodes the `WhoAmIRequest` sent by every call: `payload_size` bytes of
 /// `x`, asking the server to echo `response_size` bytes.
@@ -31,51 +30,6 @@ pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(message.len() as u32).to_be_bytes());
     out.extend_from_slice(message);
     out
-}
-
-/// A codec that sends pre-encoded bytes and returns the raw reply bytes.
-///
-/// Zero-sized, so passing it to every `Grpc::unary` call costs nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawCodec;
-
-/// Encoder half of [`RawCodec`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawEncoder;
-
-/// Decoder half of [`RawCodec`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
-    }
 }
 
 /// The fields of a `WhoAmIReply` that attribution needs, borrowed from the
