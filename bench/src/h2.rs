@@ -15,7 +15,9 @@
 //! as `x-server-name`) from trailers or a trailers-only response, HTTP status
 //! mapping and HTTP/2 reset codes as tonic maps them.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -193,16 +195,33 @@ impl Message {
     }
 }
 
-/// Connects from `source` to `target` (TCP_NODELAY, bound before connect),
-/// completes the HTTP/2 handshake within `timeout` and spawns the connection
-/// task on the current runtime. Calls go to `path` (e.g.
-/// [`grpc_demo::WHOAMI_PATH`]).
+/// The future that runs one HTTP/2 connection (reads, writes, flow
+/// control); it must be polled for calls on the connection to progress.
+pub type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Like [`connect_with_driver`], with the connection's driver spawned as a
+/// task of its own on the current runtime.
 pub async fn connect(
     source: Option<IpAddr>,
     target: SocketAddr,
     path: &str,
     timeout: Duration,
 ) -> Result<H2Conn, ConnectError> {
+    let (conn, driver) = connect_with_driver(source, target, path, timeout).await?;
+    tokio::spawn(driver);
+    Ok(conn)
+}
+
+/// Connects from `source` to `target` (TCP_NODELAY, bound before connect)
+/// and completes the HTTP/2 handshake within `timeout`. Calls go to `path`
+/// (e.g. [`grpc_demo::WHOAMI_PATH`]). The caller must poll the returned
+/// [`Driver`] (or spawn it).
+pub async fn connect_with_driver(
+    source: Option<IpAddr>,
+    target: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<(H2Conn, Driver), ConnectError> {
     let fail = |error: String| ConnectError::Connect {
         source_ip: source,
         target,
@@ -227,11 +246,11 @@ pub async fn connect(
             .map_err(|e| fail(error_chain(&e)))?;
         let closed = Arc::new(AtomicBool::new(false));
         let flag = closed.clone();
-        tokio::spawn(async move {
+        let driver: Driver = Box::pin(async move {
             let _ = conn.await;
             flag.store(true, Ordering::Relaxed);
         });
-        Ok(H2Conn { send, uri, closed })
+        Ok((H2Conn { send, uri, closed }, driver))
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,

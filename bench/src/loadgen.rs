@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -31,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::deadline::Deadline;
-use crate::h2::{CallError, H2Conn};
+use crate::h2::{CallError, Driver, H2Conn};
 
 use crate::record::{
     GapTracker, NameCache, ServerTable, Shard, new_histogram, new_small_histogram,
@@ -430,6 +431,9 @@ struct Run {
     gaps: Vec<GapTracker>,
     lanes: Vec<Lane>,
     channels_opened: AtomicU64,
+    /// Callers started and not yet finished (those left at the hard stop
+    /// are the aborted ones).
+    callers_left: AtomicU64,
 }
 
 /// Per-caller view of a lane's connection.
@@ -620,7 +624,47 @@ async fn call(mut h2: H2Conn, frame: Bytes, timeout: Duration) -> Result<Bytes, 
     }
 }
 
+/// The closed-loop callers of one lane (or their share for one runtime
+/// thread), polled in one task together with the lane's first connection.
+/// Replies read by the connection wake callers of the same task; their next
+/// requests are queued and the connection is polled again, so they are
+/// written in the same turn instead of after every other lane's callers
+/// have run. Keeps client and server working in parallel (not in lockstep)
+/// and saves a runtime task wake-up per call.
+async fn closed_lane(run: Arc<Run>, lane: usize, shards: Vec<usize>, mut driver: Option<Driver>) {
+    let mut callers: FuturesUnordered<_> = shards
+        .into_iter()
+        .map(|shard| closed_caller(run.clone(), lane, shard))
+        .collect();
+    std::future::poll_fn(|cx| {
+        poll_driver(&mut driver, cx);
+        loop {
+            match callers.poll_next_unpin(cx) {
+                Poll::Ready(Some(())) => {}
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Pending => break,
+            }
+        }
+        poll_driver(&mut driver, cx);
+        Poll::Pending
+    })
+    .await;
+    // Let the connection finish cleanly on its own.
+    if let Some(driver) = driver {
+        tokio::spawn(driver);
+    }
+}
+
+fn poll_driver(driver: &mut Option<Driver>, cx: &mut Context<'_>) {
+    if let Some(d) = driver
+        && d.as_mut().poll(cx).is_ready()
+    {
+        *driver = None;
+    }
+}
+
 async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
+    run.callers_left.fetch_add(1, Ordering::Relaxed);
     let mut conn = run.lane_conn(lane);
     let mut names = NameCache::default();
     let mut deadline = Deadline::new(run.timeout);
@@ -636,6 +680,7 @@ async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
         let end = Instant::now();
         run.record(shard, lane, start, end, result, &mut names);
     }
+    run.callers_left.fetch_sub(1, Ordering::Relaxed);
 }
 
 async fn open_caller(
@@ -646,6 +691,7 @@ async fn open_caller(
     cap: usize,
     offset: Duration,
 ) {
+    run.callers_left.fetch_add(1, Ordering::Relaxed);
     let mut conn = run.lane_conn(lane);
     let mut names = NameCache::default();
     let mut in_flight = FuturesUnordered::new();
@@ -678,6 +724,7 @@ async fn open_caller(
             }
         }
     }
+    run.callers_left.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Runs the load described by `config` and returns the report.
@@ -695,15 +742,22 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         for _ in 0..config.channels {
             let (source, target) = (*source, config.target);
             connects.push(async move {
-                crate::h2::connect(source, target, grpc_demo::WHOAMI_PATH, connect_timeout)
-                    .await
-                    .map(|ch| (source_idx, source, ch))
+                crate::h2::connect_with_driver(
+                    source,
+                    target,
+                    grpc_demo::WHOAMI_PATH,
+                    connect_timeout,
+                )
+                .await
+                .map(|ch| (source_idx, source, ch))
             });
         }
     }
     let mut lanes = Vec::with_capacity(connects.len());
+    let mut drivers = Vec::with_capacity(connects.len());
     for res in futures::future::join_all(connects).await {
-        let (source_idx, source, ch) = res?;
+        let (source_idx, source, (ch, driver)) = res?;
+        drivers.push(driver);
         lanes.push(Lane {
             source_idx,
             source,
@@ -744,17 +798,34 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
             .map(|_| GapTracker::default())
             .collect(),
         channels_opened: AtomicU64::new(lanes.len() as u64),
+        callers_left: AtomicU64::new(0),
         lanes,
     });
     let n_lanes = run.lanes.len();
     let mut callers = JoinSet::new();
     match config.load {
         LoadModel::Closed { concurrency } => {
+            // Caller i uses lane i % lanes and shard i % threads; a lane's
+            // callers are split over at most `threads` tasks, the first of
+            // which also drives the lane's connection.
+            let mut groups = vec![vec![Vec::new(); threads]; n_lanes];
             for i in 0..concurrency {
-                callers.spawn(closed_caller(run.clone(), i % n_lanes, i % threads));
+                groups[i % n_lanes][(i / n_lanes) % threads].push(i % threads);
+            }
+            for (lane, (lane_groups, driver)) in groups.into_iter().zip(drivers).enumerate() {
+                let mut driver = Some(driver);
+                for shards in lane_groups.into_iter().filter(|g| !g.is_empty()) {
+                    callers.spawn(closed_lane(run.clone(), lane, shards, driver.take()));
+                }
+                if let Some(driver) = driver {
+                    tokio::spawn(driver);
+                }
             }
         }
         LoadModel::Open { rps, max_in_flight } => {
+            for driver in drivers {
+                tokio::spawn(driver);
+            }
             let period = Duration::from_secs_f64(n_lanes as f64 / rps);
             let cap = max_in_flight.div_ceil(n_lanes).max(1);
             for i in 0..n_lanes {
@@ -778,9 +849,8 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     })
     .await;
     let aborted = if drained.is_err() {
-        let n = callers.len() as u64;
         callers.abort_all();
-        n
+        run.callers_left.load(Ordering::Relaxed)
     } else {
         0
     };
