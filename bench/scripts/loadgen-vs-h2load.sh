@@ -55,12 +55,15 @@ done
 ADDR="$(sed -n 's/^listening on //p' "$WORK/server.out")"
 [[ -n "$ADDR" ]] || { echo "grpc-demo-server did not start" >&2; exit 1; }
 
+LOAD_BEFORE="$(uptime)"
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 for cfg in $CONFIGS; do
     C="${cfg%x*}"; M="${cfg#*x}"; CONC=$((C * M))
     for rep in $(seq 1 "$REPS"); do
         echo "== ${C}x${M} rep $rep: h2load" >&2
+        # h2load appends to --log-file: start each run with an empty one.
+        rm -f "$WORK/h2.tsv"
         "${PIN_CLIENT[@]}" h2load -c "$C" -m "$M" -t 1 -D "$DURATION" --warm-up-time "$WARMUP" \
             -H 'content-type: application/grpc' -H 'te: trailers' \
             -d "$WORK/req.bin" --log-file="$WORK/h2.tsv" "http://$ADDR$METHOD" > "$WORK/h2.out" 2>&1 \
@@ -87,10 +90,11 @@ PY
     done
 done
 
+LOAD_AFTER="$(uptime)"
 mkdir -p "$(dirname "$OUT")"
-python3 - "$RESULTS" "$OUT" "$PINNING" "$REPS" "$DURATION" "$WARMUP" <<'PY'
+python3 - "$RESULTS" "$OUT" "$PINNING" "$REPS" "$DURATION" "$WARMUP" "$LOAD_BEFORE" "$LOAD_AFTER" <<'PY'
 import platform, statistics, subprocess, sys, datetime
-results, out, pinning, reps, duration, warmup = sys.argv[1:7]
+results, out, pinning, reps, duration, warmup, load_before, load_after = sys.argv[1:9]
 rows = [l.rstrip("\n").split("\t") for l in open(results) if l.strip()]
 def sh(cmd):
     try:
@@ -111,7 +115,8 @@ w(f"- commit: `{commit}`; kernel {platform.release()}; {sh('nproc')} CPUs: {cpu}
 w(f"- h2load: {sh('h2load --version | head -1')}; pinning: {pinning}")
 w(f"- server: `grpc-demo-server --threads 1` (current_thread); loadgen `--threads 1`; h2load `-t 1`")
 w(f"- each run: {warmup}s warmup + {duration}s measured, request = 16-byte payload frame from `loadgen --print-request-frame`; {reps} repetitions per configuration, pairs back to back")
-w("- latency: h2load from its `--log-file` (from HEADERS sent); loadgen from the call (closed loop)")
+w("- latency: h2load from its `--log-file` (from HEADERS sent; emptied before each run); loadgen from the call (closed loop)")
+w(f"- machine load (`uptime`): before `{load_before.strip()}`; after `{load_after.strip()}`")
 w("")
 w("## Summary (medians)")
 w("")
