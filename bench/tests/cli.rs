@@ -1,6 +1,8 @@
 //! The `loadgen` binary's contract: exit codes, messages, the request frame
 //! and a short real run writing JSON and .hgrm.
 
+// One copy of the process helpers serves both crates' tests.
+#[path = "../../grpc-demo/tests/support/mod.rs"]
 mod support;
 
 use std::process::Command;

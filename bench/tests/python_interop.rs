@@ -1,6 +1,8 @@
 //! Interop: the `loadgen` binary drives a Python grpcio server implementing
 //! the same proto, and its tallies match the Python server's own counters.
 
+// One copy of the process helpers serves both crates' tests.
+#[path = "../../grpc-demo/tests/support/mod.rs"]
 mod support;
 
 use std::io::Write;
