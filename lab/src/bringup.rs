@@ -71,12 +71,7 @@ impl LabNetwork {
         let dr_time = t.elapsed();
         let t = Instant::now();
         let service = lab.plan.service.clone();
-        let dests: Vec<_> = lab
-            .plan
-            .servers
-            .iter()
-            .map(|s| s.destination)
-            .collect();
+        let dests: Vec<_> = lab.plan.servers.iter().map(|s| s.destination).collect();
         let timeouts = lab.plan.timeouts;
         for (name, value) in &lab.plan.ipvs_sysctls {
             crate::dr::set_ipvs_sysctl(lab.director(), name, value)?;

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 const LAB: &str = env!("CARGO_BIN_EXE_lab");
 
 fn root_links() -> Vec<String> {
-    let out = Command::new("ip").args(["-o", "link"]).output().expect("ip -o link");
+    let out = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip -o link");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1).map(str::to_owned))
@@ -18,7 +21,10 @@ fn root_links() -> Vec<String> {
 }
 
 fn lab_namespaces() -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("ipvslab-"))
@@ -81,7 +87,10 @@ fn interrupt_exec(signal: i32) {
     });
     rx.recv_timeout(Duration::from_secs(120))
         .expect("the lab came up and ran the command");
-    assert!(!uml_processes_of(pid).is_empty() || !lab_namespaces().is_empty(), "something is running");
+    assert!(
+        !uml_processes_of(pid).is_empty() || !lab_namespaces().is_empty(),
+        "something is running"
+    );
 
     // SAFETY: signalling our own child.
     unsafe {
@@ -92,11 +101,20 @@ fn interrupt_exec(signal: i32) {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "lab did not stop after signal {signal}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "lab did not stop after signal {signal}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
-    eprintln!("signal {signal}: lab stopped in {:?} with {status}", start.elapsed());
-    assert!(!status.success(), "an interrupted run must not report success");
+    eprintln!(
+        "signal {signal}: lab stopped in {:?} with {status}",
+        start.elapsed()
+    );
+    assert!(
+        !status.success(),
+        "an interrupted run must not report success"
+    );
 
     // Bounded wait for the kernel to finish removing things.
     let start = Instant::now();
@@ -105,7 +123,10 @@ fn interrupt_exec(signal: i32) {
         if left == (vec![], vec![], vec![]) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "left behind: {left:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "left behind: {left:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(root_links(), links_before, "root namespace links changed");

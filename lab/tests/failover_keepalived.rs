@@ -95,8 +95,7 @@ fn before_fault(r: &serde_json::Value) -> BTreeSet<(String, i64)> {
         .as_array()
         .expect("samples")
         .iter()
-        .filter(|s| s["t_s"].as_f64().unwrap_or(f64::MAX) < fault)
-        .next_back()
+        .rfind(|s| s["t_s"].as_f64().unwrap_or(f64::MAX) < fault)
         .expect("a sample before the fault");
     sample["destinations"]
         .as_array()

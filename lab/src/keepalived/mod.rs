@@ -15,8 +15,8 @@
 //! Any input gives `Ok` or `Err`, never a panic: a user's file is untrusted.
 
 mod extract;
-mod lexer;
 pub mod import;
+mod lexer;
 pub mod model;
 mod parse;
 pub mod render;
