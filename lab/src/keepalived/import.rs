@@ -191,44 +191,19 @@ fn virtual_server(
 mod tests {
     use super::*;
 
-    const REFERENCE: &str = "\
-! the reference setup, with parts the lab does not run
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 51
-    virtual_ipaddress { 192.168.122.1 }
-}
-virtual_server 192.168.122.1 8080 {
-    delay_loop 6
-    lb_algo rr
-    lb_kind DR
-    protocol TCP
-    persistence_timeout 60
-    real_server 172.22.35.1 8080 {
-        weight 1
-        TCP_CHECK {
-            connect_timeout 3
-            retry 3
-            delay_before_retry 3
-            connect_port 8080
-        }
+    /// The reference setup preceded by parts the lab does not run.
+    fn reference_with_vrrp() -> String {
+        format!(
+            "! the reference setup, with parts the lab does not run\n\
+             vrrp_instance VI_1 {{\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n\
+             \x20   virtual_ipaddress {{ 192.168.122.1 }}\n}}\n{}",
+            crate::keepalived::tests::REFERENCE
+        )
     }
-    real_server 172.22.35.2 8080 {
-        weight 1
-        TCP_CHECK {
-            connect_timeout 3
-            retry 3
-            delay_before_retry 3
-            connect_port 8080
-        }
-    }
-}
-";
 
     #[test]
     fn the_reference_conf_becomes_a_valid_keepalived_scenario() {
-        let conf = crate::keepalived::parse_str(REFERENCE).unwrap();
+        let conf = crate::keepalived::parse_str(&reference_with_vrrp()).unwrap();
         let imported = to_scenario(&conf, Path::new("keepalived.conf")).unwrap();
         let f = &imported.file;
         assert_eq!(f.director, DirectorKind::Keepalived);

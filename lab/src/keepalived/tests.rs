@@ -6,7 +6,7 @@ use super::model::defaults;
 use super::*;
 
 /// The lab's reference configuration (the `rr-persistence` scenario).
-const REFERENCE: &str = "\
+pub(crate) const REFERENCE: &str = "\
 virtual_server 192.168.122.1 8080 {
     delay_loop 6
     lb_algo rr
