@@ -146,6 +146,25 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
         Ok(Prepared::Done(code)) => return code,
         Ok(Prepared::Here) => {}
     }
+    if let Some(d) = args.duration {
+        // A shorter load would silently drop timed phases: refuse instead.
+        for sc in &scenarios {
+            let load = &sc.file.load;
+            let end = (d + load.warmup) * load.rounds + load.idle * load.rounds.saturating_sub(1);
+            if let Some(p) = sc.file.phases.iter().find(|p| p.at >= end) {
+                return fail(
+                    exit::USAGE,
+                    format!(
+                        "--duration {} ends the load of {} before its phase at {} ({:?}); drop --duration or make it longer",
+                        humantime::format_duration(d),
+                        sc.name,
+                        humantime::format_duration(p.at),
+                        p.action
+                    ),
+                );
+            }
+        }
+    }
     for line in &ignored {
         eprintln!("lab: {line}");
     }

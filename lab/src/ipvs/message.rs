@@ -352,48 +352,51 @@ pub fn service_attr(s: &Service) -> Result<Attr, EncodeError> {
     nested(IPVS_CMD_ATTR_SERVICE, "IPVS_CMD_ATTR_SERVICE", &v)
 }
 
+/// ADDR and PORT, which identify a destination within its service.
+fn dest_address_attrs(d: &Destination) -> Result<[Attr; 2], EncodeError> {
+    Ok([
+        attr(
+            IPVS_DEST_ATTR_ADDR,
+            "IPVS_DEST_ATTR_ADDR",
+            inet_addr(&d.address),
+        )?,
+        attr(
+            IPVS_DEST_ATTR_PORT,
+            "IPVS_DEST_ATTR_PORT",
+            d.port.to_be_bytes(),
+        )?,
+    ])
+}
+
+/// ADDR_FAMILY, which the kernel reads last (kernels from 3.18 on).
+fn dest_family_attr(d: &Destination) -> Result<Attr, EncodeError> {
+    attr(
+        IPVS_DEST_ATTR_ADDR_FAMILY,
+        "IPVS_DEST_ATTR_ADDR_FAMILY",
+        family(&d.address),
+    )
+}
+
 /// The nested DEST attribute with address, port and family only (DEL_DEST).
 pub fn dest_id_attr(d: &Destination) -> Result<Attr, EncodeError> {
+    let [addr, port] = dest_address_attrs(d)?;
     nested(
         IPVS_CMD_ATTR_DEST,
         "IPVS_CMD_ATTR_DEST",
-        &[
-            attr(
-                IPVS_DEST_ATTR_ADDR,
-                "IPVS_DEST_ATTR_ADDR",
-                inet_addr(&d.address),
-            )?,
-            attr(
-                IPVS_DEST_ATTR_PORT,
-                "IPVS_DEST_ATTR_PORT",
-                d.port.to_be_bytes(),
-            )?,
-            attr(
-                IPVS_DEST_ATTR_ADDR_FAMILY,
-                "IPVS_DEST_ATTR_ADDR_FAMILY",
-                family(&d.address),
-            )?,
-        ],
+        &[addr, port, dest_family_attr(d)?],
     )
 }
 
 /// The nested DEST attribute with everything NEW/SET_DEST require:
 /// FWD_METHOD, WEIGHT, U_THRESH and L_THRESH beside the address.
 pub fn dest_attr(d: &Destination) -> Result<Attr, EncodeError> {
+    let [addr, port] = dest_address_attrs(d)?;
     nested(
         IPVS_CMD_ATTR_DEST,
         "IPVS_CMD_ATTR_DEST",
         &[
-            attr(
-                IPVS_DEST_ATTR_ADDR,
-                "IPVS_DEST_ATTR_ADDR",
-                inet_addr(&d.address),
-            )?,
-            attr(
-                IPVS_DEST_ATTR_PORT,
-                "IPVS_DEST_ATTR_PORT",
-                d.port.to_be_bytes(),
-            )?,
+            addr,
+            port,
             attr(
                 IPVS_DEST_ATTR_FWD_METHOD,
                 "IPVS_DEST_ATTR_FWD_METHOD",
@@ -415,11 +418,7 @@ pub fn dest_attr(d: &Destination) -> Result<Attr, EncodeError> {
                 "IPVS_DEST_ATTR_L_THRESH",
                 d.lower_threshold,
             )?,
-            attr(
-                IPVS_DEST_ATTR_ADDR_FAMILY,
-                "IPVS_DEST_ATTR_ADDR_FAMILY",
-                family(&d.address),
-            )?,
+            dest_family_attr(d)?,
         ],
     )
 }

@@ -629,6 +629,11 @@ pub struct ErrorSummary {
 }
 
 impl Report {
+    /// Every IPVS destination of every service.
+    pub fn ipvs_destinations(&self) -> impl Iterator<Item = &IpvsDestination> {
+        self.ipvs.services.iter().flat_map(|s| &s.destinations)
+    }
+
     /// Successful RPCs over all servers.
     pub fn total_rpcs(&self) -> u64 {
         self.servers.iter().map(|s| s.rpcs).sum()

@@ -116,10 +116,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         .enumerate()
         .map(|(i, p)| {
             let ipvs_conns = report
-                .ipvs
-                .services
-                .iter()
-                .flat_map(|s| &s.destinations)
+                .ipvs_destinations()
                 .find(|d| d.address == p.address.to_string())
                 .map(|d| d.stats.conns);
             let own = m.server_counts.get(i).copied().flatten();
@@ -452,20 +449,8 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
             receiving.len()
         ));
     }
-    let out: u64 = report
-        .ipvs
-        .services
-        .iter()
-        .flat_map(|s| &s.destinations)
-        .map(|d| d.stats.outpkts)
-        .sum();
-    let inp: u64 = report
-        .ipvs
-        .services
-        .iter()
-        .flat_map(|s| &s.destinations)
-        .map(|d| d.stats.inpkts)
-        .sum();
+    let out: u64 = report.ipvs_destinations().map(|d| d.stats.outpkts).sum();
+    let inp: u64 = report.ipvs_destinations().map(|d| d.stats.inpkts).sum();
     if inp > 0 && out == 0 {
         notes.push(format!(
             "Direct routing confirmed: the director forwarded {inp} inbound packets and saw 0 outbound; the real servers answered the clients directly from the VIP."

@@ -300,13 +300,7 @@ pub fn ipvs_consistency(report: &Report) -> (bool, String) {
         problems.push("no IPVS statistics were collected".into());
     }
     if problems.is_empty() {
-        let out: u64 = report
-            .ipvs
-            .services
-            .iter()
-            .flat_map(|svc| &svc.destinations)
-            .map(|d| d.stats.outpkts)
-            .sum();
+        let out: u64 = report.ipvs_destinations().map(|d| d.stats.outpkts).sum();
         (
             true,
             format!(
