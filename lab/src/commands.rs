@@ -193,7 +193,7 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
                 s.file.description
             );
         }
-        match run_one(s, &opts, args) {
+        match run_one(s, &opts, args, total > 1) {
             Ok(true) => {}
             Ok(false) => failed.push(s.name.clone()),
             Err(code) => {
@@ -225,7 +225,14 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
     }
 }
 
-fn run_one(s: &Scenario, opts: &RunOptions, args: &ScenarioArgs) -> Result<bool, u8> {
+/// Runs one scenario and writes its report; with `several` scenarios in
+/// the invocation, `--json PATH` becomes `<scenario>-PATH` for each.
+fn run_one(
+    s: &Scenario,
+    opts: &RunOptions,
+    args: &ScenarioArgs,
+    several: bool,
+) -> Result<bool, u8> {
     let measured = crate::scenario::run::execute(s, opts).map_err(|e| {
         let code = match e {
             crate::scenario::run::RunError::Interrupted => 130,
@@ -249,7 +256,7 @@ fn run_one(s: &Scenario, opts: &RunOptions, args: &ScenarioArgs) -> Result<bool,
         Err(e) => eprintln!("lab: writing the report failed: {}", error_chain(&e)),
     }
     if let Some(path) = &args.json {
-        let path = if args.names.len() + usize::from(args.all) > 1 {
+        let path = if several {
             path.with_file_name(format!(
                 "{}-{}",
                 s.name,
