@@ -12,6 +12,7 @@
 //! - [`client`]: [`client::connect_from`], channels bound to a source address.
 //! - [`duration`]: the human duration syntax (`500ms`, `2s`) shared by the CLIs.
 
+pub mod cli;
 pub mod client;
 pub mod duration;
 pub mod server;

@@ -5,7 +5,7 @@ pub const OK: u8 = 0;
 /// A scenario ran but at least one expectation failed, or a command failed.
 pub const FAILED: u8 = 1;
 /// The command line was wrong (`EX_USAGE`).
-pub const USAGE: u8 = 64;
+pub const USAGE: u8 = grpc_demo::cli::EX_USAGE;
 /// A scenario or configuration file is malformed or invalid (`EX_DATAERR`).
 pub const BAD_SCENARIO: u8 = 65;
 /// A required program or kernel feature is missing (`EX_UNAVAILABLE`).

@@ -157,7 +157,10 @@ enum Verb {
 
 fn main() -> ExitCode {
     runner::guest::become_init_if_guest();
-    let cli = Cli::parse();
+    let cli = match grpc_demo::cli::parse_or_usage::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         Verb::Check { json } => {
             let report = lab::preflight::run();

@@ -377,3 +377,11 @@ fn a_malformed_keepalived_conf_names_the_line() {
     assert!(stderr.contains("line 4"), "{stderr}");
     assert!(out.stdout.is_empty(), "nothing ran");
 }
+
+#[test]
+fn bad_flags_are_a_usage_error() {
+    let out = lab(&["scenario", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(64), "EX_USAGE, as the README says");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    assert_eq!(lab(&["--help"]).status.code(), Some(0));
+}

@@ -11,17 +11,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            // Bad flags are a usage error (EX_USAGE), as everywhere in the lab.
-            return if e.use_stderr() {
-                ExitCode::from(64)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    grpc_demo::server::main_with_args(cli.args)
+    match grpc_demo::cli::parse_or_usage::<Cli>() {
+        Ok(cli) => grpc_demo::server::main_with_args(cli.args),
+        Err(code) => code,
+    }
 }
