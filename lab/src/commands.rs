@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::bringup::LabNetwork;
+use crate::error_chain;
 use crate::exit;
 use crate::netns::RunId;
 use crate::runner::{self, RunnerChoice, RunnerKind};
-use crate::scenario::run::{Progress, RunOptions, error_chain};
+use crate::scenario::run::{Progress, RunOptions};
 use crate::scenario::{Scenario, ScenarioError, plan};
 
 /// Environment variable naming the lab run a command runs in (set by

@@ -32,3 +32,16 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod topology;
+
+/// Formats an error with its sources, `a: b: c`: the lab's errors keep the
+/// errno or parse error as `#[source]`, and a message needs all of them.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+        cur = src.source();
+    }
+    s
+}

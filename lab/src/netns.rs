@@ -15,6 +15,7 @@
 //! in another namespace, even when the closure panics. Children join a
 //! namespace between `fork` and `exec` ([`CommandExt::netns`]).
 
+use crate::error_chain;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -573,18 +574,6 @@ impl Drop for NetNs {
             }
         }
     }
-}
-
-/// Formats an error with its sources, `a: b: c`.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn thread_name(ns: &str) -> String {

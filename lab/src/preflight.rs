@@ -116,14 +116,6 @@ fn namespaces_work() -> Result<(), String> {
     .map_err(|_| "the probe thread panicked".to_string())?
 }
 
-fn on_path(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
 /// Runs every check.
 pub fn run() -> Preflight {
     let mut checks = Vec::new();
@@ -216,7 +208,7 @@ pub fn run() -> Preflight {
     ];
     for (name, program, fix) in tools {
         checks.push(
-            match on_path(program).or_else(|| {
+            match runner::uml::find_on_path(program).or_else(|| {
                 ["/usr/sbin", "/sbin"]
                     .iter()
                     .map(|d| Path::new(d).join(program))

@@ -338,7 +338,7 @@ impl Shared {
                 self.event(
                     i,
                     HealthEventKind::IpvsError,
-                    format!("{what}: {}", crate::scenario::run::error_chain(&e)),
+                    format!("{what}: {}", crate::error_chain(&e)),
                 );
             }
         }
@@ -431,7 +431,7 @@ fn grpc_probe(addr: SocketAddr, service: &str, timeout: Duration) -> Result<(), 
                 .connect_timeout(timeout)
                 .connect()
                 .await
-                .map_err(|e| crate::scenario::run::error_chain(&e))?;
+                .map_err(|e| crate::error_chain(&e))?;
             let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
             let reply = client
                 .check(tonic_health::pb::HealthCheckRequest {

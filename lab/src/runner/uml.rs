@@ -79,7 +79,8 @@ impl UmlKernel {
     }
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+/// The first file called `name` in a directory of `$PATH`.
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|dir| dir.join(name))

@@ -8,6 +8,7 @@
 //! (`lab server`, `lab loadgen`) started inside the namespaces, so that a
 //! fault phase can SIGKILL a server like a real crash.
 
+use crate::error_chain;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -1016,18 +1017,6 @@ fn render_progress(v: &serde_json::Value) -> String {
         }
     }
     format!("{phase} {elapsed:.1}s  {rpcs} rpcs  {rate:.0}/s  {errors} errors {shares}")
-}
-
-/// Formats an error with its sources.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-        cur = src.source();
-    }
-    s
 }
 
 /// IPVS's per-destination counters are copied from per-CPU counters on the
