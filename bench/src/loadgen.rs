@@ -1162,17 +1162,7 @@ fn main_inner(args: LoadgenArgs) -> Result<(), LoadgenError> {
         return Ok(());
     }
     let config = args.config()?;
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    }
-    .map_err(LoadgenError::Runtime)?;
+    let runtime = grpc_demo::cli::runtime(args.threads).map_err(LoadgenError::Runtime)?;
     let report = runtime.block_on(run(config))?;
     // Lazy channels of aborted callers may still hold tasks: do not wait.
     runtime.shutdown_timeout(Duration::from_millis(100));

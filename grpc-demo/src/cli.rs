@@ -1,5 +1,5 @@
 //! Command-line conventions shared by the workspace's binaries
-//! (`grpc-demo-server`, `loadgen`, `lab`).
+//! (`grpc-demo-server`, `loadgen`, `lab`): usage errors, `--threads`.
 
 use std::process::ExitCode;
 
@@ -19,4 +19,20 @@ pub fn parse_or_usage<C: clap::Parser>() -> Result<C, ExitCode> {
             ExitCode::SUCCESS
         }
     })
+}
+
+/// The tokio runtime for `--threads N`: tokio's current-thread runtime for
+/// one thread (it does better than the multi-thread one in the lab's
+/// one-CPU User-Mode Linux guest), else a multi-thread runtime with N workers.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
 }

@@ -571,17 +571,7 @@ pub fn main_with_args(args: ServerArgs) -> ExitCode {
 }
 
 fn run_main(args: ServerArgs) -> Result<(), ServeError> {
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    }
-    .map_err(ServeError::Runtime)?;
+    let runtime = crate::cli::runtime(args.threads).map_err(ServeError::Runtime)?;
     runtime.block_on(async move {
         let listener = TcpListener::bind(args.listen)
             .await
