@@ -2,35 +2,15 @@
 //! namespace, no link in the root namespace, no `linux.uml` process, no run
 //! directory.
 
+mod common;
+
+use common::{lab_namespaces, root_links};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LAB: &str = env!("CARGO_BIN_EXE_lab");
-
-fn root_links() -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .expect("ip -o link");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1).map(str::to_owned))
-        .collect()
-}
-
-fn lab_namespaces() -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with("ipvslab-"))
-        .map(str::to_owned)
-        .collect()
-}
 
 /// Processes whose command line mentions this lab's UML instance id.
 fn uml_processes_of(pid: u32) -> Vec<String> {

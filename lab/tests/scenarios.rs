@@ -4,6 +4,9 @@
 //! its committed baseline in `reports/baselines/`, and a wrong expectation,
 //! a malformed file and an unknown scheduler must fail the way they should.
 
+mod common;
+
+use common::lab_namespaces;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -27,18 +30,6 @@ fn lab(args: &[&str]) -> Output {
         out.status.code()
     );
     out
-}
-
-fn lab_leftovers() -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with("ipvslab-"))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The newest report.json under `root/<scenario>/`.
@@ -113,7 +104,7 @@ fn every_scenario_passes_and_none_regresses_against_its_baseline() {
         scenarios.len()
     );
     assert!(compared >= 1, "no baselines in reports/baselines/");
-    assert_eq!(lab_leftovers(), Vec::<String>::new());
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
 }
 
 #[test]
@@ -139,7 +130,7 @@ fn a_wrong_expectation_fails_the_run() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("FAIL  distribution = even"), "{stdout}");
-    assert_eq!(lab_leftovers(), Vec::<String>::new());
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
 }
 
 #[test]
@@ -162,7 +153,7 @@ fn a_malformed_scenario_is_rejected_before_any_network() {
     assert!(stderr.contains("lb_algoo"), "{stderr}");
     // Rejected before booting anything: no guest output, no namespaces.
     assert!(out.stdout.is_empty());
-    assert_eq!(lab_leftovers(), Vec::<String>::new());
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
 }
 
 #[test]
@@ -289,7 +280,7 @@ fn without_privileges_the_lab_says_so_and_builds_nothing() {
         stderr.contains("CAP_NET_ADMIN") && stderr.contains("run it as root"),
         "{stderr}"
     );
-    assert_eq!(lab_leftovers(), Vec::<String>::new());
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
 }
 
 #[test]

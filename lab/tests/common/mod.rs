@@ -36,15 +36,23 @@ pub fn root_links() -> Vec<String> {
 
 /// The namespaces of `run` that `ip netns list` shows.
 pub fn ip_netns_list_of(run: &RunId) -> Vec<String> {
+    let prefix = run.name_prefix();
+    lab_namespaces()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// Every lab namespace (`ipvslab-*`) that `ip netns list` shows, of any run.
+pub fn lab_namespaces() -> Vec<String> {
     let out = Command::new("ip")
         .args(["netns", "list"])
         .output()
         .expect("ip netns list");
-    let prefix = run.name_prefix();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&prefix))
+        .filter(|n| n.starts_with("ipvslab-"))
         .map(str::to_owned)
         .collect()
 }
