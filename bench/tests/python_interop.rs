@@ -23,7 +23,7 @@ fn loadgen_drives_a_python_server() -> Result<()> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     support::python_stubs(&manifest.join("../grpc-demo/proto"), dir.path())?;
 
-    let mut server = Command::new("python3")
+    let mut server = Command::new(support::python())
         .arg(manifest.join("tests/python/demo_server.py"))
         .arg(dir.path())
         .arg("py1")

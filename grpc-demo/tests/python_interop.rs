@@ -27,7 +27,7 @@ fn python_client_reads_identity_from_server_binary() -> Result<()> {
         }
     };
 
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(support::python());
     cmd.arg(manifest.join("tests/python/whoami_client.py"))
         .arg(dir.path())
         .arg(&addr)

@@ -57,14 +57,16 @@ enum Prepared {
     Done(u8),
 }
 
-fn prepare(choice: RunnerChoice, interactive: bool) -> Result<Prepared, u8> {
+/// `shared` names host paths the job writes (reports): the guest sees them
+/// even where its own `/tmp` would hide them.
+fn prepare(choice: RunnerChoice, interactive: bool, shared: &[PathBuf]) -> Result<Prepared, u8> {
     if !crate::preflight::has_privileges() {
         return Err(fail(exit::NO_PERMISSION, crate::preflight::NO_PRIVILEGE));
     }
     let kind = runner::resolve(choice).map_err(|e| fail(runner_error_code(&e), e))?;
     match kind {
         RunnerKind::Host => Ok(Prepared::Here),
-        RunnerKind::Uml => match runner::rerun_self_in_uml(interactive) {
+        RunnerKind::Uml => match runner::rerun_self_in_uml(interactive, shared) {
             Ok(o) => Ok(Prepared::Done(o.exit_code.clamp(0, 255) as u8)),
             Err(e) => Err(fail(runner_error_code(&e), e)),
         },
@@ -77,7 +79,9 @@ pub fn runner_error_code(e: &runner::RunnerError) -> u8 {
         runner::RunnerError::Interrupted => 130,
         runner::RunnerError::NoIpvsNoUml { .. }
         | runner::RunnerError::HostHasNoIpvs { .. }
-        | runner::RunnerError::UmlModulesMissing { .. } => exit::UNAVAILABLE,
+        | runner::RunnerError::UmlModulesMissing { .. }
+        | runner::RunnerError::BadKernel { .. }
+        | runner::RunnerError::NoStatus { .. } => exit::UNAVAILABLE,
         runner::RunnerError::NestedUml => exit::USAGE,
         _ => exit::OS_ERROR,
     }
@@ -142,11 +146,6 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
             "name a scenario (see `lab list`) or pass --all",
         );
     }
-    match prepare(choice, false) {
-        Err(code) => return code,
-        Ok(Prepared::Done(code)) => return code,
-        Ok(Prepared::Here) => {}
-    }
     if let Some(d) = args.duration {
         // A shorter load would silently drop timed phases: refuse instead.
         for sc in &scenarios {
@@ -166,7 +165,44 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
             }
         }
     }
-    for line in &ignored {
+    let several = scenarios.len() > 1;
+    let json_files: Vec<PathBuf> = args
+        .json
+        .iter()
+        .flat_map(|p| {
+            scenarios
+                .iter()
+                .map(move |s| crate::outputs::json_path_for(p, &s.name, several))
+        })
+        .collect();
+    let claimed = match crate::outputs::claim(&args.reports, &json_files) {
+        Ok(c) => c,
+        Err(e) => return fail(exit::CANT_CREATE, error_chain(&e)),
+    };
+    match prepare(choice, false, &claimed.paths) {
+        Err(code) => {
+            claimed.release_unused();
+            return code;
+        }
+        Ok(Prepared::Done(code)) => {
+            if code != exit::OK {
+                claimed.release_unused();
+            }
+            return code;
+        }
+        Ok(Prepared::Here) => {}
+    }
+    let code = run_scenarios(&scenarios, &ignored, args);
+    if code != exit::OK {
+        claimed.release_unused();
+    }
+    code
+}
+
+/// Runs the loaded scenarios here (on a kernel with IPVS) and prints the
+/// verdict; the exit code of `lab scenario`.
+fn run_scenarios(scenarios: &[Scenario], ignored: &[String], args: &ScenarioArgs) -> u8 {
+    for line in ignored {
         eprintln!("lab: {line}");
     }
     let interrupted = interrupt_flag();
@@ -183,6 +219,7 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
             .then_some(crate::scenario::spec::DirectorKind::Keepalived),
     };
     let mut failed = Vec::new();
+    let mut first_error = None;
     let total = scenarios.len();
     for (i, s) in scenarios.iter().enumerate() {
         if total > 1 {
@@ -204,6 +241,7 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
                 if total == 1 {
                     return code;
                 }
+                first_error.get_or_insert(code);
                 failed.push(s.name.clone());
             }
         }
@@ -219,15 +257,16 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
             );
         }
     }
-    if failed.is_empty() {
-        exit::OK
-    } else {
-        exit::FAILED
+    match (failed.is_empty(), first_error) {
+        (true, _) => exit::OK,
+        (false, Some(code)) => code,
+        (false, None) => exit::FAILED,
     }
 }
 
 /// Runs one scenario and writes its report; with `several` scenarios in
-/// the invocation, `--json PATH` becomes `<scenario>-PATH` for each.
+/// the invocation, `--json PATH` becomes `<scenario>-PATH` for each. A
+/// report that cannot be written is an error (73), never a silent loss.
 fn run_one(
     s: &Scenario,
     opts: &RunOptions,
@@ -250,30 +289,33 @@ fn run_one(
         .replace([':', '-'], "")
         .trim_end_matches('Z')
         .to_string();
-    let dir = args.reports.join(&s.name).join(format!("{stamp}Z"));
     print!("{}", crate::report::summary::render_summary(&report));
+    let parent = args.reports.join(&s.name);
+    let dir = crate::outputs::new_report_dir(&parent, &format!("{stamp}Z")).map_err(|e| {
+        fail(
+            exit::CANT_CREATE,
+            format!("cannot create a report folder in {}: {e}", parent.display()),
+        )
+    })?;
     match crate::report::write_report_dir(&dir, &report, histogram.as_ref()) {
         Ok(_) => println!("report: {}", dir.join(crate::report::REPORT_MD).display()),
-        Err(e) => eprintln!("lab: writing the report failed: {}", error_chain(&e)),
+        Err(e) => {
+            return Err(fail(
+                exit::CANT_CREATE,
+                format!("writing the report failed: {}", error_chain(&e)),
+            ));
+        }
     }
     if let Some(path) = &args.json {
-        let path = if several {
-            path.with_file_name(format!(
-                "{}-{}",
-                s.name,
-                path.file_name().unwrap_or_default().to_string_lossy()
-            ))
-        } else {
-            path.clone()
-        };
-        match crate::report::to_json(&report) {
-            Ok(text) => {
-                if let Err(e) = std::fs::write(&path, text) {
-                    eprintln!("lab: cannot write {}: {e}", path.display());
-                }
-            }
-            Err(e) => eprintln!("lab: {}", error_chain(&e)),
-        }
+        let path = crate::outputs::json_path_for(path, &s.name, several);
+        let text = crate::report::to_json(&report)
+            .map_err(|e| fail(exit::CANT_CREATE, error_chain(&e)))?;
+        std::fs::write(&path, text).map_err(|e| {
+            fail(
+                exit::CANT_CREATE,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
     }
     Ok(report.passed)
 }
@@ -361,7 +403,7 @@ pub fn exec(
             ),
         );
     }
-    match prepare(choice, interactive) {
+    match prepare(choice, interactive, &[]) {
         Err(code) => return code,
         Ok(Prepared::Done(code)) => return code,
         Ok(Prepared::Here) => {}

@@ -12,5 +12,7 @@ pub const BAD_SCENARIO: u8 = 65;
 pub const UNAVAILABLE: u8 = 69;
 /// An operating-system call failed (`EX_OSERR`).
 pub const OS_ERROR: u8 = 71;
+/// An output file or folder cannot be created or written (`EX_CANTCREAT`).
+pub const CANT_CREATE: u8 = 73;
 /// The lab lacks root / CAP_NET_ADMIN (`EX_NOPERM`).
 pub const NO_PERMISSION: u8 = 77;

@@ -15,6 +15,7 @@
 //! - [`report`]: the JSON model, Markdown and SVG rendering, baseline comparison.
 //! - [`runner`]: run on the host kernel, or inside User-Mode Linux when the host
 //!   has no IPVS.
+//! - [`outputs`]: report and JSON paths, claimed before anything is built.
 //! - [`exit`]: exit codes scripts can rely on.
 
 pub mod bringup;
@@ -26,6 +27,7 @@ pub mod health;
 pub mod ipvs;
 pub mod keepalived;
 pub mod netns;
+pub mod outputs;
 pub mod preflight;
 pub mod process;
 pub mod report;

@@ -163,7 +163,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Verb::Check { json } => {
-            let report = lab::preflight::run();
+            let report = lab::preflight::run(cli.runner);
             if json {
                 println!(
                     "{}",

@@ -62,9 +62,7 @@ impl Preflight {
             Some(runner::RunnerKind::Host) => {
                 "=> the lab runs on the host kernel (it has IPVS)\n".to_string()
             }
-            Some(runner::RunnerKind::Uml) => {
-                "=> the lab runs inside User-Mode Linux (the host kernel has no IPVS)\n".to_string()
-            }
+            Some(runner::RunnerKind::Uml) => "=> the lab runs inside User-Mode Linux\n".to_string(),
             None => "=> no runner can work here; see the fixes above\n".to_string(),
         });
         out
@@ -116,8 +114,8 @@ fn namespaces_work() -> Result<(), String> {
     .map_err(|_| "the probe thread panicked".to_string())?
 }
 
-/// Runs every check.
-pub fn run() -> Preflight {
+/// Runs every check, judging whether the runner `choice` can work.
+pub fn run(choice: runner::RunnerChoice) -> Preflight {
     let mut checks = Vec::new();
     let privileged = has_privileges();
     checks.push(if privileged {
@@ -148,6 +146,17 @@ pub fn run() -> Preflight {
 
     let kernel = runner::kernel_release();
     let host_ipvs = runner::host_has_ipvs();
+    // Whether the chosen runner depends on UML, and so how bad its failures are.
+    let needs_uml = match choice {
+        runner::RunnerChoice::Host => false,
+        runner::RunnerChoice::Uml => true,
+        runner::RunnerChoice::Auto => !host_ipvs,
+    };
+    let uml_severity = if needs_uml {
+        Outcome::Fail
+    } else {
+        Outcome::Warn
+    };
     checks.push(if host_ipvs {
         check(
             "host IPVS",
@@ -158,7 +167,11 @@ pub fn run() -> Preflight {
     } else {
         check(
             "host IPVS",
-            Outcome::Warn,
+            if choice == runner::RunnerChoice::Host {
+                Outcome::Fail
+            } else {
+                Outcome::Warn
+            },
             format!("kernel {kernel} has no IPVS (no /proc/net/ip_vs, modprobe ip_vs failed)"),
             Some(
                 "none needed if User-Mode Linux works (below); else use a kernel with CONFIG_IP_VS",
@@ -167,27 +180,57 @@ pub fn run() -> Preflight {
     });
     let uml = runner::uml::UmlKernel::locate();
     checks.push(match &uml {
-        Ok(k) => check(
-            "User-Mode Linux",
-            Outcome::Ok,
-            format!(
-                "{} with IPVS modules in {}",
-                k.binary.display(),
-                k.modules.display()
-            ),
-            None,
-        ),
+        Ok(k) => check("User-Mode Linux kernel", Outcome::Ok, k.describe(), None),
         Err(e) => check(
-            "User-Mode Linux",
-            if host_ipvs {
-                Outcome::Warn
-            } else {
-                Outcome::Fail
-            },
-            e.to_string(),
-            Some("apt-get install user-mode-linux (or: make deps)"),
+            "User-Mode Linux kernel",
+            uml_severity,
+            crate::error_chain(e),
+            Some("make deps (builds the lab's own UML kernel), or set IPVSLAB_UML_KERNEL"),
         ),
     });
+    // A kernel that exists may still die at boot on this CPU: boot it.
+    let booted = uml
+        .as_ref()
+        .ok()
+        .filter(|_| !runner::in_guest())
+        .map(runner::uml::probe);
+    let uml_boots = match &booted {
+        None => false,
+        Some(Ok(outcome)) if outcome.exit_code == 0 => {
+            checks.push(check(
+                "UML boot probe",
+                Outcome::Ok,
+                format!(
+                    "booted, ran init and powered off in {:.2} s{}",
+                    outcome.total.as_secs_f64(),
+                    outcome
+                        .boot_to_ready
+                        .map(|d| format!(" (ready after {:.2} s)", d.as_secs_f64()))
+                        .unwrap_or_default()
+                ),
+                None,
+            ));
+            true
+        }
+        Some(Ok(outcome)) => {
+            checks.push(check(
+                "UML boot probe",
+                uml_severity,
+                format!("the guest's init exited {}", outcome.exit_code),
+                Some("its message is above; `make deps` rebuilds the lab's kernel"),
+            ));
+            false
+        }
+        Some(Err(e)) => {
+            checks.push(check(
+                "UML boot probe",
+                uml_severity,
+                crate::error_chain(e),
+                Some("see the cause above; `make deps` builds a kernel that boots here, or set IPVSLAB_UML_KERNEL"),
+            ));
+            false
+        }
+    };
     let tools: [(&'static str, &'static str, &str); 4] = [
         (
             "ipvsadm",
@@ -223,12 +266,13 @@ pub fn run() -> Preflight {
     let base_ok = privileged && netns.is_ok();
     let runner = if !base_ok {
         None
-    } else if host_ipvs {
-        Some(runner::RunnerKind::Host)
-    } else if uml.is_ok() {
-        Some(runner::RunnerKind::Uml)
     } else {
-        None
+        match choice {
+            runner::RunnerChoice::Host => host_ipvs.then_some(runner::RunnerKind::Host),
+            runner::RunnerChoice::Uml => uml_boots.then_some(runner::RunnerKind::Uml),
+            runner::RunnerChoice::Auto if host_ipvs => Some(runner::RunnerKind::Host),
+            runner::RunnerChoice::Auto => uml_boots.then_some(runner::RunnerKind::Uml),
+        }
     };
     Preflight { checks, runner }
 }

@@ -284,9 +284,9 @@ fn without_privileges_the_lab_says_so_and_builds_nothing() {
 }
 
 #[test]
-fn without_ipvs_and_without_uml_the_error_names_the_package() {
+fn without_ipvs_and_without_uml_the_error_names_the_fix() {
     if lab::runner::host_has_ipvs() {
-        eprintln!("this host has IPVS; the missing-UML error cannot occur here");
+        eprintln!("SKIPPED: this host has IPVS, so the lab never needs UML here");
         return;
     }
     let out = Command::new(LAB)
@@ -297,8 +297,133 @@ fn without_ipvs_and_without_uml_the_error_names_the_package() {
         .expect("run lab");
     assert_eq!(out.status.code(), Some(69));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("user-mode-linux"), "{stderr}");
+    assert!(stderr.contains("make deps"), "{stderr}");
     assert!(stderr.contains("/nonexistent/linux.uml"), "{stderr}");
+}
+
+/// A stand-in for Debian's UML 6.1 on an AMX host: it prints the line that
+/// kernel prints and dies on SIGABRT, whatever it is asked.
+fn dying_kernel(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("linux");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n\
+         echo 'userspace - ptrace set fp regs failed, errno = 14'\n\
+         echo 'Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b'\n\
+         kill -ABRT $$\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn a_kernel_that_dies_at_boot_is_diagnosed_by_check_and_by_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dying_kernel(dir.path());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(LAB)
+            .args(args)
+            .env("IPVSLAB_UML_KERNEL", &kernel)
+            .env("TMPDIR", &tmp)
+            .current_dir(workspace())
+            .output()
+            .expect("run lab");
+        eprintln!(
+            "$ lab {}\n--- stdout\n{}--- stderr\n{}--- exit {:?}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            out.status.code()
+        );
+        out
+    };
+
+    // `lab check` boots the kernel rather than trusting that the file exists.
+    let check = run(&["--runner", "uml", "check"]);
+    assert_eq!(check.status.code(), Some(69));
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("FAIL  UML boot probe"), "{text}");
+    assert!(text.contains("XSAVE state (AMX)"), "{text}");
+
+    // A run shows the console lines and the cause, exits 69, leaves nothing.
+    let reports = dir.path().join("reports");
+    let out = run(&[
+        "--runner",
+        "uml",
+        "scenario",
+        "rr",
+        "--quiet",
+        "--reports",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("The kernel's last console lines:")
+            && stderr.contains("ptrace set fp regs failed")
+            && stderr.contains("make deps"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "run directory left behind: {left:?}");
+    assert_eq!(
+        std::fs::read_dir(&reports).map(|d| d.count()).unwrap_or(0),
+        0
+    );
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
+}
+
+#[test]
+fn json_reports_land_where_asked_even_under_tmp_and_relative() {
+    // Under the UML runner the guest's /tmp is private: a report written
+    // there would vanish with the guest. Both a file directly under /tmp and
+    // a path relative to a working directory of /tmp must reach the host.
+    let direct = PathBuf::from(format!("/tmp/ipvslab-test-{}.json", std::process::id()));
+    let relative_name = format!("ipvslab-test-rel-{}.json", std::process::id());
+    let relative = Path::new("/tmp").join(&relative_name);
+    let reports = tempfile::tempdir().unwrap();
+    for (cwd, json) in [
+        (workspace(), direct.to_str().unwrap().to_owned()),
+        (PathBuf::from("/tmp"), relative_name.clone()),
+    ] {
+        let _ = std::fs::remove_file(cwd.join(&json));
+        let out = Command::new(LAB)
+            .args(["scenario", "rr-persistence", "--quiet", "--duration", "1s"])
+            .args(["--json", &json])
+            .arg("--reports")
+            .arg(reports.path())
+            .current_dir(&cwd)
+            .output()
+            .expect("run lab");
+        eprintln!(
+            "--- stdout\n{}--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "run from {}", cwd.display());
+    }
+    for path in [&direct, &relative] {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{} was not written: {e}", path.display()));
+        let report: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(report["scenario"]["name"], "rr-persistence");
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn an_output_that_cannot_be_written_fails_before_anything_is_built() {
+    let out = lab(&["scenario", "rr", "--quiet", "--json", "/proc/nope.json"]);
+    assert_eq!(out.status.code(), Some(73));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/proc/nope.json"), "{stderr}");
+    let out = lab(&["scenario", "rr", "--quiet", "--reports", "/proc/nope"]);
+    assert_eq!(out.status.code(), Some(73));
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
 }
 
 #[test]

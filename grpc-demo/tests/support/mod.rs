@@ -10,22 +10,36 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+/// The Python that has grpcio: `$IPVSLAB_PYTHON`, else the virtualenv that
+/// `make deps` creates at the workspace root (`.venv`), else `python3`.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("IPVSLAB_PYTHON").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python3");
+    if venv.is_file() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
 /// Fails (never skips) when Python grpcio is missing, pointing at the installer.
 pub fn require_python_grpc() {
-    let ok = Command::new("python3")
+    let ok = Command::new(python())
         .args(["-c", "import grpc, grpc_tools"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     assert!(
         ok,
-        "python3 with grpcio and grpcio-tools is required for the interop tests: run scripts/install-deps.sh"
+        "python3 with grpcio and grpcio-tools is required for the interop tests: run `make deps` (it creates .venv)"
     );
 }
 
 /// Generates demo_pb2*.py from the proto into `out`.
 pub fn python_stubs(proto_dir: &Path, out: &Path) -> Result<()> {
-    let o = Command::new("python3")
+    let o = Command::new(python())
         .args(["-m", "grpc_tools.protoc"])
         .arg(format!("-I{}", proto_dir.display()))
         .arg(format!("--python_out={}", out.display()))

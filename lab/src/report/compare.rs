@@ -120,6 +120,9 @@ pub struct Comparison {
     pub tolerance: Tolerance,
     /// Every compared figure.
     pub rows: Vec<ComparisonRow>,
+    /// Set when the two sides ran on different kernels (release, origin or
+    /// build source): the figures may differ for that reason alone.
+    pub kernel_warning: Option<String>,
 }
 
 impl Comparison {
@@ -168,6 +171,9 @@ impl Comparison {
             "Comparing {} against baseline {}\n",
             self.current_name, self.baseline_name
         );
+        if let Some(w) = &self.kernel_warning {
+            out.push_str(&format!("warning: {w}\n"));
+        }
         out.push_str(&t.render_text("  "));
         let n = self.regressions().count();
         if n == 0 {
@@ -181,6 +187,36 @@ impl Comparison {
         }
         out
     }
+}
+
+/// Describes how two runs' kernels differ, if they do.
+fn kernel_difference(
+    baseline: &super::model::RunnerInfo,
+    current: &super::model::RunnerInfo,
+) -> Option<String> {
+    let describe = |r: &super::model::RunnerInfo| {
+        format!(
+            "{} kernel {} ({})",
+            r.kind.as_str(),
+            if r.kernel.is_empty() {
+                "unknown"
+            } else {
+                &r.kernel
+            },
+            r.kernel_provenance()
+        )
+    };
+    let same = baseline.kind == current.kind
+        && baseline.kernel == current.kernel
+        && baseline.kernel_origin == current.kernel_origin
+        && baseline.kernel_source == current.kernel_source;
+    (!same).then(|| {
+        format!(
+            "the baseline ran on {}, this run on {}; differences may come from the kernel",
+            describe(baseline),
+            describe(current)
+        )
+    })
 }
 
 /// Judges a figure where bigger is worse (deviation, error rate).
@@ -202,6 +238,7 @@ fn judge_higher_is_worse(base: Option<f64>, cur: Option<f64>, tol: f64) -> Verdi
 pub fn compare(baseline: &Report, current: &Report, tolerance: impl Into<Tolerance>) -> Comparison {
     let tolerance = tolerance.into();
     let mut rows = Vec::new();
+    let kernel_warning = kernel_difference(&baseline.runner, &current.runner);
 
     // Per-server shares, in the baseline's order, then servers new in current.
     let mut names: Vec<&str> = baseline.servers.iter().map(|s| s.name.as_str()).collect();
@@ -292,6 +329,7 @@ pub fn compare(baseline: &Report, current: &Report, tolerance: impl Into<Toleran
         current_name: current.scenario.name.clone(),
         tolerance,
         rows,
+        kernel_warning,
     }
 }
 
@@ -314,6 +352,24 @@ mod tests {
         }
         r.fairness = fairness::evaluate(FairnessBasis::Rpcs, counts, &weights);
         r
+    }
+
+    #[test]
+    fn a_baseline_from_another_kernel_is_warned_about() {
+        let base = synthetic_report(4);
+        assert_eq!(compare(&base, &base, 0.02).kernel_warning, None);
+        let mut old = base.clone();
+        old.runner.kernel = "6.1.176".into();
+        old.runner.kernel_origin = None;
+        old.runner.kernel_source = None;
+        let cmp = compare(&old, &base, 0.02);
+        let w = cmp.kernel_warning.clone().expect("a warning");
+        assert!(w.contains("6.1.176") && w.contains("7.2.13"), "{w}");
+        assert!(cmp.render_text().contains("warning: the baseline ran on"));
+        // Same release, another build source: still worth a warning.
+        let mut other = base.clone();
+        other.runner.kernel_source = Some("linux-source-7.2 7.2.14-1".into());
+        assert!(compare(&base, &other, 0.02).kernel_warning.is_some());
     }
 
     #[test]

@@ -120,6 +120,33 @@ pub struct RunnerInfo {
     /// `uname -r` of the kernel that ran IPVS.
     #[serde(default)]
     pub kernel: String,
+    /// For a UML guest: where its kernel came from (`lab` for the lab's own
+    /// build, `override` for IPVSLAB_UML_KERNEL, `distribution`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_origin: Option<String>,
+    /// For the lab's own kernel: the Debian source it was built from
+    /// (e.g. `linux-source-7.2 7.2.13-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_source: Option<String>,
+}
+
+impl RunnerInfo {
+    /// True when the lab's own kernel build ran the scenario.
+    pub fn lab_kernel(&self) -> bool {
+        self.kernel_origin.as_deref() == Some("lab")
+    }
+
+    /// Where the kernel came from, for people: `the lab's own build of
+    /// linux-source-7.2 7.2.13-1`.
+    pub fn kernel_provenance(&self) -> String {
+        match (self.kernel_origin.as_deref(), &self.kernel_source) {
+            (Some("lab"), Some(src)) => format!("the lab's own build of {src}"),
+            (Some("lab"), None) => "the lab's own build".to_owned(),
+            (Some("override"), _) => "a kernel named by IPVSLAB_UML_KERNEL".to_owned(),
+            (Some("distribution"), _) => "the distribution's user-mode-linux package".to_owned(),
+            _ => "kernel origin not recorded".to_owned(),
+        }
+    }
 }
 
 /// The virtual server as configured, in keepalived's vocabulary.

@@ -689,10 +689,11 @@ fn runner(md: &mut String, r: &Report) {
         RunnerKind::Uml => {
             let _ = writeln!(
                 md,
-                "Ran inside User-Mode Linux {} (one CPU). Latency and throughput \
+                "Ran inside User-Mode Linux {} (one CPU), {}. Latency and throughput \
                  describe that guest, not production hardware; the distribution, \
                  persistence and failover behaviour are the kernel's own IPVS code.",
-                r.runner.kernel
+                r.runner.kernel,
+                r.runner.kernel_provenance()
             );
         }
     }

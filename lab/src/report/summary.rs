@@ -16,10 +16,15 @@ pub fn render_summary(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "== {} ({} kernel {}, {:.1} s) ==",
+        "== {} ({} kernel {}{}, {:.1} s) ==",
         r.scenario.name,
         r.runner.kind.as_str(),
         r.runner.kernel,
+        if r.runner.lab_kernel() {
+            " lab build"
+        } else {
+            ""
+        },
         r.duration_s
     );
     if !r.scenario.description.is_empty() {
@@ -204,7 +209,7 @@ mod tests {
     fn summary_lists_servers_fairness_and_expectations() {
         let text = render_summary(&synthetic_report(4));
         for needle in [
-            "== wrr-failover (uml kernel 6.12.38, 40.0 s) ==",
+            "== wrr-failover (uml kernel 7.2.13 lab build, 40.0 s) ==",
             "  server  weight",
             "  rs3          2",
             "Fairness (rpcs): max deviation",

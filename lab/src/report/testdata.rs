@@ -134,7 +134,9 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
         },
         runner: RunnerInfo {
             kind: RunnerKind::Uml,
-            kernel: "6.12.38".to_owned(),
+            kernel: "7.2.13".to_owned(),
+            kernel_origin: Some("lab".to_owned()),
+            kernel_source: Some("linux-source-7.2 7.2.13-1".to_owned()),
         },
         started_at: "2025-06-24T10:00:00Z".to_owned(),
         duration_s: 40.0,

@@ -28,8 +28,8 @@ pub const RUN_DIR_ENV: &str = "IPVSLAB_UML_RUN";
 /// Where the host run directory is bound inside the guest.
 const GUEST_RUN_DIR: &str = "/run/ipvslab-host";
 
-/// Modules every lab needs: IPVS with all its schedulers, and the links
-/// (`modprobe` takes one module unless given `-a`).
+/// Modules every lab needs from a distribution kernel: IPVS with all its
+/// schedulers, and the links (`modprobe` takes one module unless given `-a`).
 const MODULES: &[&str] = &[
     "ip_vs",
     "ip_vs_rr",
@@ -108,6 +108,11 @@ enum InitError {
         "`modprobe -a {modules}` failed ({status}); the UML modules under /usr/lib/uml/modules may be incomplete"
     )]
     Modprobe { modules: String, status: String },
+    #[error(
+        "this guest kernel ({release}) has no IPVS built in and no module tree at {tree}; \
+         run `make deps` for the lab's own kernel, which has IPVS built in"
+    )]
+    NoIpvs { release: String, tree: String },
 }
 
 fn sys(op: &'static str, path: impl AsRef<Path>) -> impl FnOnce(nix::Error) -> InitError {
@@ -154,6 +159,7 @@ fn read_job() -> Result<GuestJob, InitError> {
 }
 
 fn init(host_run_dir: &Path) -> Result<i32, InitError> {
+    use_job_consoles();
     mount_fs("proc", "/proc", None)?;
     mount_fs("sysfs", "/sys", None)?;
     // Hold the run directory before /run or /tmp is covered: it may live
@@ -203,36 +209,7 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
     mount_fs("devpts", "/dev/pts", Some("mode=620,ptmxmode=666"))?;
     set_loopback_up()?;
 
-    // The modules live at /usr/lib/uml/modules/<release>, but modprobe looks
-    // under <root>/lib/modules/<release>. The host may have no /lib/modules
-    // at all, and creating it through hostfs would write to the host, so
-    // build a module root inside the guest's own /run and point modprobe at
-    // it. (The kernel's own module autoloading cannot use it, so every
-    // module the lab needs is loaded up front.)
-    let release = super::kernel_release();
-    let module_root = "/run/ipvslab-modroot";
-    let target = format!("{module_root}/lib/modules/{release}");
-    bind(&Path::new("/usr/lib/uml/modules").join(&release), &target)?;
-    let mut modules: Vec<&str> = MODULES.to_vec();
-    modules.extend(job.modules.iter().map(String::as_str));
-    let modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("modprobe");
-    let status = Command::new(modprobe)
-        .arg("-d")
-        .arg(module_root)
-        .arg("-a")
-        .args(&modules)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(io("spawn", "modprobe"))?;
-    if !status.success() {
-        return Err(InitError::Modprobe {
-            modules: modules.join(" "),
-            status: status.to_string(),
-        });
-    }
+    load_modules(&job)?;
 
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -277,6 +254,89 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
     };
     write_status(code)?;
     Ok(code)
+}
+
+/// The kernel opens init's stdin, stdout and stderr on `/dev/console`, which
+/// the runner points at the kernel-log console (`console=tty2`). Init and
+/// the job talk on the job's own consoles instead: con0 (`/dev/tty0`, the
+/// host's stdout, and stdin when interactive) and con1 (`/dev/tty1`, the
+/// host's stderr). Where they cannot be opened, init keeps the console.
+fn use_job_consoles() {
+    use std::os::fd::IntoRawFd;
+    let open = |path: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .ok()
+            .map(IntoRawFd::into_raw_fd)
+    };
+    let pairs = [
+        (open("/dev/tty0"), &[0, 1][..]),
+        (open("/dev/tty1"), &[2][..]),
+    ];
+    for (fd, targets) in pairs {
+        let Some(fd) = fd else { continue };
+        for &target in targets {
+            // SAFETY: dup2 onto the standard descriptors of this
+            // single-threaded init; `fd` is ours and stays open until here.
+            unsafe {
+                libc::dup2(fd, target);
+            }
+        }
+        if fd > 2 {
+            // SAFETY: closing our own spare descriptor.
+            unsafe {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// IPVS and the links the lab uses. The lab's own kernel has them built in
+/// (`/proc/net/ip_vs` exists at boot): nothing to load. A distribution
+/// kernel ships them as modules under `/usr/lib/uml/modules/<release>`.
+fn load_modules(job: &GuestJob) -> Result<(), InitError> {
+    if Path::new("/proc/net/ip_vs").exists() {
+        return Ok(());
+    }
+    // modprobe looks under <root>/lib/modules/<release>. The host may have
+    // no /lib/modules at all, and creating it through hostfs would write to
+    // the host, so build a module root inside the guest's own /run and point
+    // modprobe at it. (The kernel's own module autoloading cannot use it, so
+    // every module the lab needs is loaded up front.)
+    let release = super::kernel_release();
+    let tree = Path::new(super::kernel::MODULES_ROOT).join(&release);
+    if !tree.is_dir() {
+        return Err(InitError::NoIpvs {
+            release,
+            tree: tree.display().to_string(),
+        });
+    }
+    let module_root = "/run/ipvslab-modroot";
+    let target = format!("{module_root}/lib/modules/{release}");
+    bind(&tree, &target)?;
+    let mut modules: Vec<&str> = MODULES.to_vec();
+    modules.extend(job.modules.iter().map(String::as_str));
+    let modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("modprobe");
+    let status = Command::new(modprobe)
+        .arg("-d")
+        .arg(module_root)
+        .arg("-a")
+        .args(&modules)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(io("spawn", "modprobe"))?;
+    if !status.success() {
+        return Err(InitError::Modprobe {
+            modules: modules.join(" "),
+            status: status.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// As PID 1 every orphan is ours to reap; wait until the job itself exits.

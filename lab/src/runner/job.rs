@@ -91,6 +91,19 @@ impl GuestJob {
         })
     }
 
+    /// Shares these host paths with the guest too (outputs named in a way
+    /// [`needed_tmp_entries`] cannot see, such as a relative path from `/tmp`).
+    pub fn share_host_paths(&mut self, paths: &[PathBuf]) {
+        for p in paths {
+            if let Some(e) = tmp_entry(p)
+                && !self.host_tmp_entries.contains(&e)
+                && std::path::Path::new(GUEST_PRIVATE_TMP).join(&e).exists()
+            {
+                self.host_tmp_entries.push(e);
+            }
+        }
+    }
+
     /// The program and arguments as `OsString`s.
     pub fn argv_os(&self) -> Vec<OsString> {
         self.argv.iter().cloned().map(OsString::from_vec).collect()

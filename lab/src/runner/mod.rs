@@ -1,17 +1,21 @@
 //! Where the lab runs: on the host kernel, or inside User-Mode Linux.
 //!
 //! Many kernels (these machines', CI runners', containers') are built without
-//! IPVS. Debian's `user-mode-linux` package is a Linux kernel that runs as an
-//! ordinary process and carries the real IPVS modules, so when the host cannot
-//! do IPVS the lab boots that kernel with the host's filesystem as its root and
-//! runs the very same `lab` invocation inside it ([`uml`]). Inside the guest,
-//! the `lab` binary itself is PID 1 ([`guest`]).
+//! IPVS. User-Mode Linux is a Linux kernel that runs as an ordinary process,
+//! so when the host cannot do IPVS the lab boots one that has it, with the
+//! host's filesystem as its root, and runs the very same `lab` invocation
+//! inside it ([`uml`]). Which kernel is booted, and why, is [`kernel`]'s job:
+//! by default the lab's own build, with IPVS built in. Inside the guest, the
+//! `lab` binary itself is PID 1 ([`guest`]). When a guest dies, [`diagnose`]
+//! reads its console log for the cause.
 //!
 //! A missing IPVS is a clear error, never a silent fallback to something that
 //! is not IPVS.
 
+pub mod diagnose;
 pub mod guest;
 pub mod job;
+pub mod kernel;
 pub mod uml;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +26,14 @@ pub const GUEST_ENV: &str = "IPVSLAB_GUEST";
 /// Tells a job in the guest whether the host's stderr is a terminal (`1`)
 /// or not (`0`): the guest's console always looks like one.
 pub const STDERR_TTY_ENV: &str = "IPVSLAB_STDERR_TTY";
+
+/// Set in a guest job's environment: where the guest's kernel came from
+/// (`lab`, `override`, `distribution`), for reports.
+pub const KERNEL_ORIGIN_ENV: &str = "IPVSLAB_KERNEL_ORIGIN";
+
+/// Set in a guest job's environment for the lab's own kernel: the Debian
+/// source package and version it was built from.
+pub const KERNEL_SOURCE_ENV: &str = "IPVSLAB_KERNEL_SOURCE";
 
 /// Which kernel a command runs on, as chosen with `--runner`.
 #[derive(
@@ -62,9 +74,9 @@ pub enum RunnerError {
     /// The host has no IPVS and no UML kernel is installed.
     #[error(
         "this kernel ({kernel}) has no IPVS (no /proc/net/ip_vs, and `modprobe ip_vs` failed) and \
-         no User-Mode Linux kernel was found at {uml_hint}. Install Debian's `user-mode-linux` \
-         package (`apt-get install user-mode-linux`, or `make deps`), which ships a kernel with \
-         the real IPVS modules, or run on a kernel built with CONFIG_IP_VS"
+         no User-Mode Linux kernel was found at {uml_hint}. Run `make deps`, which builds the \
+         lab's own UML kernel with IPVS built in (about 8 minutes on 2 cores, once), or set \
+         IPVSLAB_UML_KERNEL to a UML kernel with IPVS, or run on a kernel built with CONFIG_IP_VS"
     )]
     NoIpvsNoUml {
         /// `uname -r` of the host.
@@ -75,8 +87,8 @@ pub enum RunnerError {
     /// `--runner host` was asked for but the host has no IPVS.
     #[error(
         "--runner host was asked for, but this kernel ({kernel}) has no IPVS (no /proc/net/ip_vs, \
-         and `modprobe ip_vs` failed). Use `--runner uml` (needs Debian's `user-mode-linux`) or \
-         `--runner auto`"
+         and `modprobe ip_vs` failed). Use `--runner uml` (the lab's own UML kernel, built by \
+         `make deps`) or `--runner auto`"
     )]
     HostHasNoIpvs {
         /// `uname -r` of the host.
@@ -85,16 +97,28 @@ pub enum RunnerError {
     /// Already inside the lab's UML guest, which cannot boot another one.
     #[error("already running inside the lab's User-Mode Linux guest; nested UML is not supported")]
     NestedUml,
-    /// The UML kernel exists but its IPVS modules are missing.
+    /// The UML kernel exists but the IPVS modules of its release are missing.
     #[error(
-        "User-Mode Linux kernel {kernel} found, but no modules directory {modules}: reinstall \
-         Debian's `user-mode-linux` package"
+        "User-Mode Linux kernel {kernel} found, but no IPVS modules for its release in {modules}: \
+         reinstall Debian's `user-mode-linux` package, or run `make deps` for the lab's own \
+         kernel, which has IPVS built in"
     )]
     UmlModulesMissing {
         /// The UML kernel binary.
         kernel: PathBuf,
         /// The directory that should hold its modules.
         modules: PathBuf,
+    },
+    /// The file named as the kernel cannot be one.
+    #[error(
+        "the User-Mode Linux kernel {kernel} cannot be used: {reason}; point IPVSLAB_UML_KERNEL \
+         at a UML kernel, or unset it to use the lab's own (`make deps` builds it)"
+    )]
+    BadKernel {
+        /// The file.
+        kernel: PathBuf,
+        /// Why not.
+        reason: String,
     },
     /// Preparing the guest's run directory failed.
     #[error("cannot prepare the UML run directory {path}")]
@@ -119,13 +143,18 @@ pub enum RunnerError {
     Wait(#[source] std::io::Error),
     /// The guest stopped without writing the job's exit status.
     #[error(
-        "the User-Mode Linux guest stopped without reporting the job's exit status \
-         (linux.uml exited with {uml_status}); the guest's init failed or the kernel panicked — \
-         the console output above says why"
+        "the User-Mode Linux guest ({kernel}) stopped without reporting the job's exit status \
+         ({uml_status}): {cause}.\nThe kernel's last console lines:\n{console_tail}"
     )]
     NoStatus {
-        /// How `linux.uml` itself ended.
+        /// The kernel binary.
+        kernel: PathBuf,
+        /// How the kernel process itself ended.
         uml_status: String,
+        /// The diagnosis, with its fix where one is known.
+        cause: String,
+        /// The last lines of the kernel's console log.
+        console_tail: String,
     },
     /// The run was interrupted by SIGINT/SIGTERM.
     #[error("interrupted by a signal; the User-Mode Linux guest was stopped")]
@@ -201,21 +230,51 @@ pub fn resolve(choice: RunnerChoice) -> Result<RunnerKind, RunnerError> {
     }
 }
 
-/// A short description of where this process runs, for reports:
-/// `("uml", "6.1.176")` inside the guest, `("host", <release>)` elsewhere.
-pub fn describe_current() -> (RunnerKind, String) {
-    let kind = match std::env::var(GUEST_ENV).as_deref() {
-        Ok("uml") => RunnerKind::Uml,
-        _ => RunnerKind::Host,
-    };
-    (kind, kernel_release())
+/// Where this process runs, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentKernel {
+    /// Host kernel, or inside the lab's UML guest.
+    pub kind: RunnerKind,
+    /// `uname -r`.
+    pub release: String,
+    /// In a guest: where its kernel came from.
+    pub origin: Option<kernel::KernelOrigin>,
+    /// In a guest on the lab's own kernel: the source it was built from.
+    pub source: Option<String>,
+}
+
+/// Describes the kernel this process runs on: inside the guest, the UML
+/// kernel's release and origin; elsewhere the host's release.
+pub fn describe_current() -> CurrentKernel {
+    let in_uml = std::env::var(GUEST_ENV).as_deref() == Ok("uml");
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    CurrentKernel {
+        kind: if in_uml {
+            RunnerKind::Uml
+        } else {
+            RunnerKind::Host
+        },
+        release: kernel_release(),
+        origin: in_uml
+            .then(|| var(KERNEL_ORIGIN_ENV))
+            .flatten()
+            .and_then(|o| kernel::KernelOrigin::from_name(&o)),
+        source: in_uml.then(|| var(KERNEL_SOURCE_ENV)).flatten(),
+    }
 }
 
 /// Runs this very `lab` invocation (same arguments, directory and
 /// environment) inside a User-Mode Linux guest and returns the job's exit
 /// code. The guest sees the host filesystem, so reports land where they would
 /// have on the host.
-pub fn rerun_self_in_uml(interactive: bool) -> Result<uml::UmlOutcome, RunnerError> {
+///
+/// `shared` names host paths the job will write (report folders, JSON
+/// files): each is shared into the guest even under the guest's private
+/// `/tmp`. They must exist already.
+pub fn rerun_self_in_uml(
+    interactive: bool,
+    shared: &[PathBuf],
+) -> Result<uml::UmlOutcome, RunnerError> {
     let kernel = uml::UmlKernel::locate()?;
     let exe = std::env::current_exe().map_err(|source| RunnerError::Spawn {
         kernel: PathBuf::from("/proc/self/exe"),
@@ -227,6 +286,7 @@ pub fn rerun_self_in_uml(interactive: bool) -> Result<uml::UmlOutcome, RunnerErr
         path: PathBuf::from("."),
         source,
     })?;
+    job.share_host_paths(shared);
     use std::io::IsTerminal;
     let tty = if std::io::stderr().is_terminal() {
         "1"

@@ -8,6 +8,8 @@
 //! process and no `~/.uml/<umid>` behind.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,74 +21,14 @@ use super::RunnerError;
 use super::guest::RUN_DIR_ENV;
 use super::job::{GuestJob, JOB_FILE, READY_FILE, STATUS_FILE};
 
-/// Environment variable that overrides where the UML kernel is looked for.
-pub const KERNEL_ENV: &str = "IPVSLAB_UML_KERNEL";
-const DEFAULT_KERNEL: &str = "/usr/bin/linux.uml";
-const MODULES_ROOT: &str = "/usr/lib/uml/modules";
+pub use super::kernel::{KERNEL_ENV, UmlKernel, find_on_path};
 
-/// An installed User-Mode Linux kernel and its module tree.
-#[derive(Debug, Clone)]
-pub struct UmlKernel {
-    /// The kernel binary (`linux.uml`).
-    pub binary: PathBuf,
-    /// Its release, the name of its modules directory (e.g. `6.1.176`).
-    pub release: String,
-    /// Its modules (`/usr/lib/uml/modules/<release>`).
-    pub modules: PathBuf,
-}
+/// File name of the guest kernel's console log inside the run directory.
+pub const CONSOLE_LOG: &str = "console.log";
 
-impl UmlKernel {
-    /// Finds the UML kernel: `$IPVSLAB_UML_KERNEL`, else `linux.uml` on
-    /// `PATH`, else `/usr/bin/linux.uml`; and its modules directory.
-    pub fn locate() -> Result<Self, RunnerError> {
-        let binary = std::env::var_os(KERNEL_ENV)
-            .map(PathBuf::from)
-            .or_else(|| find_on_path("linux.uml"))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL));
-        if !binary.is_file() {
-            return Err(RunnerError::NoIpvsNoUml {
-                kernel: super::kernel_release(),
-                uml_hint: binary.display().to_string(),
-            });
-        }
-        let release = std::fs::read_dir(MODULES_ROOT)
-            .ok()
-            .and_then(|entries| {
-                let mut names: Vec<String> = entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().join("kernel").is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
-                names.pop()
-            })
-            .ok_or_else(|| RunnerError::UmlModulesMissing {
-                kernel: binary.clone(),
-                modules: PathBuf::from(MODULES_ROOT),
-            })?;
-        let modules = Path::new(MODULES_ROOT).join(&release);
-        if !modules.join("kernel/net/netfilter/ipvs").is_dir() {
-            return Err(RunnerError::UmlModulesMissing {
-                kernel: binary,
-                modules: modules.join("kernel/net/netfilter/ipvs"),
-            });
-        }
-        Ok(Self {
-            binary,
-            release,
-            modules,
-        })
-    }
-}
-
-/// The first file called `name` in a directory of `$PATH`.
-pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
-}
+/// The host file descriptor the guest kernel's console (its printk output)
+/// writes to: `console.log`, opened by the host before boot.
+const CONSOLE_FD: i32 = 3;
 
 /// How to boot the guest.
 #[derive(Debug, Clone)]
@@ -159,10 +101,40 @@ pub fn run(
         )));
     }
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(run_dir_err)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(run_dir_err)?;
+    }
     let run_dir = RunDir(dir.clone());
-    let job_text = serde_json::to_vec(job).expect("a GuestJob always serializes");
-    std::fs::write(dir.join(JOB_FILE), job_text).map_err(run_dir_err)?;
+    // The guest's report of itself: which kernel it runs on, and whence.
+    let mut job = job.clone();
+    job.env.retain(|(k, _)| {
+        k.as_slice() != super::KERNEL_ORIGIN_ENV.as_bytes()
+            && k.as_slice() != super::KERNEL_SOURCE_ENV.as_bytes()
+    });
+    job.env.push((
+        super::KERNEL_ORIGIN_ENV.as_bytes().to_vec(),
+        kernel.origin.as_str().as_bytes().to_vec(),
+    ));
+    if let Some(build) = &kernel.build {
+        job.env.push((
+            super::KERNEL_SOURCE_ENV.as_bytes().to_vec(),
+            format!("{} {}", build.source_package, build.source_version).into_bytes(),
+        ));
+    }
+    let job_text = serde_json::to_vec(&job).expect("a GuestJob always serializes");
+    write_private(&dir.join(JOB_FILE), &job_text).map_err(run_dir_err)?;
+    let console_path = dir.join(CONSOLE_LOG);
+    let console = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&console_path)
+        .map_err(run_dir_err)?;
+    let console_fd = console.as_raw_fd();
 
     let cpu = opts.cpu.unwrap_or_else(pick_cpu);
     let mut cmd = Command::new(&kernel.binary);
@@ -180,8 +152,15 @@ pub fn run(
         // A second console carries the job's stderr to ours, so that stdout
         // stays clean for machine-readable output.
         .arg("con1=null,fd:2")
+        // The kernel's own messages go to a third console, kept as
+        // console.log in the run directory: shown when the guest dies,
+        // never mixed into the job's output.
+        .arg(format!("con2=null,fd:{CONSOLE_FD}"))
+        .arg("console=tty2")
+        // `quiet` keeps UML's own start-up checks off the host's stdout;
+        // the later loglevel keeps every kernel message in console.log.
         .arg("quiet")
-        .arg("loglevel=0")
+        .arg("loglevel=7")
         .arg(format!("uml_dir={}", dir.display()))
         .arg(format!("umid={umid}"))
         .arg(format!("{RUN_DIR_ENV}={}", dir.display()))
@@ -203,6 +182,12 @@ pub fn run(
         cmd.pre_exec(move || {
             // Own process group, so a last-resort killpg reaches UML's helpers.
             if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The console log on the kernel's fd 3 (dup2 clears close-on-exec).
+            if console_fd == CONSOLE_FD {
+                libc::fcntl(CONSOLE_FD, libc::F_SETFD, 0);
+            } else if libc::dup2(console_fd, CONSOLE_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // If this lab dies without cleaning up, the kernel still stops.
@@ -250,6 +235,7 @@ pub fn run(
             });
         }
     };
+    drop(console);
     let guard = KernelGuard(child.id() as i32);
     let out_pump = pump(child.stdout.take(), false);
     let err_pump = pump(child.stderr.take(), true);
@@ -258,11 +244,9 @@ pub fn run(
     let total = started.elapsed();
     drop(guard);
     unregister();
-    if let Some(p) = out_pump {
-        let _ = p.join();
-    }
-    if let Some(p) = err_pump {
-        let _ = p.join();
+    let mut printed = Vec::new();
+    for pump in [out_pump, err_pump].into_iter().flatten() {
+        printed.extend(pump.join().unwrap_or_default());
     }
     let status = status?;
     if interrupted.load(Ordering::SeqCst) {
@@ -280,8 +264,28 @@ pub fn run(
     let exit_code = std::fs::read_to_string(dir.join(STATUS_FILE))
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
-        .ok_or_else(|| RunnerError::NoStatus {
-            uml_status: status.to_string(),
+        .ok_or_else(|| {
+            let console = std::fs::read(&console_path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            // A binary that is not UML (or dies before its console is up)
+            // prints to its own stdout/stderr instead.
+            let log = if console.trim().is_empty() {
+                printed.join("\n")
+            } else {
+                console
+            };
+            RunnerError::NoStatus {
+                kernel: kernel.binary.clone(),
+                uml_status: status.to_string(),
+                cause: super::diagnose::diagnose(&log)
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| {
+                        "the guest's init failed or the kernel stopped; the console lines below say why"
+                            .into()
+                    }),
+                console_tail: super::diagnose::tail(&log, super::diagnose::TAIL_LINES),
+            }
         })?;
     drop(run_dir);
     Ok(UmlOutcome {
@@ -368,11 +372,12 @@ fn wait_or_stop(
 fn pump<R: std::io::Read + Send + 'static>(
     stream: Option<R>,
     to_stderr: bool,
-) -> Option<std::thread::JoinHandle<()>> {
+) -> Option<std::thread::JoinHandle<Vec<String>>> {
     let stream = stream?;
     Some(std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
+        let mut last = std::collections::VecDeque::new();
         loop {
             line.clear();
             match reader.read_until(b'\n', &mut line) {
@@ -387,6 +392,10 @@ fn pump<R: std::io::Read + Send + 'static>(
             if text == b"Powering off." {
                 continue;
             }
+            if last.len() == super::diagnose::TAIL_LINES {
+                last.pop_front();
+            }
+            last.push_back(String::from_utf8_lossy(text).into_owned());
             let had_newline = line.last() == Some(&b'\n');
             let write = |w: &mut dyn Write| {
                 let _ = w.write_all(text);
@@ -401,7 +410,18 @@ fn pump<R: std::io::Read + Send + 'static>(
                 write(&mut std::io::stdout().lock());
             }
         }
+        last.into()
     }))
+}
+
+/// Writes a file only its owner can read (the job holds the caller's environment).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 /// Spreads concurrent labs over the CPUs this process may use.
@@ -420,4 +440,20 @@ fn pick_cpu() -> usize {
         return 0;
     }
     allowed[std::process::id() as usize % allowed.len()]
+}
+
+/// Boots `kernel` with this `lab` binary as init and no job: the guest
+/// mounts its file systems, checks IPVS, reports status 0 and powers off.
+/// The real test of a kernel on this machine (a file that exists may still
+/// panic at boot, as Debian's 6.1 does on AMX hosts).
+pub fn probe(kernel: &UmlKernel) -> Result<UmlOutcome, RunnerError> {
+    let exe = std::env::current_exe().map_err(|source| RunnerError::Spawn {
+        kernel: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let job = GuestJob::here(Vec::new()).map_err(|source| RunnerError::RunDir {
+        path: PathBuf::from("."),
+        source,
+    })?;
+    run(kernel, &job, &UmlOptions::new(exe))
 }

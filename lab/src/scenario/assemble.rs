@@ -17,7 +17,7 @@ use crate::report::model::*;
 pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histogram<u64>>) {
     let file = &scenario.file;
     let vs = &file.virtual_server;
-    let (kind, kernel) = crate::runner::describe_current();
+    let current = crate::runner::describe_current();
 
     let mut report = Report {
         scenario: ScenarioInfo {
@@ -26,11 +26,13 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
             path: Some(scenario.path.display().to_string()),
         },
         runner: RunnerInfo {
-            kind: match kind {
+            kind: match current.kind {
                 crate::runner::RunnerKind::Host => RunnerKind::Host,
                 crate::runner::RunnerKind::Uml => RunnerKind::Uml,
             },
-            kernel,
+            kernel: current.release,
+            kernel_origin: current.origin.map(|o| o.as_str().to_owned()),
+            kernel_source: current.source,
         },
         started_at: m.started_at.clone(),
         duration_s: m.elapsed.as_secs_f64(),

@@ -13,8 +13,12 @@ use lab::runner::{self, RunnerKind};
 /// body already ran — and passed — inside UML.
 pub fn on_ipvs_kernel(test_name: &str) -> bool {
     if runner::in_guest() {
-        let (_, kernel) = runner::describe_current();
-        eprintln!("[{test_name}] running inside the lab's User-Mode Linux guest, kernel {kernel}");
+        let current = runner::describe_current();
+        eprintln!(
+            "[{test_name}] running inside the lab's User-Mode Linux guest, kernel {} ({})",
+            current.release,
+            current.origin.map_or("origin unknown", |o| o.describe())
+        );
         return true;
     }
     match runner::resolve(runner::RunnerChoice::Auto)
@@ -38,8 +42,9 @@ pub fn on_ipvs_kernel(test_name: &str) -> bool {
             let opts = runner::uml::UmlOptions::new(env!("CARGO_BIN_EXE_lab"));
             let outcome = runner::uml::run(&kernel, &job, &opts).expect("booting UML");
             eprintln!(
-                "[{test_name}] ran inside User-Mode Linux {} (guest ready after {:.2} s, total {:.2} s): exit {}",
+                "[{test_name}] ran inside User-Mode Linux {} [{}] (guest ready after {:.2} s, total {:.2} s): exit {}",
                 kernel.release,
+                kernel.describe(),
                 outcome.boot_to_ready.map_or(f64::NAN, |d| d.as_secs_f64()),
                 outcome.total.as_secs_f64(),
                 outcome.exit_code
