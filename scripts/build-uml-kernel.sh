@@ -103,7 +103,7 @@ fi
 jobs=$(nproc)
 say "building linux $version for ARCH=um with $jobs jobs (about 8 minutes on 2 cores); log: $log"
 # Progress: one line about every 30 s with the number of units compiled so far
-# (a defconfig-plus-fragment build compiles about 1,400).
+# (CC and AS lines of the build log).
 make -C "$src" ARCH=um -j"$jobs" linux >>"$log" 2>&1 &
 make_pid=$!
 while kill -0 "$make_pid" 2>/dev/null; do

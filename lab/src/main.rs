@@ -281,8 +281,20 @@ fn gc(all: bool) -> ExitCode {
     } else {
         lab::netns::gc().map(|r| r.removed)
     };
+    // UML kernels and run directories of runs whose `lab` was killed.
+    let uml = runner::leftovers::gc(&std::env::temp_dir());
+    for p in &uml.killed {
+        println!("killed UML process {p}");
+    }
+    for d in &uml.removed_dirs {
+        println!("removed {}", d.display());
+    }
+    for f in &uml.failed {
+        eprintln!("lab: gc: {f}");
+    }
+    let uml_acted = !uml.killed.is_empty() || !uml.removed_dirs.is_empty();
     match result {
-        Ok(removed) if removed.is_empty() => {
+        Ok(removed) if removed.is_empty() && !uml_acted => {
             println!("nothing to remove");
             ExitCode::SUCCESS
         }
@@ -290,9 +302,13 @@ fn gc(all: bool) -> ExitCode {
             for name in removed {
                 println!("removed {name}");
             }
-            ExitCode::SUCCESS
+            if uml.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::OS_ERROR)
+            }
         }
-        Err(e) => fail(exit::OS_ERROR, e),
+        Err(e) => fail(exit::OS_ERROR, lab::error_chain(&e)),
     }
 }
 

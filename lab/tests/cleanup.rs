@@ -1,4 +1,5 @@
-//! Ctrl-C and SIGTERM in the middle of a run leave nothing behind: no
+//! Ctrl-C and SIGTERM in the middle of a run leave nothing behind, and after
+//! SIGKILL `lab gc` removes what is left: no
 //! namespace, no link in the root namespace, no `linux.uml` process, no run
 //! directory.
 
@@ -120,4 +121,66 @@ fn sigint_mid_run_leaves_nothing_behind() {
 #[test]
 fn sigterm_mid_run_leaves_nothing_behind() {
     interrupt_exec(libc::SIGTERM);
+}
+
+/// SIGKILL cannot be caught: the kernel must die with the lab anyway
+/// (parent-death signal), and `lab gc` must remove what is left (the run
+/// directory, namespaces on a host runner). Killed at spread-out moments:
+/// during boot, bring-up, load and teardown.
+#[test]
+fn sigkill_at_any_moment_leaves_nothing_after_gc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // A fixed spread of delays (ms), so a failure is reproducible.
+    let delays_ms = [50u64, 300, 700, 1200, 1900, 2600, 3400];
+    for (trial, delay) in delays_ms.iter().enumerate() {
+        let mut child = Command::new(LAB)
+            .args(["scenario", "rr-persistence", "--quiet", "--duration", "2s"])
+            .arg("--reports")
+            .arg(reports.path())
+            .env("TMPDIR", tmp.path())
+            .current_dir(&workspace)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start lab scenario");
+        let pid = child.id();
+        std::thread::sleep(Duration::from_millis(*delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        // The parent-death signal is immediate; allow the host a moment.
+        let start = Instant::now();
+        while !uml_processes_of(pid).is_empty() && start.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let survivors = uml_processes_of(pid);
+        assert!(
+            survivors.is_empty(),
+            "trial {trial} (SIGKILL after {delay} ms): the UML kernel outlived the lab by 1 s: {survivors:?}"
+        );
+        let gc = Command::new(LAB)
+            .arg("gc")
+            .env("TMPDIR", tmp.path())
+            .output()
+            .expect("lab gc");
+        assert!(gc.status.success(), "lab gc failed: {gc:?}");
+        let left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("ipvslab-{pid}-")))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "trial {trial} (SIGKILL after {delay} ms): left after lab gc: {left:?}"
+        );
+        let namespaces: Vec<String> = lab_namespaces()
+            .into_iter()
+            .filter(|n| n.starts_with(&format!("ipvslab-{pid}-")))
+            .collect();
+        assert!(namespaces.is_empty(), "trial {trial}: {namespaces:?}");
+        eprintln!("trial {trial}: SIGKILL after {delay} ms, nothing left after lab gc");
+    }
 }

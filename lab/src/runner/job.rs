@@ -25,7 +25,8 @@ pub struct GuestJob {
     pub argv: Vec<Vec<u8>>,
     /// The working directory (a host path, seen through hostfs).
     pub cwd: Vec<u8>,
-    /// The whole environment to give the job.
+    /// The environment to give the job: the allowed part of the caller's
+    /// ([`GUEST_ENV_ALLOWED`]).
     pub env: Vec<(Vec<u8>, Vec<u8>)>,
     /// Extra kernel modules to load before the job starts (beyond IPVS, veth, bridge).
     pub modules: Vec<String>,
@@ -34,6 +35,47 @@ pub struct GuestJob {
     /// `/tmp` with its own tmpfs and binds these back from the host.
     #[serde(default)]
     pub host_tmp_entries: Vec<String>,
+}
+
+/// The only environment variables a guest job gets (a trailing `*` is a
+/// prefix): what a shell, the lab and its tests use. Anything else, a token
+/// or a password in the caller's environment, stays out of `job.json`.
+pub const GUEST_ENV_ALLOWED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "COLUMNS",
+    "LINES",
+    "NO_COLOR",
+    "CLICOLOR*",
+    "CI",
+    "CARGO_TERM_COLOR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
+    "RUST_TEST_*",
+    "IPVSLAB_*",
+];
+
+/// The allowed part of an environment ([`GUEST_ENV_ALLOWED`]).
+pub fn guest_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let allowed = |name: &[u8]| {
+        GUEST_ENV_ALLOWED.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix.as_bytes()),
+            None => name == a.as_bytes(),
+        })
+    };
+    vars.into_iter()
+        .map(|(k, v)| (k.into_vec(), v.into_vec()))
+        .filter(|(k, _)| allowed(k))
+        .collect()
 }
 
 /// The host's temporary directory that the guest covers with a tmpfs.
@@ -84,9 +126,7 @@ impl GuestJob {
             host_tmp_entries: needed_tmp_entries(&cwd, &argv),
             argv: argv.into_iter().map(OsString::into_vec).collect(),
             cwd: cwd.as_os_str().as_bytes().to_vec(),
-            env: std::env::vars_os()
-                .map(|(k, v)| (k.into_vec(), v.into_vec()))
-                .collect(),
+            env: guest_env(std::env::vars_os()),
             modules: Vec::new(),
         })
     }
@@ -134,6 +174,25 @@ mod tests {
         assert_eq!(back.argv_os()[1].as_bytes(), &[0xff, b'a']);
         assert_eq!(back.cwd_path(), PathBuf::from("/work"));
         assert_eq!(back.env, job.env);
+    }
+
+    #[test]
+    fn only_the_named_environment_reaches_the_guest() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("AWS_SECRET_ACCESS_KEY", "hunter2"),
+            ("GITHUB_TOKEN", "ghp_x"),
+            ("LC_ALL", "C"),
+            ("IPVSLAB_UML_KERNEL", "/k"),
+            ("RUST_LOG", "debug"),
+            ("PATHOLOGICAL", "no"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let names: Vec<String> = guest_env(vars)
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect();
+        assert_eq!(names, ["PATH", "LC_ALL", "IPVSLAB_UML_KERNEL", "RUST_LOG"]);
     }
 
     #[test]

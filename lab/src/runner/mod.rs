@@ -16,6 +16,7 @@ pub mod diagnose;
 pub mod guest;
 pub mod job;
 pub mod kernel;
+pub mod leftovers;
 pub mod uml;
 
 use std::path::{Path, PathBuf};

@@ -114,7 +114,11 @@ pub fn run(
     job.env.retain(|(k, _)| {
         k.as_slice() != super::KERNEL_ORIGIN_ENV.as_bytes()
             && k.as_slice() != super::KERNEL_SOURCE_ENV.as_bytes()
+            && k.as_slice() != b"TMPDIR"
     });
+    // The guest's temporary files stay in its private /tmp: a host TMPDIR
+    // elsewhere would be written straight through hostfs onto the host.
+    job.env.push((b"TMPDIR".to_vec(), b"/tmp".to_vec()));
     job.env.push((
         super::KERNEL_ORIGIN_ENV.as_bytes().to_vec(),
         kernel.origin.as_str().as_bytes().to_vec(),
@@ -190,8 +194,10 @@ pub fn run(
             } else if libc::dup2(console_fd, CONSOLE_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            // If this lab dies without cleaning up, the kernel still stops.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            // If this lab dies without cleaning up (SIGKILL), the kernel dies
+            // with it at once; UML 7.x's own helpers carry PDEATHSIG=SIGKILL
+            // too. What remains (the run directory) is `lab gc`'s.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // A guest panic must not leave a multi-hundred-MiB core file.
             let no_core = libc::rlimit {
                 rlim_cur: 0,

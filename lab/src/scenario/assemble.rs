@@ -471,9 +471,13 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
         ));
     }
     notes.push(format!(
-        "Measured on the {} runner, kernel {}; bring-up {:.0} ms, teardown {:.0} ms. Latency from a 1-CPU UML guest describes UML, not production; distribution and persistence are the kernel's own.",
+        "Measured on the {} runner, kernel {}{}; bring-up {:.0} ms, teardown {:.0} ms. Latency from a 1-CPU UML guest describes UML, not production; distribution and persistence are the kernel's own.",
         report.runner.kind.as_str(),
         report.runner.kernel,
+        match report.runner.kind {
+            RunnerKind::Uml => format!(" ({})", report.runner.kernel_provenance()),
+            RunnerKind::Host => String::new(),
+        },
         m.bringup.as_secs_f64() * 1000.0,
         m.teardown.as_secs_f64() * 1000.0
     ));
