@@ -147,10 +147,21 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
         );
     }
     if let Some(d) = args.duration {
+        // The file's own bounds hold for the command line too.
+        if d.is_zero() || d.as_secs() > 3600 {
+            return fail(
+                exit::USAGE,
+                format!(
+                    "--duration {} must be more than 0 and at most one hour (as load.duration in a scenario)",
+                    humantime::format_duration(d)
+                ),
+            );
+        }
         // A shorter load would silently drop timed phases: refuse instead.
         for sc in &scenarios {
-            let load = &sc.file.load;
-            let end = (d + load.warmup) * load.rounds + load.idle * load.rounds.saturating_sub(1);
+            let mut load = sc.file.load.clone();
+            load.duration = d;
+            let end = crate::scenario::validate::load_end(&load).unwrap_or(Duration::MAX);
             if let Some(p) = sc.file.phases.iter().find(|p| p.at >= end) {
                 return fail(
                     exit::USAGE,

@@ -32,6 +32,18 @@ pub enum ImportError {
         /// The address.
         what: String,
     },
+    /// The real servers and the VIP leave no room for a director and the
+    /// clients in any segment up to a /8 around them.
+    #[error(
+        "{path}: the real servers and the VIP fill every segment up to a /8 around them; the lab \
+         needs one free address for the director and {clients} in a row for the clients"
+    )]
+    NoRoom {
+        /// The file.
+        path: String,
+        /// How many client addresses are needed.
+        clients: u32,
+    },
 }
 
 /// How many client source addresses an imported scenario uses: enough for
@@ -74,6 +86,35 @@ fn segment_for(addrs: &[Ipv4Addr]) -> ipnet::Ipv4Net {
         .trunc()
 }
 
+/// The segment around `addrs` (their common /24, or wider), with the
+/// director on the highest free host address and the clients on the lowest
+/// free run of IMPORTED_CLIENT_IPS addresses. A segment the servers fill
+/// (a whole /24 of real servers) is widened until both fit; `None` when
+/// not even a /8 has room.
+fn place_hosts(addrs: &[Ipv4Addr], vip: Ipv4Addr) -> Option<(ipnet::Ipv4Net, Ipv4Addr, Ipv4Addr)> {
+    let taken = |a: Ipv4Addr| addrs.contains(&a) || a == vip;
+    let narrowest = segment_for(addrs).prefix_len();
+    (8..=narrowest).rev().find_map(|len| {
+        let segment = ipnet::Ipv4Net::new(addrs[0], len).ok()?.trunc();
+        let mut hosts = segment.hosts();
+        let director = segment.hosts().rev().find(|a| !taken(*a))?;
+        let mut run = 0u32;
+        let mut base = None;
+        for a in hosts.by_ref() {
+            if taken(a) || a == director {
+                run = 0;
+                continue;
+            }
+            run += 1;
+            if run == IMPORTED_CLIENT_IPS {
+                base = Some(Ipv4Addr::from(u32::from(a) - (IMPORTED_CLIENT_IPS - 1)));
+                break;
+            }
+        }
+        Some((segment, director, base?))
+    })
+}
+
 /// Turns the first virtual server of `conf` into a scenario run by
 /// keepalived; further virtual servers are listed as ignored.
 pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, ImportError> {
@@ -98,22 +139,11 @@ pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, Impor
         return Err(ImportError::NoVirtualServer { path: shown });
     }
     let addrs: Vec<Ipv4Addr> = servers.iter().map(|(a, _)| *a).collect();
-    let segment = segment_for(&addrs);
-    let taken = |a: Ipv4Addr| addrs.contains(&a) || a == vip;
-    // The director takes the highest free host address, the clients the
-    // lowest free run of IMPORTED_CLIENT_IPS addresses.
-    let hosts: Vec<Ipv4Addr> = segment.hosts().collect();
-    let director = hosts
-        .iter()
-        .rev()
-        .copied()
-        .find(|a| !taken(*a))
-        .expect("a /24 or wider has free addresses");
-    let client_base = hosts
-        .windows(IMPORTED_CLIENT_IPS as usize)
-        .find(|w| w.iter().all(|a| !taken(*a) && *a != director))
-        .map(|w| w[0])
-        .expect("a /24 or wider has a free run of client addresses");
+    let (segment, director, client_base) =
+        place_hosts(&addrs, vip).ok_or_else(|| ImportError::NoRoom {
+            path: shown.clone(),
+            clients: IMPORTED_CLIENT_IPS,
+        })?;
 
     let file = ScenarioFile {
         description: format!(
@@ -245,6 +275,45 @@ mod tests {
             to_scenario(&empty, Path::new("k.conf")),
             Err(ImportError::NoVirtualServer { .. })
         ));
+    }
+
+    /// A keepalived.conf with real servers at `10.9.9.<host>` for each host.
+    fn conf_with_servers(hosts: impl Iterator<Item = u32>) -> String {
+        let mut text = String::from("virtual_server 10.9.8.1 80 {\n lb_kind DR\n");
+        for h in hosts {
+            text.push_str(&format!(" real_server 10.9.9.{h} 80 {{\n weight 1\n }}\n"));
+        }
+        text.push_str("}\n");
+        text
+    }
+
+    #[test]
+    fn a_full_or_strided_slash_24_of_servers_never_panics() {
+        // Issue 10, finding 6: stride 8 left no run of 8 free client
+        // addresses, the full /24 no address at all; both panicked.
+        for (hosts, what) in [
+            ((1..=254).step_by(8).collect::<Vec<u32>>(), "stride 8"),
+            ((1..=254).collect(), "the full /24"),
+        ] {
+            let conf = crate::keepalived::parse_str(&conf_with_servers(hosts.into_iter())).unwrap();
+            let imported = to_scenario(&conf, Path::new("k.conf"))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let net = &imported.file.network;
+            let servers: Vec<Ipv4Addr> = imported
+                .file
+                .virtual_server
+                .real_servers
+                .iter()
+                .map(|r| r.address)
+                .collect();
+            assert!(net.segment.contains(&net.director), "{what}");
+            assert!(!servers.contains(&net.director), "{what}");
+            let first = u32::from(net.client_base);
+            for c in first..first + IMPORTED_CLIENT_IPS {
+                let c = Ipv4Addr::from(c);
+                assert!(net.segment.contains(&c) && !servers.contains(&c) && c != net.director);
+            }
+        }
     }
 
     #[test]

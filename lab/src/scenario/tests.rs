@@ -180,3 +180,98 @@ fn a_name_is_looked_up_in_the_scenario_folder() {
         Err(ScenarioError::NotFound { .. })
     ));
 }
+
+/// The values the hardening review found to panic, wrap or run forever
+/// (issue 10, findings 5, 7, 8 and 11): each is a clean problem at its key.
+#[test]
+fn out_of_range_values_are_refused_at_their_key() {
+    let check = |timeout: &str| {
+        format!(
+            "TCP_CHECK = {{ connect_timeout = {timeout}, retry = 3, delay_before_retry = 3, connect_port = 8080 }}"
+        )
+    };
+    let cases = [
+        ("delay_loop", "delay_loop = inf".to_owned(), "virtual_server.delay_loop"),
+        ("delay_loop", "delay_loop = nan".to_owned(), "virtual_server.delay_loop"),
+        (
+            "TCP_CHECK",
+            check("1e300"),
+            "virtual_server.real_server[0].TCP_CHECK.connect_timeout",
+        ),
+        (
+            "TCP_CHECK",
+            check("-1"),
+            "virtual_server.real_server[0].TCP_CHECK.connect_timeout",
+        ),
+        (
+            "persistence_timeout",
+            "persistence_timeout = 4294967295".to_owned(),
+            "virtual_server.persistence_timeout",
+        ),
+        (
+            "persistence_timeout",
+            "persistence_timeout = 0".to_owned(),
+            "virtual_server.persistence_timeout",
+        ),
+        (
+            "weight = 1",
+            "weight = 65536".to_owned(),
+            "virtual_server.real_server[0].weight",
+        ),
+        (
+            "concurrency",
+            "concurrency = 4000000000".to_owned(),
+            "load.concurrency",
+        ),
+        (
+            "duration",
+            "duration = \"3s\"\npayload = 4000000000".to_owned(),
+            "load.payload",
+        ),
+        (
+            "duration",
+            "duration = \"3s\"\nwarmup = \"18446744073709551615s\"".to_owned(),
+            "load.warmup",
+        ),
+        (
+            "duration",
+            "duration = \"3s\"\nrounds = 3000\nidle = \"1h\"".to_owned(),
+            "load.rounds",
+        ),
+        ("vip", "vip = \"127.0.0.1\"".to_owned(), "virtual_server.vip"),
+        ("vip", "vip = \"224.0.0.1\"".to_owned(), "virtual_server.vip"),
+        ("vip", "vip = \"0.0.0.0\"".to_owned(), "virtual_server.vip"),
+        (
+            "client_ips",
+            "client_ips = 1\nsegment = \"0.0.0.0/0\"".to_owned(),
+            "network.segment",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let text = edit(from, &to);
+        match load(&text) {
+            Err(ScenarioError::Invalid { problems, .. }) => {
+                assert!(
+                    problems.iter().any(|p| p.key == key),
+                    "{to:?}: expected a problem at {key}, got {problems:?}"
+                );
+            }
+            other => panic!("{to:?}: expected invalid, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn all_weights_zero_is_refused_with_the_hint() {
+    let text = REFERENCE.replace("weight = 1", "weight = 0");
+    match load(&text) {
+        Err(ScenarioError::Invalid { problems, .. }) => {
+            let p = problems
+                .iter()
+                .find(|p| p.key == "virtual_server.real_server")
+                .expect("a problem about the real servers");
+            assert!(p.message.contains("weight 0"), "{p}");
+        }
+        other => panic!("expected invalid, got {other:?}"),
+    }
+}

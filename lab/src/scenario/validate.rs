@@ -21,6 +21,37 @@ pub const IPVS_SYSCTLS: &[&str] = &[
 /// Most client source addresses one scenario may ask for.
 pub const MAX_CLIENT_IPS: u32 = 4096;
 
+/// keepalived's own range for `persistence_timeout` (seconds, 31 days).
+pub const PERSISTENCE_TIMEOUT: std::ops::RangeInclusive<u32> = 1..=2_678_400;
+/// keepalived's range for a real server's weight.
+pub const WEIGHT: std::ops::RangeInclusive<i32> = 0..=65_535;
+/// Longest checker interval or timeout the lab accepts (seconds).
+pub const MAX_CHECK_SECONDS: f64 = 3600.0;
+/// Most checker retries.
+pub const MAX_RETRY: u32 = 1000;
+/// Most callers in flight: beyond this one 2-core machine only measures itself.
+pub const MAX_CONCURRENCY: u32 = 10_000;
+/// Most channels per client IP.
+pub const MAX_CHANNELS_PER_IP: u32 = 64;
+/// Largest echoed payload: gRPC's default maximum message size (4 MiB).
+pub const MAX_PAYLOAD: u32 = 4 * 1024 * 1024;
+/// Most load rounds.
+pub const MAX_ROUNDS: u32 = 100;
+/// Longest warm-up, idle gap or per-RPC deadline.
+pub const MAX_LOAD_PART: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Longest whole load (rounds, warm-ups and idle gaps together).
+pub const MAX_LOAD_TOTAL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+/// Longest IPVS timeout (`ipvsadm --set`), the same 31 days.
+pub const MAX_IPVS_TIMEOUT: u32 = 2_678_400;
+
+/// When the load of `load` ends (`None` when it overflows any bound).
+pub fn load_end(load: &super::spec::Load) -> Option<std::time::Duration> {
+    let round = load.duration.checked_add(load.warmup)?;
+    let busy = round.checked_mul(load.rounds)?;
+    let idle = load.idle.checked_mul(load.rounds.saturating_sub(1))?;
+    busy.checked_add(idle)
+}
+
 /// One problem found in a scenario, naming the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -131,8 +162,11 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
                 ),
             ));
         }
-        if rs.weight < 0 {
-            problems.push(invalid(format!("{key}.weight"), "must be 0 or more"));
+        if !WEIGHT.contains(&rs.weight) {
+            problems.push(invalid(
+                format!("{key}.weight"),
+                format!("{} is outside keepalived's range 0 to 65535", rs.weight),
+            ));
         }
         if !net.segment.contains(&rs.address) {
             problems.push(invalid(
@@ -268,10 +302,10 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
         .enumerate()
         .map(|(i, rs)| server_name(i, rs.name.as_deref()))
         .collect();
-    let total = load.duration + load.warmup;
+    let end = load_end(load).unwrap_or(std::time::Duration::MAX);
     for (i, phase) in file.phases.iter().enumerate() {
         let key = format!("phase[{i}]");
-        if phase.at > total * load.rounds + load.idle * load.rounds.saturating_sub(1) {
+        if phase.at > end {
             problems.push(invalid(
                 format!("{key}.at"),
                 format!("{:?} is after the load ends", phase.at),
@@ -291,8 +325,11 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             }
         }
         match &phase.action {
-            PhaseAction::SetWeight { weight, .. } if *weight < 0 => {
-                problems.push(invalid(format!("{key}.weight"), "must be 0 or more"));
+            PhaseAction::SetWeight { weight, .. } if !WEIGHT.contains(weight) => {
+                problems.push(invalid(
+                    format!("{key}.weight"),
+                    format!("{weight} is outside keepalived's range 0 to 65535"),
+                ));
             }
             PhaseAction::Sysctl { name, value } => {
                 if !IPVS_SYSCTLS.contains(&name.as_str()) {
@@ -330,6 +367,8 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
         }
     }
 
+    problems.extend(check_ranges(file));
+
     let expect = &file.expect;
     if !(0.0..=1.0).contains(&expect.tolerance) {
         problems.push(invalid("expect.tolerance", "must be between 0 and 1"));
@@ -338,6 +377,185 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
         && !(0.0..=1.0).contains(&rate)
     {
         problems.push(invalid("expect.max_error_rate", "must be between 0 and 1"));
+    }
+    problems
+}
+
+/// Every numeric value inside its range, and addresses a lab can hold: each
+/// bound is named in the message, so the fix is in it.
+fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
+    let mut problems = Vec::new();
+    let vs = &file.virtual_server;
+    let seconds = |problems: &mut Vec<Invalid>, key: String, v: f64, zero_ok: bool| {
+        let low_ok = if zero_ok { v >= 0.0 } else { v > 0.0 };
+        if !(v.is_finite() && low_ok && v <= MAX_CHECK_SECONDS) {
+            problems.push(invalid(
+                key,
+                format!(
+                    "{v} must be a number of seconds {} {MAX_CHECK_SECONDS}",
+                    if zero_ok { "from 0 to" } else { "above 0, at most" }
+                ),
+            ));
+        }
+    };
+
+    if let Some(t) = vs.persistence_timeout
+        && !PERSISTENCE_TIMEOUT.contains(&t)
+    {
+        problems.push(invalid(
+            "virtual_server.persistence_timeout",
+            format!(
+                "{t} is outside keepalived's range 1 to 2678400 seconds (31 days); omit it for no persistence"
+            ),
+        ));
+    }
+    seconds(
+        &mut problems,
+        "virtual_server.delay_loop".into(),
+        vs.delay_loop,
+        false,
+    );
+    if !vs.real_servers.is_empty() && vs.real_servers.iter().all(|rs| rs.weight == 0) {
+        problems.push(invalid(
+            "virtual_server.real_server",
+            "every real server has weight 0: IPVS would send no connection anywhere and every client \
+             would be refused; give at least one a weight of 1 or more",
+        ));
+    }
+    for (i, rs) in vs.real_servers.iter().enumerate() {
+        let key = format!("virtual_server.real_server[{i}]");
+        let checks = [
+            rs.tcp_check.as_ref().map(|c| {
+                ("TCP_CHECK", c.connect_timeout, c.delay_before_retry, c.warmup, c.retry)
+            }),
+            rs.grpc_check.as_ref().map(|c| {
+                ("GRPC_CHECK", c.connect_timeout, c.delay_before_retry, c.warmup, c.retry)
+            }),
+        ];
+        for (name, connect_timeout, delay_before_retry, warmup, retry) in checks.into_iter().flatten()
+        {
+            let key = format!("{key}.{name}");
+            seconds(&mut problems, format!("{key}.connect_timeout"), connect_timeout, false);
+            seconds(
+                &mut problems,
+                format!("{key}.delay_before_retry"),
+                delay_before_retry,
+                true,
+            );
+            if let Some(w) = warmup {
+                seconds(&mut problems, format!("{key}.warmup"), w, true);
+            }
+            if retry > MAX_RETRY {
+                problems.push(invalid(
+                    format!("{key}.retry"),
+                    format!("{retry} is more than {MAX_RETRY} retries"),
+                ));
+            }
+        }
+    }
+
+    // Addresses: a VIP must be a unicast address a lab host can hold.
+    let vip = vs.vip;
+    let why_not = if vip.is_unspecified() {
+        Some("is the unspecified address")
+    } else if vip.is_loopback() {
+        Some("is a loopback address, which never leaves a host")
+    } else if vip.is_multicast() {
+        Some("is a multicast address")
+    } else if vip.is_broadcast() {
+        Some("is the broadcast address")
+    } else if vip.is_link_local() {
+        Some("is link-local")
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        problems.push(invalid(
+            "virtual_server.vip",
+            format!("{vip} {why}; a VIP must be a unicast address such as 192.168.122.1"),
+        ));
+    }
+    let segment = file.network.segment;
+    if !(8..=29).contains(&segment.prefix_len()) || segment.network().is_unspecified() {
+        problems.push(invalid(
+            "network.segment",
+            format!(
+                "{segment} cannot be a lab segment: use a /8 to /29 of unicast addresses, such as 172.22.32.0/20"
+            ),
+        ));
+    }
+
+    let load = &file.load;
+    let bounded = |problems: &mut Vec<Invalid>, key: &str, v: u32, max: u32, what: &str| {
+        if v > max {
+            problems.push(invalid(key, format!("{v} is more than {max} {what}")));
+        }
+    };
+    bounded(
+        &mut problems,
+        "load.concurrency",
+        load.concurrency,
+        MAX_CONCURRENCY,
+        "callers (one machine cannot hold more and measure IPVS)",
+    );
+    bounded(
+        &mut problems,
+        "load.channels_per_ip",
+        load.channels_per_ip,
+        MAX_CHANNELS_PER_IP,
+        "channels per client IP",
+    );
+    bounded(
+        &mut problems,
+        "load.payload",
+        load.payload,
+        MAX_PAYLOAD,
+        "bytes (gRPC's default maximum message size)",
+    );
+    bounded(&mut problems, "load.rounds", load.rounds, MAX_ROUNDS, "rounds");
+    for (key, value) in [
+        ("load.warmup", load.warmup),
+        ("load.idle", load.idle),
+        ("load.timeout", load.timeout),
+    ] {
+        if value > MAX_LOAD_PART {
+            problems.push(invalid(
+                key,
+                format!(
+                    "{} is longer than one hour",
+                    humantime::format_duration(value)
+                ),
+            ));
+        }
+    }
+    if let Some(r) = load.rps
+        && r > 1_000_000.0
+    {
+        problems.push(invalid("load.rps", format!("{r} is more than 1000000 RPCs a second")));
+    }
+    match load_end(load) {
+        Some(end) if end <= MAX_LOAD_TOTAL => {}
+        _ => problems.push(invalid(
+            "load.rounds",
+            format!(
+                "rounds x (duration + warmup) + idle gaps must end within {}",
+                humantime::format_duration(MAX_LOAD_TOTAL)
+            ),
+        )),
+    }
+    for (key, value) in [
+        ("ipvs.timeout_tcp", file.ipvs.timeout_tcp),
+        ("ipvs.timeout_tcp_fin", file.ipvs.timeout_tcp_fin),
+        ("ipvs.timeout_udp", file.ipvs.timeout_udp),
+    ] {
+        if let Some(v) = value
+            && v > MAX_IPVS_TIMEOUT
+        {
+            problems.push(invalid(
+                key,
+                format!("{v} is more than {MAX_IPVS_TIMEOUT} seconds (31 days)"),
+            ));
+        }
     }
     problems
 }
