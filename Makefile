@@ -2,12 +2,14 @@
 CARGO ?= cargo
 SCENARIO ?= rr-persistence
 
-.PHONY: deps build run test test-unit test-kernel lint fmt bench bench-loadgen report clean-lab
+FUZZ_SECONDS ?= 600
 
-deps: ## install the Debian and Python packages the lab needs (idempotent)
+.PHONY: deps build run test lint fmt bench bench-loadgen fuzz clean-lab help
+
+deps: ## install what the lab needs, its UML kernel included (idempotent; the first build ~10 min)
 	scripts/install-deps.sh
 
-build: deps
+build: deps ## build every target of the workspace
 	$(CARGO) build --workspace --all-targets
 
 run: deps ## run the main scenario (real IPVS, inside User-Mode Linux when the host has none)
@@ -18,11 +20,11 @@ test: deps ## every test: unit, host-namespace, IPVS in UML, scenario suite + ba
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
 	scripts/kernel-tests.sh
 
-lint:
+lint: ## rustfmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-fmt:
+fmt: ## rustfmt the workspace
 	$(CARGO) fmt --all
 
 bench: bench-loadgen ## all benchmarks (not tests)
@@ -30,6 +32,12 @@ bench: bench-loadgen ## all benchmarks (not tests)
 
 bench-loadgen: deps ## loadgen against h2load on loopback -> reports/perf/loadgen-vs-h2load.md
 	bench/scripts/loadgen-vs-h2load.sh
+
+fuzz: ## every fuzz target for FUZZ_SECONDS each (default 600; not in CI): executions and crashes
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 clean-lab: ## remove leftovers of lab runs whose process is gone
 	$(CARGO) run -q -p lab -- gc

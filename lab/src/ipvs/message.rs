@@ -204,6 +204,18 @@ pub fn to_bytes(msg: &IpvsMessage) -> Result<Vec<u8>, EncodeError> {
     Ok(cursor.into_inner())
 }
 
+/// A message from the bytes that follow the `nlmsghdr` on the wire (the
+/// inverse of [`to_bytes`]); what the kernel sends is untrusted input here.
+pub fn from_bytes(bytes: &[u8]) -> Result<IpvsMessage, DecodeError> {
+    use neli::FromBytesWithInput;
+    IpvsMessage::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).map_err(|source| {
+        DecodeError::Nested {
+            attr: "genl message",
+            source,
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Encoding
 
