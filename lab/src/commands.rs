@@ -24,6 +24,12 @@ use crate::scenario::{Scenario, ScenarioError, plan};
 /// `lab exec` and `lab shell`; read by `lab ipvs`).
 pub const RUN_ENV: &str = "IPVSLAB_RUN";
 
+/// Reports an error with its whole cause chain (`a: b: c`): the errno or
+/// parse error at the bottom is usually the part that says what to fix.
+fn fail_with(code: u8, e: &dyn std::error::Error) -> u8 {
+    fail(code, error_chain(e))
+}
+
 fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
     eprintln!("lab: {message}");
     code
@@ -63,12 +69,12 @@ fn prepare(choice: RunnerChoice, interactive: bool, shared: &[PathBuf]) -> Resul
     if !crate::preflight::has_privileges() {
         return Err(fail(exit::NO_PERMISSION, crate::preflight::NO_PRIVILEGE));
     }
-    let kind = runner::resolve(choice).map_err(|e| fail(runner_error_code(&e), e))?;
+    let kind = runner::resolve(choice).map_err(|e| fail_with(runner_error_code(&e), &e))?;
     match kind {
         RunnerKind::Host => Ok(Prepared::Here),
         RunnerKind::Uml => match runner::rerun_self_in_uml(interactive, shared) {
             Ok(o) => Ok(Prepared::Done(o.exit_code.clamp(0, 255) as u8)),
-            Err(e) => Err(fail(runner_error_code(&e), e)),
+            Err(e) => Err(fail_with(runner_error_code(&e), &e)),
         },
     }
 }
@@ -127,7 +133,7 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
     for name in &args.names {
         match Scenario::load(name) {
             Ok(s) => scenarios.push(s),
-            Err(e) => return fail(scenario_error_code(&e), e),
+            Err(e) => return fail_with(scenario_error_code(&e), &e),
         }
     }
     let mut ignored = Vec::new();
@@ -334,11 +340,11 @@ fn run_one(
 /// Plans `scenario` as run `run` and brings its network and IPVS up;
 /// `Err` carries the exit code, already reported.
 fn bring_up(scenario: &Scenario, run: RunId) -> Result<LabNetwork, u8> {
-    let plan = plan::plan(scenario, run).map_err(|e| fail(exit::BAD_SCENARIO, e))?;
+    let plan = plan::plan(scenario, run).map_err(|e| fail_with(exit::BAD_SCENARIO, &e))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| fail(exit::OS_ERROR, e))?;
+        .map_err(|e| fail_with(exit::OS_ERROR, &e))?;
     rt.block_on(LabNetwork::up(plan))
         .map_err(|e| fail(exit::OS_ERROR, error_chain(&e)))
 }
@@ -346,9 +352,10 @@ fn bring_up(scenario: &Scenario, run: RunId) -> Result<LabNetwork, u8> {
 /// Parses a keepalived.conf and turns its first virtual server into a
 /// scenario run by keepalived; returns it with one line per ignored part.
 fn import_keepalived_conf(path: &Path) -> Result<(Scenario, Vec<String>), u8> {
-    let conf = crate::keepalived::parse_file(path).map_err(|e| fail(exit::BAD_SCENARIO, e))?;
+    let conf =
+        crate::keepalived::parse_file(path).map_err(|e| fail_with(exit::BAD_SCENARIO, &e))?;
     let imported = crate::keepalived::import::to_scenario(&conf, path)
-        .map_err(|e| fail(exit::BAD_SCENARIO, e))?;
+        .map_err(|e| fail_with(exit::BAD_SCENARIO, &e))?;
     let problems = crate::scenario::validate::validate(&imported.file);
     if !problems.is_empty() {
         return Err(fail(
@@ -398,7 +405,7 @@ pub fn exec(
 ) -> u8 {
     let scenario = match Scenario::load(name) {
         Ok(s) => s,
-        Err(e) => return fail(scenario_error_code(&e), e),
+        Err(e) => return fail_with(scenario_error_code(&e), &e),
     };
     let hosts: Vec<String> = ["director".to_string(), plan::CLIENT_HOST.to_string()]
         .into_iter()
@@ -452,7 +459,7 @@ fn run_in_host(
     use crate::netns::CommandExt;
     let ns = match lab.ns(host) {
         Ok(ns) => ns,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(e) => return fail_with(exit::USAGE, &e),
     };
     let (program, rest) = match cmd.split_first() {
         Some(x) => x,
@@ -465,7 +472,7 @@ fn run_in_host(
         .env("IPVSLAB_HOST", host)
         .env("PS1", format!("[ipvs-lab {host}] \\w# "));
     if let Err(e) = command.netns(ns) {
-        return fail(exit::OS_ERROR, e);
+        return fail_with(exit::OS_ERROR, &e);
     }
     if interactive && runner::in_guest() {
         use std::os::unix::process::CommandExt as _;
@@ -524,7 +531,7 @@ fn run_in_host(
                     .unwrap_or_else(|| 128 + status.signal().unwrap_or(0) as u8);
             }
             Ok(None) => {}
-            Err(e) => return fail(exit::OS_ERROR, e),
+            Err(e) => return fail_with(exit::OS_ERROR, &e),
         }
         if interrupted.load(Ordering::SeqCst) {
             // The command got the same signal from the terminal; give it a
@@ -563,7 +570,7 @@ pub fn ipvs(run: Option<String>, stats: bool, json: bool) -> u8 {
             };
             match ns.run(read) {
                 Ok(r) => r,
-                Err(e) => return fail(exit::OS_ERROR, e),
+                Err(e) => return fail_with(exit::OS_ERROR, &e),
             }
         }
         None => read(),
@@ -599,7 +606,7 @@ pub fn ipvs(run: Option<String>, stats: bool, json: bool) -> u8 {
 pub fn up(choice: RunnerChoice, name: &str) -> u8 {
     let scenario = match Scenario::load(name) {
         Ok(s) => s,
-        Err(e) => return fail(scenario_error_code(&e), e),
+        Err(e) => return fail_with(scenario_error_code(&e), &e),
     };
     if !crate::preflight::has_privileges() {
         return fail(exit::NO_PERMISSION, crate::preflight::NO_PRIVILEGE);
@@ -613,7 +620,7 @@ pub fn up(choice: RunnerChoice, name: &str) -> u8 {
                  the command; use `lab shell <scenario>` for an interactive session instead",
             );
         }
-        Err(e) => return fail(runner_error_code(&e), e),
+        Err(e) => return fail_with(runner_error_code(&e), &e),
     }
     let run = RunId::new();
     let lab = match bring_up(&scenario, run) {
@@ -621,7 +628,7 @@ pub fn up(choice: RunnerChoice, name: &str) -> u8 {
         Err(code) => return code,
     };
     if let Err(e) = crate::netns::mark_kept(&run) {
-        return fail(exit::OS_ERROR, e);
+        return fail_with(exit::OS_ERROR, &e);
     }
     let plan = lab.keep();
     println!("lab {run} is up ({}); namespaces:", scenario.name);
@@ -643,7 +650,7 @@ pub fn down(run: Option<String>) -> u8 {
     }
     let found = match crate::netns::list_lab_namespaces() {
         Ok(f) => f,
-        Err(e) => return fail(exit::OS_ERROR, e),
+        Err(e) => return fail_with(exit::OS_ERROR, &e),
     };
     let mut runs: Vec<RunId> = found
         .into_iter()
@@ -668,7 +675,7 @@ pub fn down(run: Option<String>) -> u8 {
                 let _ = crate::netns::unmark_kept(&r);
                 println!("removed lab {r} ({} namespaces)", rep.removed.len());
             }
-            Err(e) => return fail(exit::OS_ERROR, e),
+            Err(e) => return fail_with(exit::OS_ERROR, &e),
         }
     }
     exit::OK
@@ -680,7 +687,8 @@ pub fn compare(baseline: &Path, current: &Path, tolerance: f64) -> u8 {
     let read = |p: &Path| crate::report::read_report_json(p).map_err(|e| error_chain(&e));
     let (b, c) = match (read(baseline), read(current)) {
         (Ok(b), Ok(c)) => (b, c),
-        (Err(e), _) | (_, Err(e)) => return fail(exit::USAGE, e),
+        // A report that is not one is bad input (65), as a bad scenario is.
+        (Err(e), _) | (_, Err(e)) => return fail(exit::BAD_SCENARIO, e),
     };
     let cmp = crate::report::compare::compare(&b, &c, tolerance);
     print!("{}", cmp.render_text());

@@ -231,6 +231,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reports an error with its whole cause chain.
+fn fail_with(code: u8, e: &dyn std::error::Error) -> ExitCode {
+    fail(code, lab::error_chain(e))
+}
+
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("lab: {message}");
     ExitCode::from(code)
@@ -318,11 +323,11 @@ fn guest_run(cmd: Vec<OsString>) -> ExitCode {
     }
     let kernel = match runner::uml::UmlKernel::locate() {
         Ok(k) => k,
-        Err(e) => return fail(exit::UNAVAILABLE, e),
+        Err(e) => return fail_with(exit::UNAVAILABLE, &e),
     };
     let job = match runner::job::GuestJob::here(cmd) {
         Ok(j) => j,
-        Err(e) => return fail(exit::OS_ERROR, e),
+        Err(e) => return fail_with(exit::OS_ERROR, &e),
     };
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     match runner::uml::run(&kernel, &job, &runner::uml::UmlOptions::new(exe)) {
@@ -334,6 +339,6 @@ fn guest_run(cmd: Vec<OsString>) -> ExitCode {
             );
             ExitCode::from(o.exit_code.clamp(0, 255) as u8)
         }
-        Err(e) => fail(commands::runner_error_code(&e), e),
+        Err(e) => fail_with(commands::runner_error_code(&e), &e),
     }
 }

@@ -501,3 +501,15 @@ fn bad_flags_are_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
     assert_eq!(lab(&["--help"]).status.code(), Some(0));
 }
+
+#[test]
+fn a_report_that_is_not_json_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("report.json");
+    std::fs::write(&bad, "this is not a report").unwrap();
+    let bad = bad.to_str().unwrap();
+    let out = lab(&["compare", bad, bad]);
+    assert_eq!(out.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("report.json"), "{stderr}");
+}

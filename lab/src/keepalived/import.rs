@@ -296,8 +296,8 @@ mod tests {
             ((1..=254).collect(), "the full /24"),
         ] {
             let conf = crate::keepalived::parse_str(&conf_with_servers(hosts.into_iter())).unwrap();
-            let imported = to_scenario(&conf, Path::new("k.conf"))
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let imported =
+                to_scenario(&conf, Path::new("k.conf")).unwrap_or_else(|e| panic!("{what}: {e}"));
             let net = &imported.file.network;
             let servers: Vec<Ipv4Addr> = imported
                 .file

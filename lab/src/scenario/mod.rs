@@ -7,6 +7,7 @@
 pub mod assemble;
 pub mod expect;
 pub mod failover;
+pub mod locate;
 pub mod plan;
 pub mod run;
 pub mod spec;
@@ -70,13 +71,26 @@ pub enum ScenarioError {
         message: String,
     },
     /// The file parsed but its values do not make sense.
-    #[error("{path}: {}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    #[error("{}", describe_problems(path, problems))]
     Invalid {
         /// The file.
         path: PathBuf,
         /// Every problem found.
         problems: Vec<Invalid>,
     },
+}
+
+/// `path:line:column: key: message` for each problem (`path: key: message`
+/// where no line is known), joined by `; `.
+fn describe_problems(path: &Path, problems: &[Invalid]) -> String {
+    problems
+        .iter()
+        .map(|p| match p.at {
+            Some(_) => format!("{}:{p}", path.display()),
+            None => format!("{}: {p}", path.display()),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Scenario {
@@ -94,7 +108,10 @@ impl Scenario {
     /// Parses and validates scenario text read from `path`.
     pub fn from_str(path: &Path, text: &str) -> Result<Self, ScenarioError> {
         let file: ScenarioFile = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
-        let problems = validate::validate(&file);
+        let mut problems = validate::validate(&file);
+        for p in &mut problems {
+            p.at = locate::locate(text, &p.key);
+        }
         if !problems.is_empty() {
             return Err(ScenarioError::Invalid {
                 path: path.to_path_buf(),

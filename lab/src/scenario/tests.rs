@@ -191,8 +191,16 @@ fn out_of_range_values_are_refused_at_their_key() {
         )
     };
     let cases = [
-        ("delay_loop", "delay_loop = inf".to_owned(), "virtual_server.delay_loop"),
-        ("delay_loop", "delay_loop = nan".to_owned(), "virtual_server.delay_loop"),
+        (
+            "delay_loop",
+            "delay_loop = inf".to_owned(),
+            "virtual_server.delay_loop",
+        ),
+        (
+            "delay_loop",
+            "delay_loop = nan".to_owned(),
+            "virtual_server.delay_loop",
+        ),
         (
             "TCP_CHECK",
             check("1e300"),
@@ -238,8 +246,16 @@ fn out_of_range_values_are_refused_at_their_key() {
             "duration = \"3s\"\nrounds = 3000\nidle = \"1h\"".to_owned(),
             "load.rounds",
         ),
-        ("vip", "vip = \"127.0.0.1\"".to_owned(), "virtual_server.vip"),
-        ("vip", "vip = \"224.0.0.1\"".to_owned(), "virtual_server.vip"),
+        (
+            "vip",
+            "vip = \"127.0.0.1\"".to_owned(),
+            "virtual_server.vip",
+        ),
+        (
+            "vip",
+            "vip = \"224.0.0.1\"".to_owned(),
+            "virtual_server.vip",
+        ),
         ("vip", "vip = \"0.0.0.0\"".to_owned(), "virtual_server.vip"),
         (
             "client_ips",
@@ -274,4 +290,45 @@ fn all_weights_zero_is_refused_with_the_hint() {
         }
         other => panic!("expected invalid, got {other:?}"),
     }
+}
+
+#[test]
+fn terminal_escapes_in_the_description_are_refused() {
+    let text = REFERENCE.replacen(
+        "description = \"",
+        "description = \"\\u001b[2J\\u001b[31mred ",
+        1,
+    );
+    match load(&text) {
+        Err(ScenarioError::Invalid { problems, .. }) => {
+            let p = problems
+                .iter()
+                .find(|p| p.key == "description")
+                .expect("description");
+            assert!(p.message.contains("U+001B"), "{p}");
+        }
+        other => panic!("expected invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn invalid_values_carry_their_line_and_column() {
+    let to = "weight = 65536";
+    let text = edit("weight = 1", to);
+    let line = text.lines().position(|l| l == to).unwrap() + 1;
+    let err = load(&text).unwrap_err();
+    let ScenarioError::Invalid { problems, .. } = &err else {
+        panic!("expected invalid, got {err:?}");
+    };
+    let p = problems
+        .iter()
+        .find(|p| p.key == "virtual_server.real_server[0].weight")
+        .expect("the weight");
+    assert_eq!(p.at, Some((line, 10)), "{p}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "t.toml:{line}:10: virtual_server.real_server[0].weight:"
+        )),
+        "{err}"
+    );
 }

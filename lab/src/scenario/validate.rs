@@ -54,18 +54,21 @@ pub fn load_end(load: &super::spec::Load) -> Option<std::time::Duration> {
 
 /// One problem found in a scenario, naming the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
+#[error("{}{key}: {message}", at.map(|(l, c)| format!("{l}:{c}: ")).unwrap_or_default())]
 pub struct Invalid {
     /// The dotted key, e.g. `virtual_server.lb_algo`.
     pub key: String,
     /// What is wrong and what to do.
     pub message: String,
+    /// 1-based line and column in the file, when the problem came from one.
+    pub at: Option<(usize, usize)>,
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
     Invalid {
         key: key.into(),
         message: message.into(),
+        at: None,
     }
 }
 
@@ -368,6 +371,22 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     }
 
     problems.extend(check_ranges(file));
+    // The description is printed to terminals: no escape sequences in it.
+    if let Some((i, c)) = file
+        .description
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && *c != '\n' && *c != '\t')
+    {
+        problems.push(invalid(
+            "description",
+            format!(
+                "character {} is the control character U+{:04X}; terminal escapes are not allowed, remove it",
+                i + 1,
+                c as u32
+            ),
+        ));
+    }
 
     let expect = &file.expect;
     if !(0.0..=1.0).contains(&expect.tolerance) {
@@ -393,7 +412,11 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
                 key,
                 format!(
                     "{v} must be a number of seconds {} {MAX_CHECK_SECONDS}",
-                    if zero_ok { "from 0 to" } else { "above 0, at most" }
+                    if zero_ok {
+                        "from 0 to"
+                    } else {
+                        "above 0, at most"
+                    }
                 ),
             ));
         }
@@ -426,16 +449,34 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
         let key = format!("virtual_server.real_server[{i}]");
         let checks = [
             rs.tcp_check.as_ref().map(|c| {
-                ("TCP_CHECK", c.connect_timeout, c.delay_before_retry, c.warmup, c.retry)
+                (
+                    "TCP_CHECK",
+                    c.connect_timeout,
+                    c.delay_before_retry,
+                    c.warmup,
+                    c.retry,
+                )
             }),
             rs.grpc_check.as_ref().map(|c| {
-                ("GRPC_CHECK", c.connect_timeout, c.delay_before_retry, c.warmup, c.retry)
+                (
+                    "GRPC_CHECK",
+                    c.connect_timeout,
+                    c.delay_before_retry,
+                    c.warmup,
+                    c.retry,
+                )
             }),
         ];
-        for (name, connect_timeout, delay_before_retry, warmup, retry) in checks.into_iter().flatten()
+        for (name, connect_timeout, delay_before_retry, warmup, retry) in
+            checks.into_iter().flatten()
         {
             let key = format!("{key}.{name}");
-            seconds(&mut problems, format!("{key}.connect_timeout"), connect_timeout, false);
+            seconds(
+                &mut problems,
+                format!("{key}.connect_timeout"),
+                connect_timeout,
+                false,
+            );
             seconds(
                 &mut problems,
                 format!("{key}.delay_before_retry"),
@@ -512,7 +553,13 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
         MAX_PAYLOAD,
         "bytes (gRPC's default maximum message size)",
     );
-    bounded(&mut problems, "load.rounds", load.rounds, MAX_ROUNDS, "rounds");
+    bounded(
+        &mut problems,
+        "load.rounds",
+        load.rounds,
+        MAX_ROUNDS,
+        "rounds",
+    );
     for (key, value) in [
         ("load.warmup", load.warmup),
         ("load.idle", load.idle),
@@ -531,7 +578,10 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
     if let Some(r) = load.rps
         && r > 1_000_000.0
     {
-        problems.push(invalid("load.rps", format!("{r} is more than 1000000 RPCs a second")));
+        problems.push(invalid(
+            "load.rps",
+            format!("{r} is more than 1000000 RPCs a second"),
+        ));
     }
     match load_end(load) {
         Some(end) if end <= MAX_LOAD_TOTAL => {}
