@@ -513,3 +513,157 @@ fn a_report_that_is_not_json_is_bad_input() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("report.json"), "{stderr}");
 }
+
+/// Issue 10, findings 7, 9, 11 and 12: bad input on the command line or in
+/// the environment is refused before anything is built, with its cause.
+#[test]
+fn bad_flags_and_environments_are_refused_with_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], envs: &[(&str, &Path)]| {
+        let mut cmd = Command::new(LAB);
+        cmd.args(args).current_dir(workspace());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run lab");
+        eprintln!(
+            "$ lab {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for duration in ["0s", "100h"] {
+        let (code, err) = run(&["scenario", "rr", "--quiet", "--duration", duration], &[]);
+        assert_eq!(code, Some(64), "--duration {duration}");
+        assert!(err.contains("at most one hour"), "{err}");
+    }
+    // A TMPDIR with a space, or one that is a file, keeps its reason.
+    let spaced = dir.path().join("a b");
+    std::fs::create_dir(&spaced).unwrap();
+    let (code, err) = run(
+        &["--runner", "uml", "exec", "rr-persistence", "--", "true"],
+        &[("TMPDIR", &spaced)],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("set TMPDIR to one without"), "{err}");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"").unwrap();
+    let (code, err) = run(
+        &["--runner", "uml", "exec", "rr-persistence", "--", "true"],
+        &[("TMPDIR", &file)],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("Not a directory"), "{err}");
+    // Unreadable inputs say why.
+    let latin1 = dir.path().join("latin1.toml");
+    std::fs::write(&latin1, b"description = \"caf\xe9\"\n").unwrap();
+    let (code, err) = run(&["scenario", latin1.to_str().unwrap(), "--quiet"], &[]);
+    assert_eq!(code, Some(65));
+    assert!(err.contains("UTF-8"), "{err}");
+    let (code, err) = run(
+        &[
+            "scenario",
+            "--keepalived-conf",
+            "/nonexistent/keepalived.conf",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(65));
+    assert!(err.contains("No such file"), "{err}");
+    // `--runner host` is honoured by `lab check`.
+    if lab::runner::host_has_ipvs() {
+        eprintln!("SKIPPED: the --runner host check on a host without IPVS (this one has IPVS)");
+    } else {
+        let out = Command::new(LAB)
+            .args(["--runner", "host", "check"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(69));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("FAIL  host IPVS"), "{text}");
+    }
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
+}
+
+/// Issue 10, finding 3: runs of one scenario that start in the same second
+/// each keep their own report folder.
+#[test]
+fn concurrent_runs_of_one_scenario_keep_every_report() {
+    let reports = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(LAB)
+                .args(["scenario", "rr-persistence", "--quiet", "--duration", "1s"])
+                .arg("--reports")
+                .arg(reports.path())
+                .current_dir(workspace())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start lab")
+        })
+        .collect();
+    let mut printed = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("report: "))
+            .expect("a report line")
+            .to_owned();
+        printed.push(line);
+    }
+    printed.sort();
+    printed.dedup();
+    assert_eq!(printed.len(), 3, "{printed:?}");
+    let folders = std::fs::read_dir(reports.path().join("rr-persistence"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .map(|e| e.path().join("report.json").is_file())
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(folders, 3);
+}
+
+/// Issue 10, finding 2: the run directory is private and the job file, which
+/// holds the environment, is readable by its owner only.
+#[test]
+fn the_run_directory_is_private() {
+    if lab::runner::host_has_ipvs() {
+        eprintln!("SKIPPED: this host has IPVS, so no UML run directory is made");
+        return;
+    }
+    let out = Command::new(LAB)
+        .args(["exec", "rr-persistence", "--", "stat", "-c", "%a %n"])
+        .args(["/run/ipvslab-host", "/run/ipvslab-host/job.json"])
+        .env("IPVSLAB_TEST_SECRET", "not-for-the-guest")
+        .env("SOME_TOKEN", "hunter2")
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("700 /run/ipvslab-host\n"), "{stdout}");
+    assert!(
+        stdout.contains("600 /run/ipvslab-host/job.json"),
+        "{stdout}"
+    );
+    let env = Command::new(LAB)
+        .args(["exec", "rr-persistence", "--", "env"])
+        .env("SOME_TOKEN", "hunter2")
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let env = String::from_utf8_lossy(&env.stdout);
+    assert!(env.contains("PATH="), "{env}");
+    assert!(!env.contains("hunter2"), "{env}");
+}
