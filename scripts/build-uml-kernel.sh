@@ -101,7 +101,7 @@ if [ ${#dropped[@]} -gt 0 ]; then
 fi
 
 jobs=$(nproc)
-say "building linux $version for ARCH=um with $jobs jobs (about 8 minutes on 2 cores); log: $log"
+say "building linux $version for ARCH=um with $jobs jobs (8 to 14 minutes on 2 cores); log: $log"
 # Progress: one line about every 30 s with the number of units compiled so far
 # (CC and AS lines of the build log).
 make -C "$src" ARCH=um -j"$jobs" linux >>"$log" 2>&1 &

@@ -4,7 +4,7 @@
 # service of this machine, and never touches its network.
 #
 # - the lab's own User-Mode Linux kernel, built from Debian's kernel source
-#   (scripts/build-uml-kernel.sh; about 8 minutes on 2 cores the first time, cached after)
+#   (scripts/build-uml-kernel.sh; 8 to 14 minutes on 2 cores the first time, cached after)
 #   and what that build needs: gcc, make, flex, bison, bc, libelf-dev, xz-utils
 # - iproute2, ipvsadm: independent readers used to cross-check the lab
 # - nghttp2-client (h2load): the peer load generator for benchmarks

@@ -76,7 +76,7 @@ pub enum RunnerError {
     #[error(
         "this kernel ({kernel}) has no IPVS (no /proc/net/ip_vs, and `modprobe ip_vs` failed) and \
          no User-Mode Linux kernel was found at {uml_hint}. Run `make deps`, which builds the \
-         lab's own UML kernel with IPVS built in (about 8 minutes on 2 cores, once), or set \
+         lab's own UML kernel with IPVS built in (8 to 14 minutes on 2 cores, once), or set \
          IPVSLAB_UML_KERNEL to a UML kernel with IPVS, or run on a kernel built with CONFIG_IP_VS"
     )]
     NoIpvsNoUml {
