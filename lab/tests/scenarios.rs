@@ -17,11 +17,17 @@ fn workspace() -> PathBuf {
 }
 
 fn lab(args: &[&str]) -> Output {
-    let out = Command::new(LAB)
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .expect("run lab");
+    lab_with(args, &[])
+}
+
+/// `lab args` from the workspace with extra environment, its output echoed.
+fn lab_with(args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(LAB);
+    cmd.args(args).current_dir(workspace());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run lab");
     eprintln!(
         "$ lab {}\n--- stdout\n{}--- stderr\n{}--- exit {:?}",
         args.join(" "),
@@ -325,21 +331,13 @@ fn a_kernel_that_dies_at_boot_is_diagnosed_by_check_and_by_a_run() {
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(LAB)
-            .args(args)
-            .env("IPVSLAB_UML_KERNEL", &kernel)
-            .env("TMPDIR", &tmp)
-            .current_dir(workspace())
-            .output()
-            .expect("run lab");
-        eprintln!(
-            "$ lab {}\n--- stdout\n{}--- stderr\n{}--- exit {:?}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            out.status.code()
-        );
-        out
+        lab_with(
+            args,
+            &[
+                ("IPVSLAB_UML_KERNEL", kernel.as_path()),
+                ("TMPDIR", tmp.as_path()),
+            ],
+        )
     };
 
     // `lab check` boots the kernel rather than trusting that the file exists.
@@ -520,18 +518,7 @@ fn a_report_that_is_not_json_is_bad_input() {
 fn bad_flags_and_environments_are_refused_with_their_cause() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str], envs: &[(&str, &Path)]| {
-        let mut cmd = Command::new(LAB);
-        cmd.args(args).current_dir(workspace());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("run lab");
-        eprintln!(
-            "$ lab {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = lab_with(args, envs);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),

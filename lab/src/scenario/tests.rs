@@ -10,6 +10,23 @@ fn load(text: &str) -> Result<Scenario, ScenarioError> {
     Scenario::from_str(Path::new("t.toml"), text)
 }
 
+/// The problems `text` is refused with; panics when it loads or does not parse.
+fn problems_of(text: &str) -> Vec<super::Invalid> {
+    match load(text) {
+        Err(ScenarioError::Invalid { problems, .. }) => problems,
+        other => panic!("expected invalid values, got {other:?}"),
+    }
+}
+
+/// Asserts that `text` is refused with a problem at `key`.
+fn assert_problem_at(text: &str, key: &str) {
+    let problems = problems_of(text);
+    assert!(
+        problems.iter().any(|p| p.key == key),
+        "expected a problem at {key}, got {problems:?}"
+    );
+}
+
 #[test]
 fn reference_scenario_is_the_keepalived_setup() {
     let s = load(REFERENCE).expect("reference scenario loads");
@@ -132,16 +149,7 @@ fn invalid_values_are_named_by_key() {
         ),
     ];
     for (from, to, key) in cases {
-        let text = edit(from, to);
-        match load(&text) {
-            Err(ScenarioError::Invalid { problems, .. }) => {
-                assert!(
-                    problems.iter().any(|p| p.key == key),
-                    "{to:?}: expected a problem at {key}, got {problems:?}"
-                );
-            }
-            other => panic!("{to:?}: expected invalid, got {other:?}"),
-        }
+        assert_problem_at(&edit(from, to), key);
     }
 }
 
@@ -264,32 +272,19 @@ fn out_of_range_values_are_refused_at_their_key() {
         ),
     ];
     for (from, to, key) in cases {
-        let text = edit(from, &to);
-        match load(&text) {
-            Err(ScenarioError::Invalid { problems, .. }) => {
-                assert!(
-                    problems.iter().any(|p| p.key == key),
-                    "{to:?}: expected a problem at {key}, got {problems:?}"
-                );
-            }
-            other => panic!("{to:?}: expected invalid, got {other:?}"),
-        }
+        assert_problem_at(&edit(from, &to), key);
     }
 }
 
 #[test]
 fn all_weights_zero_is_refused_with_the_hint() {
     let text = REFERENCE.replace("weight = 1", "weight = 0");
-    match load(&text) {
-        Err(ScenarioError::Invalid { problems, .. }) => {
-            let p = problems
-                .iter()
-                .find(|p| p.key == "virtual_server.real_server")
-                .expect("a problem about the real servers");
-            assert!(p.message.contains("weight 0"), "{p}");
-        }
-        other => panic!("expected invalid, got {other:?}"),
-    }
+    let problems = problems_of(&text);
+    let p = problems
+        .iter()
+        .find(|p| p.key == "virtual_server.real_server")
+        .expect("a problem about the real servers");
+    assert!(p.message.contains("weight 0"), "{p}");
 }
 
 #[test]
@@ -299,16 +294,12 @@ fn terminal_escapes_in_the_description_are_refused() {
         "description = \"\\u001b[2J\\u001b[31mred ",
         1,
     );
-    match load(&text) {
-        Err(ScenarioError::Invalid { problems, .. }) => {
-            let p = problems
-                .iter()
-                .find(|p| p.key == "description")
-                .expect("description");
-            assert!(p.message.contains("U+001B"), "{p}");
-        }
-        other => panic!("expected invalid, got {other:?}"),
-    }
+    let problems = problems_of(&text);
+    let p = problems
+        .iter()
+        .find(|p| p.key == "description")
+        .expect("description");
+    assert!(p.message.contains("U+001B"), "{p}");
 }
 
 #[test]
