@@ -6,7 +6,8 @@
 //! own tmpfs: `/run` (netns bind mounts under `/run/netns` would otherwise
 //! appear on the host), `/tmp`, `/dev/shm`. The run directory is bound under
 //! the new `/run` first, through an fd opened before anything covered it.
-//! Then it loads IPVS, runs the job, writes the job's exit status through
+//! Then it loads IPVS (nothing to load when the kernel has it built in, as
+//! the lab's own does), runs the job, writes the job's exit status through
 //! hostfs and powers off (init must never exit: that panics the guest).
 
 use std::ffi::CString;
