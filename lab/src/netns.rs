@@ -9,9 +9,10 @@
 //! lets [`gc`] tell a crashed run (pid gone) from a live one, and `<n>` keeps
 //! two runs of one process apart.
 //!
-//! Entering a namespace is per thread (`setns(CLONE_NEWNET)`). This module never
-//! moves the caller's thread: [`NetNs::run`] runs its closure on a fresh thread
-//! that enters the namespace and dies with it, so no thread is ever left behind
+//! Entering a namespace is per thread (`setns(CLONE_NEWNET)`, done by netns-rs
+//! from the namespace's file). This module never moves the caller's thread:
+//! [`NetNs::run`] runs its closure on a fresh thread that enters the namespace
+//! and dies with it, so no thread is ever left behind
 //! in another namespace, even when the closure panics. Children join a
 //! namespace between `fork` and `exec` ([`CommandExt::netns`]).
 
@@ -28,7 +29,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sched::{CloneFlags, setns, unshare};
+use nix::sched::{CloneFlags, unshare};
 
 /// Where iproute2 (and so this lab) keeps named network namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -94,14 +95,14 @@ pub enum NetnsError {
         #[source]
         source: io::Error,
     },
-    /// `setns(CLONE_NEWNET)` failed.
-    #[error("entering namespace {name}: setns failed")]
+    /// Opening the namespace file or `setns(CLONE_NEWNET)` failed (netns-rs).
+    #[error("entering namespace {name}")]
     Enter {
         /// The namespace.
         name: String,
-        /// The OS error.
+        /// What netns-rs reported (open or setns, with the OS error).
         #[source]
-        source: io::Error,
+        source: netns_rs::Error,
     },
     /// Spawning the thread that enters the namespace failed.
     #[error("namespace {name}: spawning a thread failed")]
@@ -507,12 +508,16 @@ impl NetNs {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let fd = self.fd();
+        let path = self.path.as_path();
         let outcome = std::thread::scope(|scope| {
             let handle = std::thread::Builder::new()
                 .name(thread_name(&self.name))
                 .spawn_scoped(scope, move || {
-                    setns(fd, CloneFlags::CLONE_NEWNET).map(|()| f())
+                    // netns-rs enters the namespace by its bind-mounted file;
+                    // the fresh thread is this module's discipline on top.
+                    netns_rs::get_from_path(path)
+                        .and_then(|ns| ns.enter())
+                        .map(|()| f())
                 })
                 .map_err(|source| NetnsError::Thread {
                     name: self.name.clone(),
@@ -523,9 +528,9 @@ impl NetNs {
                 message: panic_message(payload.as_ref()),
             })
         })?;
-        outcome.map_err(|e| NetnsError::Enter {
+        outcome.map_err(|source| NetnsError::Enter {
             name: self.name.clone(),
-            source: e.into(),
+            source,
         })
     }
 
