@@ -194,22 +194,12 @@ pub fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> u8 {
         .collect();
     let claimed = match crate::outputs::claim(&args.reports, &json_files) {
         Ok(c) => c,
-        Err(e) => return fail(exit::CANT_CREATE, error_chain(&e)),
+        Err(e) => return fail_with(exit::CANT_CREATE, &e),
     };
-    match prepare(choice, false, &claimed.paths) {
-        Err(code) => {
-            claimed.release_unused();
-            return code;
-        }
-        Ok(Prepared::Done(code)) => {
-            if code != exit::OK {
-                claimed.release_unused();
-            }
-            return code;
-        }
-        Ok(Prepared::Here) => {}
-    }
-    let code = run_scenarios(&scenarios, &ignored, args);
+    let code = match prepare(choice, false, &claimed.paths) {
+        Err(code) | Ok(Prepared::Done(code)) => code,
+        Ok(Prepared::Here) => run_scenarios(&scenarios, &ignored, args),
+    };
     if code != exit::OK {
         claimed.release_unused();
     }
@@ -325,8 +315,7 @@ fn run_one(
     }
     if let Some(path) = &args.json {
         let path = crate::outputs::json_path_for(path, &s.name, several);
-        let text = crate::report::to_json(&report)
-            .map_err(|e| fail(exit::CANT_CREATE, error_chain(&e)))?;
+        let text = crate::report::to_json(&report).map_err(|e| fail_with(exit::CANT_CREATE, &e))?;
         std::fs::write(&path, text).map_err(|e| {
             fail(
                 exit::CANT_CREATE,
@@ -476,9 +465,9 @@ fn run_in_host(
     }
     if interactive && runner::in_guest() {
         use std::os::unix::process::CommandExt as _;
-        // In the UML guest stdin is /dev/console, which cannot be a
-        // controlling terminal. Give the shell a session of its own on the
-        // console's real tty (UML's con0 is /dev/tty0), with the usual line
+        // In the UML guest the lab's stdin is con0 (/dev/tty0) without a
+        // session to control it. Give the shell a session of its own with
+        // that tty as its controlling terminal, with the usual line
         // discipline, so it has job control, echo and CR/LF handling, and
         // Ctrl-C reaches its foreground job.
         // SAFETY: only async-signal-safe calls between fork and exec.

@@ -224,12 +224,8 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
         write_status(0)?;
         return Ok(0);
     };
-    // The second console (con1) is the host's stderr.
-    let stderr = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/tty1")
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::inherit());
+    // The job inherits init's stdio, which `use_job_consoles` put on con0
+    // and con1 (the host's stdout and stderr).
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -241,8 +237,7 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
             )
         }))
         .env(GUEST_ENV, "uml")
-        .current_dir(job.cwd_path())
-        .stderr(stderr);
+        .current_dir(job.cwd_path());
     let code = match cmd.spawn() {
         Ok(child) => reap_until(child.id() as i32),
         Err(e) => {

@@ -95,12 +95,7 @@ pub fn needed_tmp_entries(cwd: &std::path::Path, argv: &[OsString]) -> Vec<Strin
     let mut entries: Vec<String> = Vec::new();
     let mut consider = |p: std::path::PathBuf| {
         let p = if p.is_absolute() { p } else { cwd.join(p) };
-        if let Some(e) = tmp_entry(&p)
-            && !entries.contains(&e)
-            && std::path::Path::new(GUEST_PRIVATE_TMP).join(&e).exists()
-        {
-            entries.push(e);
-        }
+        add_tmp_entry(&mut entries, &p);
     };
     consider(cwd.to_path_buf());
     if let Ok(exe) = std::env::current_exe() {
@@ -115,6 +110,16 @@ pub fn needed_tmp_entries(cwd: &std::path::Path, argv: &[OsString]) -> Vec<Strin
         }
     }
     entries
+}
+
+/// Adds the `/tmp` entry `path` lies under, once, when it exists on the host.
+fn add_tmp_entry(entries: &mut Vec<String>, path: &std::path::Path) {
+    if let Some(e) = tmp_entry(path)
+        && !entries.contains(&e)
+        && std::path::Path::new(GUEST_PRIVATE_TMP).join(&e).exists()
+    {
+        entries.push(e);
+    }
 }
 
 impl GuestJob {
@@ -135,12 +140,7 @@ impl GuestJob {
     /// [`needed_tmp_entries`] cannot see, such as a relative path from `/tmp`).
     pub fn share_host_paths(&mut self, paths: &[PathBuf]) {
         for p in paths {
-            if let Some(e) = tmp_entry(p)
-                && !self.host_tmp_entries.contains(&e)
-                && std::path::Path::new(GUEST_PRIVATE_TMP).join(&e).exists()
-            {
-                self.host_tmp_entries.push(e);
-            }
+            add_tmp_entry(&mut self.host_tmp_entries, p);
         }
     }
 

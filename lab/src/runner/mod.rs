@@ -277,16 +277,10 @@ pub fn rerun_self_in_uml(
     shared: &[PathBuf],
 ) -> Result<uml::UmlOutcome, RunnerError> {
     let kernel = uml::UmlKernel::locate()?;
-    let exe = std::env::current_exe().map_err(|source| RunnerError::Spawn {
-        kernel: PathBuf::from("/proc/self/exe"),
-        source,
-    })?;
+    let exe = uml::current_lab()?;
     let mut argv: Vec<std::ffi::OsString> = vec![exe.clone().into()];
     argv.extend(std::env::args_os().skip(1));
-    let mut job = job::GuestJob::here(argv).map_err(|source| RunnerError::RunDir {
-        path: PathBuf::from("."),
-        source,
-    })?;
+    let mut job = uml::job_here(argv)?;
     job.share_host_paths(shared);
     use std::io::IsTerminal;
     let tty = if std::io::stderr().is_terminal() {

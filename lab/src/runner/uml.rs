@@ -130,14 +130,11 @@ pub fn run(
         ));
     }
     let job_text = serde_json::to_vec(&job).expect("a GuestJob always serializes");
-    write_private(&dir.join(JOB_FILE), &job_text).map_err(run_dir_err)?;
-    let console_path = dir.join(CONSOLE_LOG);
-    let console = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&console_path)
+    create_private(&dir.join(JOB_FILE))
+        .and_then(|mut f| f.write_all(&job_text))
         .map_err(run_dir_err)?;
+    let console_path = dir.join(CONSOLE_LOG);
+    let console = create_private(&console_path).map_err(run_dir_err)?;
     let console_fd = console.as_raw_fd();
 
     let cpu = opts.cpu.unwrap_or_else(pick_cpu);
@@ -420,14 +417,30 @@ fn pump<R: std::io::Read + Send + 'static>(
     }))
 }
 
-/// Writes a file only its owner can read (the job holds the caller's environment).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
+/// Creates a new file only its owner can read: the job holds the caller's
+/// environment, the console log the guest's messages.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
+        .open(path)
+}
+
+/// This `lab` binary, which a guest runs as its init.
+pub(super) fn current_lab() -> Result<PathBuf, RunnerError> {
+    std::env::current_exe().map_err(|source| RunnerError::Spawn {
+        kernel: PathBuf::from("/proc/self/exe"),
+        source,
+    })
+}
+
+/// A job that runs `argv` here (this directory, the allowed environment).
+pub(super) fn job_here(argv: Vec<std::ffi::OsString>) -> Result<GuestJob, RunnerError> {
+    GuestJob::here(argv).map_err(|source| RunnerError::RunDir {
+        path: PathBuf::from("."),
+        source,
+    })
 }
 
 /// Spreads concurrent labs over the CPUs this process may use.
@@ -453,13 +466,9 @@ fn pick_cpu() -> usize {
 /// The real test of a kernel on this machine (a file that exists may still
 /// panic at boot, as Debian's 6.1 does on AMX hosts).
 pub fn probe(kernel: &UmlKernel) -> Result<UmlOutcome, RunnerError> {
-    let exe = std::env::current_exe().map_err(|source| RunnerError::Spawn {
-        kernel: PathBuf::from("/proc/self/exe"),
-        source,
-    })?;
-    let job = GuestJob::here(Vec::new()).map_err(|source| RunnerError::RunDir {
-        path: PathBuf::from("."),
-        source,
-    })?;
-    run(kernel, &job, &UmlOptions::new(exe))
+    run(
+        kernel,
+        &job_here(Vec::new())?,
+        &UmlOptions::new(current_lab()?),
+    )
 }

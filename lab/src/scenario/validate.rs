@@ -362,11 +362,16 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
         ("ipvs.timeout_tcp_fin", file.ipvs.timeout_tcp_fin),
         ("ipvs.timeout_udp", file.ipvs.timeout_udp),
     ] {
-        if value == Some(0) {
-            problems.push(invalid(
+        match value {
+            Some(0) => problems.push(invalid(
                 key,
                 "must be at least 1 second (omit it for the kernel default)",
-            ));
+            )),
+            Some(v) if v > MAX_IPVS_TIMEOUT => problems.push(invalid(
+                key,
+                format!("{v} is more than {MAX_IPVS_TIMEOUT} seconds (31 days)"),
+            )),
+            _ => {}
         }
     }
 
@@ -592,20 +597,6 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
                 humantime::format_duration(MAX_LOAD_TOTAL)
             ),
         )),
-    }
-    for (key, value) in [
-        ("ipvs.timeout_tcp", file.ipvs.timeout_tcp),
-        ("ipvs.timeout_tcp_fin", file.ipvs.timeout_tcp_fin),
-        ("ipvs.timeout_udp", file.ipvs.timeout_udp),
-    ] {
-        if let Some(v) = value
-            && v > MAX_IPVS_TIMEOUT
-        {
-            problems.push(invalid(
-                key,
-                format!("{v} is more than {MAX_IPVS_TIMEOUT} seconds (31 days)"),
-            ));
-        }
     }
     problems
 }
