@@ -20,9 +20,10 @@ test: deps ## every test: unit, host-namespace, IPVS in UML, scenario suite + ba
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
 	scripts/kernel-tests.sh
 
-lint: ## rustfmt --check and clippy -D warnings
+lint: ## rustfmt --check, clippy -D warnings, and no import pointing up the module order
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test -q -p lab --test architecture
 
 fmt: ## rustfmt the workspace
 	$(CARGO) fmt --all

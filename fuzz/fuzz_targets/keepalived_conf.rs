@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(conf) = lab::keepalived::parse_str(text) {
             // Importing it as a scenario must not panic either.
-            let _ = lab::keepalived::import::to_scenario(&conf, std::path::Path::new("fuzz.conf"));
+            let _ = lab::scenario::keepalived::to_scenario(&conf, std::path::Path::new("fuzz.conf"));
             // What we render from a parsed file must parse again.
             for vs in &conf.virtual_servers {
                 let rendered =

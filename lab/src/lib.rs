@@ -1,24 +1,38 @@
 //! ipvs-lab: a network-namespace lab for Linux IPVS direct routing in front of
 //! gRPC servers.
 //!
-//! Layout (each module separates the pure description from its kernel effects):
-//! - [`netns`]: named network namespaces owned by RAII guards, unique per run.
-//! - [`topology`]: the validated network spec ([`topology::spec`]) and its
-//!   application over rtnetlink ([`topology::apply`]).
-//! - [`ipvs`]: IPVS over generic netlink: constants mirroring `linux/ip_vs.h`,
-//!   message encoding without I/O, and the `Handle` that talks to the kernel.
-//! - [`dr`]: the real-server and director tweaks that direct routing needs.
-//! - [`health`]: keepalived-style health checkers (TCP_CHECK, gRPC health)
-//!   running in the director.
-//! - [`faults`]: link down/up and blackholes inside the lab's namespaces.
-//! - [`scenario`]: scenario files: parse, validate, plan, run, measure, expect.
-//! - [`report`]: the JSON model, Markdown and SVG rendering, baseline comparison.
-//! - [`runner`]: run on the host kernel, or inside User-Mode Linux when the host
-//!   has no IPVS.
-//! - [`outputs`]: report and JSON paths, claimed before anything is built.
-//! - [`exit`]: exit codes scripts can rely on.
+//! Each module separates the pure description from its kernel effects.
+//! `docs/ARCHITECTURE.md` tells the life of a run and who owns what.
+//!
+//! # Module order
+//!
+//! A module imports only modules listed before it (`make lint` checks this
+//! with `lab/tests/architecture.rs`, which reads this list):
+//!
+//! 1. [`exit`]: exit codes scripts can rely on.
+//! 2. [`report`]: the JSON model, Markdown and SVG rendering, baseline
+//!    comparison (pure).
+//! 3. [`outputs`]: report and JSON paths, claimed before anything is built.
+//! 4. [`netns`]: named network namespaces owned by RAII guards, unique per run.
+//! 5. [`topology`]: the validated network spec ([`topology::spec`]) and its
+//!    application over rtnetlink ([`topology::apply`]).
+//! 6. [`dr`]: the real-server and director tweaks that direct routing needs.
+//! 7. [`faults`]: link down/up and blackholes inside the lab's namespaces.
+//! 8. [`ipvs`]: IPVS over generic netlink: constants mirroring `linux/ip_vs.h`,
+//!    message encoding without I/O, and the `Handle` that talks to the kernel.
+//! 9. [`runner`]: run on the host kernel, or inside User-Mode Linux when the
+//!    host has no IPVS.
+//! 10. [`process`]: child processes in namespaces, killed and reaped on drop.
+//! 11. [`health`]: keepalived-style health checkers (TCP_CHECK, gRPC health)
+//!     running in the director.
+//! 12. [`keepalived`]: keepalived.conf parse, render, and Debian's keepalived
+//!     run in the director.
+//! 13. [`network`]: a lab network up and down: the [`network::Plan`] applied.
+//! 14. [`scenario`]: scenario files: parse, validate, plan, run, measure,
+//!     expect.
+//! 15. [`preflight`]: `lab check`.
+//! 16. [`commands`]: the CLI verbs.
 
-pub mod bringup;
 pub mod commands;
 pub mod dr;
 pub mod exit;
@@ -27,6 +41,7 @@ pub mod health;
 pub mod ipvs;
 pub mod keepalived;
 pub mod netns;
+pub mod network;
 pub mod outputs;
 pub mod preflight;
 pub mod process;
@@ -34,6 +49,12 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod topology;
+
+/// The former name of [`network`], kept until every caller has moved.
+#[doc(hidden)]
+pub mod bringup {
+    pub use crate::network::*;
+}
 
 /// Formats an error with its sources, `a: b: c`: the lab's errors keep the
 /// errno or parse error as `#[source]`, and a message needs all of them.

@@ -15,7 +15,6 @@
 //! Any input gives `Ok` or `Err`, never a panic: a user's file is untrusted.
 
 mod extract;
-pub mod import;
 mod lexer;
 pub mod model;
 mod parse;
@@ -23,7 +22,7 @@ pub mod render;
 pub mod run;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +31,12 @@ pub use model::{
     VirtualServerConf,
 };
 pub use render::{RenderOptions, render_conf, render_confs};
+
+/// Moved to `scenario::keepalived`; kept until every caller has moved.
+#[doc(hidden)]
+pub mod import {
+    pub use crate::scenario::keepalived::*;
+}
 
 /// Why a keepalived.conf text was refused, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

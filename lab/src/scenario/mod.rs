@@ -7,6 +7,7 @@
 pub mod assemble;
 pub mod expect;
 pub mod failover;
+pub mod keepalived;
 pub mod locate;
 pub mod plan;
 pub mod run;

@@ -10,62 +10,15 @@ use crate::topology::spec::{HostSpec, Role, RouteSpec, SpecError, TopologySpec};
 
 use super::Scenario;
 
-/// Name of the (single) client host.
-pub const CLIENT_HOST: &str = "client1";
-/// Name of the director host.
-pub const DIRECTOR_HOST: &str = "director";
+// The plan's types are the lab network's; they are built here from a scenario.
+/// Moved to [`super::keepalived`]; kept until every caller has moved.
+#[doc(hidden)]
+pub use super::keepalived::keepalived_conf;
+pub use crate::network::{CLIENT_HOST, DIRECTOR_HOST, Plan, ServerPlan};
 
 /// keepalived's default persistence timeout when persistence is on but no
 /// timeout is given (`IPVS_SVC_PERSISTENT_TIMEOUT`).
 pub const KEEPALIVED_DEFAULT_PERSISTENCE_S: u32 = 360;
-
-/// One real server of the plan.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerPlan {
-    /// Host and report name (`rs1`).
-    pub name: String,
-    /// Its address on the segment.
-    pub address: Ipv4Addr,
-    /// The port the gRPC server listens on (the VIP's port: DR keeps ports).
-    pub port: u16,
-    /// Its IPVS destination.
-    pub destination: Destination,
-}
-
-/// Everything the kernel will be told for one run.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// The network.
-    pub topology: TopologySpec,
-    /// The IPVS virtual service.
-    pub service: Service,
-    /// The real servers, in file order.
-    pub servers: Vec<ServerPlan>,
-    /// The client host's source addresses.
-    pub client_addresses: Vec<Ipv4Addr>,
-    /// The VIP and port clients connect to.
-    pub target: SocketAddr,
-    /// IPVS timeouts to set (0 = leave the kernel's).
-    pub timeouts: crate::ipvs::Timeouts,
-    /// `net.ipv4.vs.*` sysctls to set in the director.
-    pub ipvs_sysctls: Vec<(String, String)>,
-}
-
-impl ServerPlan {
-    /// The destination as `address:port`, the way IPVS listings name it.
-    pub fn destination_key(&self) -> String {
-        SocketAddr::new(self.destination.address, self.destination.port).to_string()
-    }
-}
-
-impl Plan {
-    /// Finds a real server by name or address, as phases name them.
-    pub fn server(&self, name_or_addr: &str) -> Option<&ServerPlan> {
-        self.servers
-            .iter()
-            .find(|s| s.name == name_or_addr || s.address.to_string() == name_or_addr)
-    }
-}
 
 /// Builds the plan for `scenario` in run `run`.
 pub fn plan(scenario: &Scenario, run: RunId) -> Result<Plan, SpecError> {
@@ -226,56 +179,6 @@ pub fn health_plan(scenario: &Scenario, plan: &Plan) -> Option<crate::health::He
     })
 }
 
-/// The keepalived.conf model of `scenario`'s virtual server, for running
-/// Debian's keepalived in the director. keepalived's own defaults are made
-/// explicit where the lab's differ (`warmup` is `delay_loop` in both).
-/// A `GRPC_CHECK` has no keepalived equivalent: such a server gets no
-/// checker, so keepalived keeps it in the pool unconditionally.
-pub fn keepalived_conf(scenario: &Scenario) -> crate::keepalived::VirtualServerConf {
-    use crate::keepalived::{LbAlgo, LbKind, Protocol, RealServerConf, TcpCheckConf};
-    let vs = &scenario.file.virtual_server;
-    crate::keepalived::VirtualServerConf {
-        line: 0,
-        vip: IpAddr::V4(vs.vip),
-        port: vs.port,
-        delay_loop: vs.delay_loop,
-        lb_algo: LbAlgo::from_name(&vs.lb_algo).unwrap_or_default(),
-        lb_kind: LbKind::Dr,
-        protocol: Protocol::Tcp,
-        persistence_timeout: vs.persistence_timeout.filter(|t| *t > 0),
-        persistence_granularity: vs.persistence_granularity,
-        quorum: vs.quorum.unwrap_or(1),
-        hysteresis: 0,
-        sorry_server: vs
-            .sorry_server
-            .map(|a| SocketAddr::new(IpAddr::V4(a), vs.port)),
-        inhibit_on_failure: vs.inhibit_on_failure,
-        alpha: false,
-        omega: false,
-        real_servers: vs
-            .real_servers
-            .iter()
-            .map(|rs| RealServerConf {
-                line: 0,
-                address: IpAddr::V4(rs.address),
-                port: rs.port,
-                weight: rs.weight.max(0) as u32,
-                inhibit_on_failure: vs.inhibit_on_failure,
-                tcp_check: rs.tcp_check.as_ref().map(|c| TcpCheckConf {
-                    connect_timeout: c.connect_timeout,
-                    retry: c.retry,
-                    delay_before_retry: c.delay_before_retry,
-                    connect_port: c.connect_port.unwrap_or(rs.port),
-                    connect_ip: IpAddr::V4(rs.address),
-                    warmup: c.warmup.unwrap_or(vs.delay_loop),
-                    delay_loop: vs.delay_loop,
-                    alpha: c.alpha,
-                }),
-            })
-            .collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,29 +234,5 @@ mod tests {
         let s = Scenario::from_str(Path::new("rr.toml"), plain).unwrap();
         let p = plan(&s, RunId::from_parts(1, 1)).unwrap();
         assert!(health_plan(&s, &p).is_none());
-    }
-
-    #[test]
-    fn keepalived_conf_round_trips_through_the_parser() {
-        let text = include_str!("../../../scenarios/rr-persistence.toml");
-        let s = Scenario::from_str(Path::new("rr-persistence.toml"), text).unwrap();
-        let vs = keepalived_conf(&s);
-        let conf = crate::keepalived::render_conf(&vs, &Default::default());
-        let parsed = crate::keepalived::parse_str(&conf).expect("renders valid keepalived");
-        let back = &parsed.virtual_servers[0];
-        assert_eq!(back.real_servers.len(), 2);
-        assert_eq!(back.persistence_timeout, Some(60));
-        let c = back.real_servers[0].tcp_check.as_ref().unwrap();
-        assert_eq!(
-            (c.connect_timeout, c.retry, c.delay_before_retry),
-            (3.0, 3, 3.0)
-        );
-        assert_eq!(c.connect_port, 8080);
-        // Only global_defs (router_id) is outside LVS.
-        assert!(
-            parsed.ignored.iter().all(|i| i.what == "global_defs"),
-            "{:?}",
-            parsed.ignored
-        );
     }
 }

@@ -1,17 +1,23 @@
-//! A user's keepalived.conf as a lab scenario: the first `virtual_server`
-//! becomes the scenario's virtual server, its real servers' addresses shape
-//! the lab segment, and the director is Debian's keepalived with a config
-//! rendered from what was parsed. Everything the lab does not reproduce is
-//! listed by line, never silently dropped.
+//! keepalived.conf ⇄ scenario, both directions, so that `keepalived/` stays a
+//! leaf that knows nothing of scenarios.
+//!
+//! - [`to_scenario`]: a user's keepalived.conf as a lab scenario. The first
+//!   `virtual_server` becomes the scenario's virtual server, its real
+//!   servers' addresses shape the lab segment, and the director is Debian's
+//!   keepalived with a config rendered from what was parsed. Everything the
+//!   lab does not reproduce is listed by line, never silently dropped.
+//! - [`keepalived_conf`]: a scenario's virtual server as the keepalived.conf
+//!   model keepalived runs with (`director = "keepalived"`).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use super::model::{Ignored, KeepalivedConf, VirtualServerConf};
-use crate::scenario::spec::{
+use super::Scenario;
+use super::spec::{
     DirectorKind, Expect, IpvsSettings, Load, Network, RealServer, ScenarioFile, TcpCheck,
     VirtualServer,
 };
+use crate::keepalived::model::{Ignored, KeepalivedConf, VirtualServerConf};
 
 /// Why a keepalived.conf cannot become a scenario.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -127,7 +133,7 @@ pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, Impor
         ignored.push(Ignored {
             line: other.line,
             what: format!("virtual_server {} {}", other.vip, other.port),
-            reason: super::model::IgnoreReason::Unsupported,
+            reason: crate::keepalived::model::IgnoreReason::Unsupported,
         });
     }
     let vip = v4(&shown, vs.line, vs.vip)?;
@@ -177,7 +183,7 @@ pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, Impor
 fn virtual_server(
     vs: &VirtualServerConf,
     vip: Ipv4Addr,
-    servers: &[(Ipv4Addr, &super::model::RealServerConf)],
+    servers: &[(Ipv4Addr, &crate::keepalived::model::RealServerConf)],
 ) -> VirtualServer {
     VirtualServer {
         vip,
@@ -212,6 +218,56 @@ fn virtual_server(
                     alpha: c.alpha,
                 }),
                 grpc_check: None,
+            })
+            .collect(),
+    }
+}
+
+/// The keepalived.conf model of `scenario`'s virtual server, for running
+/// Debian's keepalived in the director. keepalived's own defaults are made
+/// explicit where the lab's differ (`warmup` is `delay_loop` in both).
+/// A `GRPC_CHECK` has no keepalived equivalent: such a server gets no
+/// checker, so keepalived keeps it in the pool unconditionally.
+pub fn keepalived_conf(scenario: &Scenario) -> crate::keepalived::VirtualServerConf {
+    use crate::keepalived::{LbAlgo, LbKind, Protocol, RealServerConf, TcpCheckConf};
+    let vs = &scenario.file.virtual_server;
+    crate::keepalived::VirtualServerConf {
+        line: 0,
+        vip: IpAddr::V4(vs.vip),
+        port: vs.port,
+        delay_loop: vs.delay_loop,
+        lb_algo: LbAlgo::from_name(&vs.lb_algo).unwrap_or_default(),
+        lb_kind: LbKind::Dr,
+        protocol: Protocol::Tcp,
+        persistence_timeout: vs.persistence_timeout.filter(|t| *t > 0),
+        persistence_granularity: vs.persistence_granularity,
+        quorum: vs.quorum.unwrap_or(1),
+        hysteresis: 0,
+        sorry_server: vs
+            .sorry_server
+            .map(|a| SocketAddr::new(IpAddr::V4(a), vs.port)),
+        inhibit_on_failure: vs.inhibit_on_failure,
+        alpha: false,
+        omega: false,
+        real_servers: vs
+            .real_servers
+            .iter()
+            .map(|rs| RealServerConf {
+                line: 0,
+                address: IpAddr::V4(rs.address),
+                port: rs.port,
+                weight: rs.weight.max(0) as u32,
+                inhibit_on_failure: vs.inhibit_on_failure,
+                tcp_check: rs.tcp_check.as_ref().map(|c| TcpCheckConf {
+                    connect_timeout: c.connect_timeout,
+                    retry: c.retry,
+                    delay_before_retry: c.delay_before_retry,
+                    connect_port: c.connect_port.unwrap_or(rs.port),
+                    connect_ip: IpAddr::V4(rs.address),
+                    warmup: c.warmup.unwrap_or(vs.delay_loop),
+                    delay_loop: vs.delay_loop,
+                    alpha: c.alpha,
+                }),
             })
             .collect(),
     }
@@ -257,7 +313,7 @@ mod tests {
             imported.ignored
         );
         // And the result passes the same validation as a scenario file.
-        let problems = crate::scenario::validate::validate(f);
+        let problems = super::super::validate::validate(f);
         assert!(problems.is_empty(), "{problems:?}");
     }
 
@@ -320,5 +376,29 @@ mod tests {
     fn the_segment_widens_to_hold_every_real_server() {
         let s = segment_for(&[Ipv4Addr::new(10, 1, 2, 3), Ipv4Addr::new(10, 1, 7, 9)]);
         assert_eq!(s.to_string(), "10.1.0.0/21");
+    }
+
+    #[test]
+    fn keepalived_conf_round_trips_through_the_parser() {
+        let text = include_str!("../../../scenarios/rr-persistence.toml");
+        let s = Scenario::from_str(Path::new("rr-persistence.toml"), text).unwrap();
+        let vs = keepalived_conf(&s);
+        let conf = crate::keepalived::render_conf(&vs, &Default::default());
+        let parsed = crate::keepalived::parse_str(&conf).expect("renders valid keepalived");
+        let back = &parsed.virtual_servers[0];
+        assert_eq!(back.real_servers.len(), 2);
+        assert_eq!(back.persistence_timeout, Some(60));
+        let c = back.real_servers[0].tcp_check.as_ref().unwrap();
+        assert_eq!(
+            (c.connect_timeout, c.retry, c.delay_before_retry),
+            (3.0, 3, 3.0)
+        );
+        assert_eq!(c.connect_port, 8080);
+        // Only global_defs (router_id) is outside LVS.
+        assert!(
+            parsed.ignored.iter().all(|i| i.what == "global_defs"),
+            "{:?}",
+            parsed.ignored
+        );
     }
 }

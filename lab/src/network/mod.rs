@@ -1,17 +1,21 @@
 //! A running lab network: the topology, the DR tweaks and the IPVS service of
-//! a [`Plan`], owned by one guard.
+//! a [`Plan`], owned by one guard. [`plan`] holds what it is built from.
 //!
 //! Teardown order is declared, not accidental: IPVS is flushed first (so no
 //! packet is forwarded to a server that is going away), then the namespaces
 //! go (hosts, then the bridge). Processes started in the namespaces are owned
 //! by their own guards, which the caller drops before this one.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::ipvs::{IpvsError, IpvsHandle};
 use crate::netns::{NetNs, NetnsError};
-use crate::scenario::plan::{DIRECTOR_HOST, Plan};
 use crate::topology::{Topology, TopologyError};
+
+pub mod plan;
+
+pub use plan::{CLIENT_HOST, DIRECTOR_HOST, Plan, ServerPlan};
 
 /// Why a lab network could not be brought up or used.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,10 @@ pub struct BringupTimings {
 pub struct LabNetwork {
     plan: Plan,
     topology: Option<Topology>,
+    /// One generic-netlink socket, opened inside the director's namespace (a
+    /// netlink socket acts on the namespace it was created in, whichever
+    /// thread uses it later). The lock serialises requests and their replies.
+    ipvs: Option<Mutex<IpvsHandle>>,
     timings: BringupTimings,
 }
 
@@ -64,6 +72,7 @@ impl LabNetwork {
         let mut lab = Self {
             plan,
             topology: Some(topology),
+            ipvs: None,
             timings: BringupTimings::default(),
         };
         let t = Instant::now();
@@ -76,6 +85,8 @@ impl LabNetwork {
         for (name, value) in &lab.plan.ipvs_sysctls {
             crate::dr::set_ipvs_sysctl(lab.director(), name, value)?;
         }
+        let handle = lab.director().run(IpvsHandle::open)??;
+        lab.ipvs = Some(Mutex::new(handle));
         lab.ipvs(move |h| {
             // `ipvsadm --set`; zeros leave the kernel's value.
             if timeouts
@@ -143,24 +154,29 @@ impl LabNetwork {
         self.ns(DIRECTOR_HOST).expect("every plan has a director")
     }
 
-    /// Runs `f` with an IPVS handle opened inside the director's namespace
-    /// (IPVS state is per namespace; the socket belongs to the namespace of
-    /// the thread that opened it).
-    pub fn ipvs<T: Send>(
+    /// Runs `f` with the director's IPVS handle (IPVS state is per
+    /// namespace; the handle's socket was opened inside the director's).
+    pub fn ipvs<T>(
         &self,
-        f: impl FnOnce(&IpvsHandle) -> Result<T, IpvsError> + Send,
+        f: impl FnOnce(&IpvsHandle) -> Result<T, IpvsError>,
     ) -> Result<T, BringupError> {
-        let result = self.director().run(move || {
-            let handle = IpvsHandle::open()?;
-            f(&handle)
-        })?;
-        Ok(result?)
+        let Some(handle) = &self.ipvs else {
+            return Err(BringupError::Ipvs(IpvsError::NotAvailable));
+        };
+        // A panic while holding the lock leaves the socket usable: every
+        // request waits for its own reply before the lock is released.
+        let handle = handle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(f(&handle)?)
     }
 
     /// Flushes IPVS, then removes every namespace; returns how long it took.
     pub fn teardown(mut self) -> Result<Duration, BringupError> {
         let start = Instant::now();
         let _ = self.ipvs(|h| h.flush());
+        // The socket keeps the director's namespace alive: close it first.
+        self.ipvs.take();
         if let Some(t) = self.topology.take() {
             t.teardown()?;
         }
@@ -169,6 +185,7 @@ impl LabNetwork {
 
     /// Leaves the network in place (for `lab up`) and returns its plan.
     pub fn keep(mut self) -> Plan {
+        self.ipvs.take();
         if let Some(t) = self.topology.take() {
             t.keep();
         }
@@ -180,6 +197,7 @@ impl Drop for LabNetwork {
     fn drop(&mut self) {
         if self.topology.is_some() {
             let _ = self.ipvs(|h| h.flush());
+            self.ipvs.take();
             // Topology's own Drop removes the namespaces.
             self.topology.take();
         }
