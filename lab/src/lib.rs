@@ -19,7 +19,6 @@
 //! - [`exit`]: exit codes scripts can rely on.
 
 pub mod bringup;
-pub mod commands;
 pub mod dr;
 pub mod exit;
 pub mod faults;
@@ -28,7 +27,6 @@ pub mod ipvs;
 pub mod keepalived;
 pub mod netns;
 pub mod outputs;
-pub mod preflight;
 pub mod process;
 pub mod report;
 pub mod runner;
