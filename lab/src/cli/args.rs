@@ -36,6 +36,9 @@ pub(crate) struct Cli {
     pub(crate) command: Verb,
 }
 
+// The doc comments are `--help` text first: `reports/<scenario>/<time>/`
+// reads right there, so rustdoc may not take it for HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Subcommand, Debug)]
 pub(crate) enum Verb {
     /// Preflight: root, namespaces, host IPVS, UML kernel, ipvsadm; prints the

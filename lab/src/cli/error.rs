@@ -1,5 +1,5 @@
 //! How a verb fails: an exit code from [`lab::exit`] and the error under it,
-//! printed in one place ([`print`]) with its whole cause chain, so that the
+//! printed in one place ([`print()`]) with its whole cause chain, so that the
 //! errno or parse error at the bottom, usually the part that says what to
 //! fix, is never lost.
 

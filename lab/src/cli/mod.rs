@@ -1,6 +1,6 @@
 //! The `lab` command line, one module per verb. Each verb returns
 //! `Result<ExitCode, CliError>`; `main.rs` prints a failure once, through
-//! [`error::print`], with its whole cause chain.
+//! [`error::print()`], with its whole cause chain.
 //!
 //! - [`args`]: the clap types (`--help` is their doc comments).
 //! - [`error`]: `CliError`, exit codes for library errors, the one printer.
