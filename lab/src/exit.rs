@@ -16,3 +16,6 @@ pub const OS_ERROR: u8 = 71;
 pub const CANT_CREATE: u8 = 73;
 /// The lab lacks root / CAP_NET_ADMIN (`EX_NOPERM`).
 pub const NO_PERMISSION: u8 = 77;
+/// The run was interrupted by SIGINT, SIGTERM or SIGHUP (128 + SIGINT, as
+/// shells report a Ctrl-C).
+pub const INTERRUPTED: u8 = 130;

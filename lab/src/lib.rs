@@ -30,10 +30,10 @@
 //! 13. [`network`]: a lab network up and down: the [`network::Plan`] applied.
 //! 14. [`scenario`]: scenario files: parse, validate, plan, run, measure,
 //!     expect.
-//! 15. [`preflight`]: `lab check`.
-//! 16. [`commands`]: the CLI verbs.
+//!
+//! The CLI (`lab/src/cli/`, the verbs and `lab check`) belongs to the `lab`
+//! binary, above all of these.
 
-pub mod commands;
 pub mod dr;
 pub mod exit;
 pub mod faults;
@@ -43,7 +43,6 @@ pub mod keepalived;
 pub mod netns;
 pub mod network;
 pub mod outputs;
-pub mod preflight;
 pub mod process;
 pub mod report;
 pub mod runner;

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::bringup::LabNetwork;
 use lab::ipvs::ForwardMethod;
 use lab::netns::{CommandExt, RunId};
+use lab::network::LabNetwork;
 use lab::scenario::{Scenario, plan};
 
 const REFERENCE: &str = include_str!("../../scenarios/rr-persistence.toml");

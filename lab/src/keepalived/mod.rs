@@ -32,12 +32,6 @@ pub use model::{
 };
 pub use render::{RenderOptions, render_conf, render_confs};
 
-/// Moved to `scenario::keepalived`; kept until every caller has moved.
-#[doc(hidden)]
-pub mod import {
-    pub use crate::scenario::keepalived::*;
-}
-
 /// Why a keepalived.conf text was refused, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} at line {line}")]

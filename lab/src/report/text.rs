@@ -1,4 +1,6 @@
-//! Small text helpers shared by the Markdown, terminal and comparison output.
+//! Small text helpers shared by the Markdown, terminal and comparison output:
+//! one [`Table`] that renders as terminal text (laid out by comfy-table) or
+//! as a Markdown table, and the number formats.
 
 use std::collections::BTreeMap;
 
@@ -52,43 +54,32 @@ impl Table {
         row.get(i).map(String::as_str).unwrap_or("")
     }
 
-    /// Aligned plain text, columns separated by two spaces, a dashed rule
-    /// under the header, every line indented by `indent`.
+    /// Aligned plain text through comfy-table: no borders, two spaces
+    /// between columns, one dashed rule under the header, trailing spaces
+    /// trimmed, every line indented by `indent`. Plain ASCII, so it reads
+    /// the same in a terminal, a CI log and a pasted issue.
     pub(crate) fn render_text(&self, indent: &str) -> String {
-        let n = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        let mut t = comfy_table::Table::new();
+        // Only the header rule is drawn; a space in a preset means "none".
+        t.load_preset("     -             ")
+            .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+            .set_header(self.headers.iter().map(String::as_str));
         for row in &self.rows {
-            for (i, w) in widths.iter_mut().enumerate() {
-                *w = (*w).max(self.cell(row, i).chars().count());
-            }
+            t.add_row((0..self.headers.len()).map(|i| self.cell(row, i)));
         }
-        let line = |cells: Vec<&str>| -> String {
-            let mut out = String::from(indent);
-            for (i, c) in cells.iter().enumerate() {
-                let pad = widths[i].saturating_sub(c.chars().count());
-                if i > 0 {
-                    out.push_str("  ");
-                }
-                match self.align[i] {
-                    Align::Left => {
-                        out.push_str(c);
-                        if i + 1 < n {
-                            out.push_str(&" ".repeat(pad));
-                        }
-                    }
-                    Align::Right => {
-                        out.push_str(&" ".repeat(pad));
-                        out.push_str(c);
-                    }
-                }
-            }
-            out.trim_end().to_owned() + "\n"
-        };
-        let mut out = line(self.headers.iter().map(String::as_str).collect());
-        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-        out.push_str(&line(rule.iter().map(String::as_str).collect()));
-        for row in &self.rows {
-            out.push_str(&line((0..n).map(|i| self.cell(row, i)).collect()));
+        let last = self.headers.len().saturating_sub(1);
+        for (i, column) in t.column_iter_mut().enumerate() {
+            column.set_padding((0, if i == last { 0 } else { 2 }));
+            column.set_cell_alignment(match self.align[i] {
+                Align::Left => comfy_table::CellAlignment::Left,
+                Align::Right => comfy_table::CellAlignment::Right,
+            });
+        }
+        let mut out = String::new();
+        for line in t.lines() {
+            out.push_str(indent);
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
         out
     }
@@ -247,8 +238,32 @@ mod tests {
         let text = t.render_text("  ");
         assert_eq!(
             text,
-            "  server    RPCs  share\n  -------  -----  -----\n  rs1          5  50.0%\n  rs-long  12345   5.0%\n"
+            "  server    RPCs  share\n  ---------------------\n  rs1          5  50.0%\n  rs-long  12345   5.0%\n"
         );
+    }
+
+    #[test]
+    fn text_table_fills_missing_cells_and_honours_alignment() {
+        let mut t = Table::new(&["", "expectation", "measured"])
+            .align(1, Align::Left)
+            .align(2, Align::Left);
+        t.row(vec!["PASS".into(), "sticky = true".into(), "1 of 1".into()]);
+        t.row(vec!["FAIL".into(), "errors == 0".into()]);
+        assert_eq!(
+            t.render_text(""),
+            "      expectation    measured\n\
+             -----------------------------\n\
+             PASS  sticky = true  1 of 1\n\
+             FAIL  errors == 0\n"
+        );
+    }
+
+    #[test]
+    fn text_table_measures_wide_characters_by_their_width() {
+        // Two columns wide each: a count of chars would misalign the rule.
+        let mut t = Table::new(&["name", "n"]);
+        t.row(vec!["日本".into(), "1".into()]);
+        assert_eq!(t.render_text(""), "name  n\n-------\n日本  1\n");
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! `lab check`: what this machine can do, and the fix for what it cannot.
+//! The checks behind `lab check`: what this machine can do, and the fix for
+//! what it cannot; also the privilege test every verb that builds a network
+//! starts with. Only the CLI asks these questions, so they live with it.
 
 use std::path::Path;
 
-use crate::runner;
+use lab::runner;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -184,7 +186,7 @@ pub fn run(choice: runner::RunnerChoice) -> Preflight {
         Err(e) => check(
             "User-Mode Linux kernel",
             uml_severity,
-            crate::error_chain(e),
+            lab::error_chain(e),
             Some("make deps (builds the lab's own UML kernel), or set IPVSLAB_UML_KERNEL"),
         ),
     });
@@ -225,7 +227,7 @@ pub fn run(choice: runner::RunnerChoice) -> Preflight {
             checks.push(check(
                 "UML boot probe",
                 uml_severity,
-                crate::error_chain(e),
+                lab::error_chain(e),
                 Some("see the cause above; `make deps` builds a kernel that boots here, or set IPVSLAB_UML_KERNEL"),
             ));
             false
