@@ -33,20 +33,35 @@
 //! 15. [`preflight`]: `lab check`.
 //! 16. [`commands`]: the CLI verbs.
 
+// Every module that needs no `unsafe` forbids it; the others (commands,
+// netns, runner::guest, runner::uml, topology::apply) explain each block in
+// a `SAFETY:` comment.
 pub mod commands;
+#[forbid(unsafe_code)]
 pub mod dr;
+#[forbid(unsafe_code)]
 pub mod exit;
+#[forbid(unsafe_code)]
 pub mod faults;
+#[forbid(unsafe_code)]
 pub mod health;
+#[forbid(unsafe_code)]
 pub mod ipvs;
+#[forbid(unsafe_code)]
 pub mod keepalived;
 pub mod netns;
+#[forbid(unsafe_code)]
 pub mod network;
+#[forbid(unsafe_code)]
 pub mod outputs;
+#[forbid(unsafe_code)]
 pub mod preflight;
+#[forbid(unsafe_code)]
 pub mod process;
+#[forbid(unsafe_code)]
 pub mod report;
 pub mod runner;
+#[forbid(unsafe_code)]
 pub mod scenario;
 pub mod topology;
 

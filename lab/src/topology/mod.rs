@@ -5,6 +5,7 @@
 //! and one namespace per host whose `eth0` is a veth into that bridge.
 
 pub mod apply;
+#[forbid(unsafe_code)]
 pub mod spec;
 
 pub use apply::{
