@@ -18,7 +18,6 @@ run: deps ## run the main scenario (real IPVS, inside User-Mode Linux when the h
 test: deps ## every test: unit, host-namespace, IPVS in UML, scenario suite + baselines, cleanup
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
-	scripts/kernel-tests.sh
 
 lint: ## rustfmt --check, clippy -D warnings, and no import pointing up the module order
 	$(CARGO) fmt --all -- --check

@@ -15,8 +15,6 @@ pub mod conntable;
 pub mod consts;
 pub mod format;
 pub mod handle;
-#[cfg(test)]
-mod kernel_tests;
 pub mod message;
 pub mod types;
 
