@@ -15,7 +15,7 @@
 //! 3. [`outputs`]: report and JSON paths, claimed before anything is built.
 //! 4. [`netns`]: named network namespaces owned by RAII guards, unique per run.
 //! 5. [`topology`]: the validated network spec ([`topology::spec`]) and its
-//!    application over rtnetlink ([`topology::apply`]).
+//!    application over rtnetlink ([`topology::apply`](mod@topology::apply)).
 //! 6. [`dr`]: the real-server and director tweaks that direct routing needs.
 //! 7. [`faults`]: link down/up and blackholes inside the lab's namespaces.
 //! 8. [`ipvs`]: IPVS over generic netlink: constants mirroring `linux/ip_vs.h`,
