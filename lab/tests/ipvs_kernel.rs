@@ -462,12 +462,11 @@ fn kernel_conn_table_shows_templates() {
         }
         // Counters reach the dumps on the estimator tick (~2 s): poll, then
         // compare the stats and rate listings, now with non-zero numbers.
-        let t = Instant::now();
-        while h.services().unwrap()[0].stats.conns == 0 {
-            assert!(t.elapsed() < Duration::from_secs(6), "counters never moved");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        println!("KT counters moved after {:?}", t.elapsed());
+        let moved = common::wait_until(Duration::from_secs(6), "IPVS counters to move", || {
+            h.services().unwrap()[0].stats.conns != 0
+        })
+        .expect("counters");
+        println!("KT counters moved after {moved:?}");
         let table = h.table().unwrap();
         println!("KT service stats: {:?}", table.services[0].entry.stats);
         assert_eq!(table.services[0].entry.stats.outpkts, 0, "DR: no outbound");

@@ -10,6 +10,51 @@ use std::time::{Duration, Instant};
 
 use lab::netns::{self, NetNs, RunId};
 
+/// A [`wait_until`] that ran out of time.
+#[derive(Debug)]
+pub struct TimedOut {
+    /// What was awaited.
+    pub what: String,
+    /// How long it was awaited.
+    pub after: Duration,
+}
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "timed out after {:?} waiting for {}",
+            self.after, self.what
+        )
+    }
+}
+
+/// Polls `done` every 20 ms until it returns `true` (then returns how long
+/// that took) or `timeout` has passed. The tests' one way to wait for the
+/// kernel or a process: bounded polling, never a bare sleep. The caller
+/// decides what a timeout means (`expect`, or its own assertion with the
+/// last state it saw).
+#[must_use = "a timeout is an Err: expect it or assert on it"]
+pub fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) -> Result<Duration, TimedOut> {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return Err(TimedOut {
+                what: what.to_owned(),
+                after: start.elapsed(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A current-thread runtime, like the lab's own.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
