@@ -39,6 +39,9 @@ fn run_dirs_of(pid: u32) -> Vec<String> {
 /// waits for the marker (the network, IPVS and servers are up), sends
 /// `signal`, and checks that the lab stops promptly and leaves nothing.
 fn interrupt_exec(signal: i32) {
+    if common::skip_unless_ipvs_runner(&format!("interrupt with signal {signal}")) {
+        return;
+    }
     let links_before = root_links();
     let mut child = Command::new(LAB)
         .args([
@@ -117,6 +120,9 @@ fn sigterm_mid_run_leaves_nothing_behind() {
 /// during boot, bring-up, load and teardown.
 #[test]
 fn sigkill_at_any_moment_leaves_nothing_after_gc() {
+    if common::skip_unless_ipvs_runner("sigkill_at_any_moment_leaves_nothing_after_gc") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let reports = tempfile::tempdir().unwrap();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -496,7 +496,7 @@ fn kernel_conn_table_shows_templates() {
 #[test]
 fn kernel_without_ipvs_is_not_available() {
     if lab::runner::in_guest() || lab::runner::host_has_ipvs() {
-        println!("SKIPPED: this kernel has IPVS");
+        common::skipped("kernel_without_ipvs_is_not_available: this kernel has IPVS");
         return;
     }
     let e = IpvsHandle::open().unwrap_err();

@@ -10,6 +10,39 @@ use std::time::{Duration, Instant};
 
 use lab::netns::{self, NetNs, RunId};
 
+/// The lab's rule for privileged tests: a test that cannot run here prints
+/// `SKIPPED: <test>: <why>` and passes (CI runs as root with the lab's
+/// kernel, so there it always runs). Returns `true` when the caller must
+/// stop: not root, since namespaces, links and IPVS need CAP_NET_ADMIN.
+pub fn skip_unless_root(test: &str) -> bool {
+    let skip = !nix::unistd::Uid::effective().is_root();
+    if skip {
+        skipped(&format!("{test}: needs root (CAP_NET_ADMIN)"));
+    }
+    skip
+}
+
+/// Prints `SKIPPED: <why>` straight to stderr: libtest captures `println!`
+/// and `eprintln!` of a passing test, and a skip must be seen.
+pub fn skipped(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// [`skip_unless_root`], and also skips when no kernel here can do IPVS:
+/// neither the host's nor a User-Mode Linux kernel (`make deps` builds one).
+pub fn skip_unless_ipvs_runner(test: &str) -> bool {
+    if skip_unless_root(test) {
+        return true;
+    }
+    match lab::runner::resolve(lab::runner::RunnerChoice::Auto) {
+        Ok(_) => false,
+        Err(e) => {
+            skipped(&format!("{test}: needs a kernel with IPVS: {e}"));
+            true
+        }
+    }
+}
+
 /// A [`wait_until`] that ran out of time.
 #[derive(Debug)]
 pub struct TimedOut {

@@ -8,6 +8,9 @@ use std::ffi::OsString;
 
 use lab::runner::{self, RunnerKind};
 
+// Every test binary that has this module also has `common`.
+use super::common::skipped;
+
 /// Returns `true` when the caller should run the test body here (this
 /// kernel has IPVS, possibly because we are the guest); `false` when the
 /// body already ran — and passed — inside UML, or cannot run at all (no
@@ -24,7 +27,7 @@ pub fn on_ipvs_kernel(test_name: &str) -> bool {
         );
     }
     if !nix::unistd::Uid::effective().is_root() {
-        println!("SKIPPED: {test_name} needs root (CAP_NET_ADMIN, and UML's namespaces)");
+        skipped(&format!("{test_name}: needs root (CAP_NET_ADMIN)"));
         return false;
     }
     if runner::in_guest() {
@@ -39,7 +42,7 @@ pub fn on_ipvs_kernel(test_name: &str) -> bool {
     let kind = match runner::resolve(runner::RunnerChoice::Auto) {
         Ok(kind) => kind,
         Err(e) => {
-            println!("SKIPPED: {test_name} needs a kernel with IPVS: {e}");
+            skipped(&format!("{test_name}: needs a kernel with IPVS: {e}"));
             return false;
         }
     };
