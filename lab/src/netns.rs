@@ -9,8 +9,10 @@
 //! lets [`gc`] tell a crashed run (pid gone) from a live one, and `<n>` keeps
 //! two runs of one process apart.
 //!
-//! Entering a namespace is per thread (`setns(CLONE_NEWNET)`, done by netns-rs
-//! from the namespace's file). This module never moves the caller's thread:
+//! netns-rs creates, enters and removes the namespaces ([`NetNs`] wraps its
+//! handle); this module adds the run ids, the `gc` registry, keep markers
+//! and the thread discipline. Entering a namespace is per thread
+//! (`setns(CLONE_NEWNET)`). This module never moves the caller's thread:
 //! [`NetNs::run`] runs its closure on a fresh thread that enters the namespace
 //! and dies with it, so no thread is ever left behind
 //! in another namespace, even when the closure panics. Children join a
@@ -21,15 +23,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sched::{CloneFlags, unshare};
+use nix::mount::{MntFlags, umount2};
+use nix::sched::{CloneFlags, setns};
+use nix::sys::statfs::{FsType, fstatfs};
 
 /// Where iproute2 (and so this lab) keeps named network namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -308,50 +310,47 @@ fn check_name(name: &str) -> Result<(), NetnsError> {
     }
 }
 
-/// Makes `/run/netns` exist and be a shared mount point, as `ip netns add`
-/// does, so that namespace bind mounts made here propagate to other mount
-/// namespaces (`ip netns exec` makes a private copy of the mount table).
-fn prepare_netns_dir() -> Result<(), NetnsError> {
-    // Once per process; later calls are cheap. A failure is retried next time.
-    static READY: Mutex<bool> = Mutex::new(false);
-    let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
-    if *ready {
-        return Ok(());
+/// The lab's netns-rs environment: namespaces live in `/run/netns`, where
+/// iproute2 keeps them (netns-rs's default is `/var/run/netns`, which is not
+/// always a link to `/run/netns`, e.g. in the UML guest's minimal root).
+///
+/// netns-rs's `Env::init` makes the directory exist and be a shared mount
+/// point, as `ip netns add` does, so that namespace bind mounts made here
+/// propagate to other mount namespaces (`ip netns exec` makes a private copy
+/// of the mount table).
+#[derive(Clone, Copy, Debug, Default)]
+struct LabEnv;
+
+impl netns_rs::Env for LabEnv {
+    fn persist_dir(&self) -> PathBuf {
+        PathBuf::from(NETNS_DIR)
     }
-    let dir = Path::new(NETNS_DIR);
-    let prep = |op, source| NetnsError::Prepare {
-        op,
-        path: dir.to_owned(),
-        source,
-    };
-    fs::create_dir_all(dir).map_err(|e| prep("mkdir", e))?;
-    let mut bound = false;
-    loop {
-        match mount(
-            None::<&str>,
-            dir,
-            None::<&str>,
-            MsFlags::MS_SHARED | MsFlags::MS_REC,
-            None::<&str>,
-        ) {
-            Ok(()) => break,
-            // EINVAL: not a mount point yet. Bind it onto itself once, then retry.
-            Err(nix::errno::Errno::EINVAL) if !bound => {
-                mount(
-                    Some(dir),
-                    dir,
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .map_err(|e| prep("bind mount onto itself", e.into()))?;
-                bound = true;
-            }
-            Err(e) => return Err(prep("make shared", e.into())),
+}
+
+/// A namespace as netns-rs holds it: its open file and its path.
+type Handle = netns_rs::NetNs<LabEnv>;
+
+/// The step of a netns-rs failure and its OS error, for this module's errors.
+fn step_of(e: netns_rs::Error) -> (&'static str, io::Error) {
+    use netns_rs::Error as E;
+    // netns-rs uses its own nix; its errno converts through the raw number.
+    let os = io::Error::from_raw_os_error;
+    match e {
+        E::CreateNsDirError(e) => ("mkdir", e),
+        E::CreateNsError(e) => ("create mount point", e),
+        E::OpenNsError(_, e) => ("open", e),
+        E::MountError(what, e) if what.starts_with("--make-rshared") => {
+            ("make shared", os(e as i32))
         }
+        E::MountError(what, e) if what.starts_with("-rbind") => {
+            ("bind mount onto itself", os(e as i32))
+        }
+        E::MountError(_, e) => ("bind mount", os(e as i32)),
+        E::UnmountError(_, e) => ("unmount", os(e as i32)),
+        E::UnshareError(e) => ("unshare", os(e as i32)),
+        E::SetnsError(e) | E::CloseNsError(e) => ("setns", os(e as i32)),
+        E::JoinThreadError(what) => ("thread", io::Error::other(what)),
     }
-    *ready = true;
-    Ok(())
 }
 
 /// A named network namespace.
@@ -361,13 +360,18 @@ fn prepare_netns_dir() -> Result<(), NetnsError> {
 /// fallible form, and [`NetNs::keep`] disarms the guard. One made by
 /// [`NetNs::open`] only borrows the namespace and leaves it on drop.
 ///
+/// netns-rs creates, enters and removes the namespace; this guard adds the
+/// name checks, the refusal to take over an existing name, ownership and the
+/// thread discipline.
+///
 /// Unlike aya's `NetNsGuard` this guard is `Send`: it never moves the calling
 /// thread into the namespace, so it may live across `.await`.
 #[derive(Debug)]
 pub struct NetNs {
     name: String,
     path: PathBuf,
-    file: Option<File>,
+    /// `None` only for a stale file that [`remove_all`] could not open.
+    handle: Option<Handle>,
     owned: bool,
 }
 
@@ -377,15 +381,25 @@ impl NetNs {
     /// Fails with [`NetnsError::AlreadyExists`] rather than taking over an
     /// existing namespace. On any failure nothing is left behind.
     pub fn create(name: &str) -> Result<NetNs, NetnsError> {
+        use netns_rs::Env as _;
         check_name(name)?;
-        prepare_netns_dir()?;
+        LabEnv.init().map_err(|e| {
+            let (op, source) = step_of(e);
+            NetnsError::Prepare {
+                op,
+                path: NETNS_DIR.into(),
+                source,
+            }
+        })?;
         let path = Path::new(NETNS_DIR).join(name);
-        let create_err = |op, source| NetnsError::Create {
+        let create_err = |(op, source)| NetnsError::Create {
             name: name.to_owned(),
             op,
             source,
         };
-        // O_EXCL: two runs can never share a namespace file.
+        // Claim the name with O_EXCL first: netns-rs opens the mount point
+        // with a plain create, which would reuse an existing file and stack a
+        // second namespace on it. Two runs can never share a namespace file.
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -398,45 +412,23 @@ impl NetNs {
                     name: name.to_owned(),
                 });
             }
-            Err(e) => return Err(create_err("create mount point", e)),
+            Err(e) => return Err(create_err(("create mount point", e))),
         }
-        // A fresh thread unshares and bind-mounts its new namespace onto the
-        // file; the mount keeps the namespace alive after the thread exits.
-        let target = path.clone();
-        let made = std::thread::Builder::new()
-            .name("netns-create".into())
-            .spawn(move || -> Result<(), (&'static str, io::Error)> {
-                unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ("unshare", e.into()))?;
-                mount(
-                    Some("/proc/thread-self/ns/net"),
-                    &target,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .map_err(|e| ("bind mount", e.into()))
-            })
-            .map_err(|e| create_err("spawn thread", e))
-            .and_then(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err(("thread", io::Error::other("panicked"))))
-                    .map_err(|(op, e)| create_err(op, e))
-            });
-        if let Err(e) = made {
-            let _ = fs::remove_file(&path);
-            return Err(e);
-        }
-        match File::open(&path) {
-            Ok(file) => Ok(NetNs {
+        // netns-rs unshares on a thread of its own and bind-mounts the new
+        // namespace onto the file; the mount keeps it alive after that thread.
+        match Handle::new_with_env(name, LabEnv) {
+            Ok(handle) => Ok(NetNs {
                 name: name.to_owned(),
                 path,
-                file: Some(file),
+                handle: Some(handle),
                 owned: true,
             }),
             Err(e) => {
+                // netns-rs unlinks the file when the mount failed; a failure
+                // after the mount (reopening it) leaves both to us.
                 let _ = umount2(&path, MntFlags::MNT_DETACH);
                 let _ = fs::remove_file(&path);
-                Err(create_err("open", e))
+                Err(create_err(step_of(e)))
             }
         }
     }
@@ -445,23 +437,23 @@ impl NetNs {
     /// the namespace in place (but [`NetNs::remove`] still removes it).
     pub fn open(name: &str) -> Result<NetNs, NetnsError> {
         check_name(name)?;
-        let path = Path::new(NETNS_DIR).join(name);
-        let file = File::open(&path).map_err(|source| NetnsError::Open {
+        let open_err = |source| NetnsError::Open {
             name: name.to_owned(),
             source,
-        })?;
+        };
+        let handle = Handle::get_from_env(name, LabEnv).map_err(|e| open_err(step_of(e).1))?;
         // A plain file that is not a bind-mounted namespace would make setns
         // fail later with EINVAL; reject it now.
-        if !is_netns_file(&file) {
-            return Err(NetnsError::Open {
-                name: name.to_owned(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace"),
-            });
+        if !is_netns_file(handle.file()) {
+            return Err(open_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a network namespace",
+            )));
         }
         Ok(NetNs {
             name: name.to_owned(),
-            path,
-            file: Some(file),
+            path: handle.path().to_owned(),
+            handle: Some(handle),
             owned: false,
         })
     }
@@ -474,6 +466,17 @@ impl NetNs {
         Ok(ns)
     }
 
+    /// A guard for a stale file under `/run/netns` (no namespace mounted on
+    /// it), only to remove it.
+    fn stale(name: &str) -> NetNs {
+        NetNs {
+            name: name.to_owned(),
+            path: Path::new(NETNS_DIR).join(name),
+            handle: Handle::get_from_env(name, LabEnv).ok(),
+            owned: false,
+        }
+    }
+
     /// The namespace's name (the file name under `/run/netns`).
     pub fn name(&self) -> &str {
         &self.name
@@ -484,12 +487,15 @@ impl NetNs {
         &self.path
     }
 
+    fn handle(&self) -> &Handle {
+        self.handle
+            .as_ref()
+            .expect("the handle is present until remove/keep consume the guard")
+    }
+
     /// The namespace fd, e.g. for `setns` in a child or `IFLA_NET_NS_FD`.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file
-            .as_ref()
-            .expect("file is present until remove/keep consume the guard")
-            .as_fd()
+        self.handle().file().as_fd()
     }
 
     /// Whether dropping this guard removes the namespace.
@@ -508,22 +514,20 @@ impl NetNs {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let path = self.path.as_path();
+        let handle = self.handle();
         let outcome = std::thread::scope(|scope| {
-            let handle = std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(thread_name(&self.name))
                 .spawn_scoped(scope, move || {
-                    // netns-rs enters the namespace by its bind-mounted file;
-                    // the fresh thread is this module's discipline on top.
-                    netns_rs::get_from_path(path)
-                        .and_then(|ns| ns.enter())
-                        .map(|()| f())
+                    // netns-rs does the setns; the fresh thread that dies with
+                    // `f` is this module's discipline on top.
+                    handle.enter().map(|()| f())
                 })
                 .map_err(|source| NetnsError::Thread {
                     name: self.name.clone(),
                     source,
                 })?;
-            handle.join().map_err(|payload| NetnsError::Panicked {
+            thread.join().map_err(|payload| NetnsError::Panicked {
                 name: self.name.clone(),
                 message: panic_message(payload.as_ref()),
             })
@@ -549,19 +553,28 @@ impl NetNs {
     }
 
     fn remove_inner(&mut self) -> Result<(), NetnsError> {
-        // Close our fd first so it does not keep the namespace alive.
-        self.file.take();
         let err = |op, source| NetnsError::Remove {
             name: self.name.clone(),
             op,
             source,
         };
-        match umount2(&self.path, MntFlags::MNT_DETACH) {
-            // EINVAL: not mounted (a half-created namespace); still unlink.
-            Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
-            Err(nix::errno::Errno::ENOENT) => return Ok(()),
-            Err(e) => return Err(err("unmount", e.into())),
+        // netns-rs closes its fd first (so it does not keep the namespace
+        // alive), then unmounts. A file it could not even open is only
+        // unlinked below.
+        if let Some(handle) = self.handle.take() {
+            match handle.remove() {
+                Ok(()) => {}
+                Err(netns_rs::Error::UnmountError(_, e)) => match e as i32 {
+                    // Gone already: `lab down` after `ip netns del`.
+                    libc::ENOENT => return Ok(()),
+                    // Not mounted (a half-created or stale file): still unlink.
+                    libc::EINVAL => {}
+                    n => return Err(err("unmount", io::Error::from_raw_os_error(n))),
+                },
+                Err(e) => return Err(err("unmount", step_of(e).1)),
+            }
         }
+        // netns-rs ignores a failed unlink; this guard reports it.
         match fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -598,11 +611,11 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn is_netns_file(file: &File) -> bool {
-    // NS_GET_NSTYPE = _IO(0xb7, 0x3); returns CLONE_NEWNET for a net namespace.
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
-    // SAFETY: the ioctl takes no argument and only reads the fd.
-    let t = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
-    t == libc::CLONE_NEWNET
+    // A namespace bind mount lives on nsfs (`NSFS_MAGIC` in
+    // linux/magic.h); a plain file left in /run/netns does not. Only network
+    // namespaces are ever mounted there, so the file system says enough.
+    const NSFS_MAGIC: FsType = FsType(0x6e73_6673);
+    fstatfs(file).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
 }
 
 /// Makes a child process join a namespace before it execs.
@@ -628,19 +641,17 @@ fn dup_for_child(ns: &NetNs) -> Result<OwnedFd, NetnsError> {
 }
 
 fn setns_in_child(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: setns is a plain syscall, async-signal-safe after fork.
-    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // One syscall and no allocation: safe to call between fork and exec.
+    setns(fd, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
 }
 
 impl CommandExt for std::process::Command {
     fn netns(&mut self, ns: &NetNs) -> Result<&mut Self, NetnsError> {
         use std::os::unix::process::CommandExt as _;
         let fd = dup_for_child(ns)?;
-        // SAFETY: the closure only makes one syscall and allocates nothing.
+        // SAFETY: pre_exec runs the closure in the forked child, where only
+        // async-signal-safe work is allowed; it makes one syscall (setns) on
+        // an fd it owns and allocates nothing.
         unsafe { self.pre_exec(move || setns_in_child(&fd)) };
         Ok(self)
     }
@@ -649,7 +660,8 @@ impl CommandExt for std::process::Command {
 impl CommandExt for tokio::process::Command {
     fn netns(&mut self, ns: &NetNs) -> Result<&mut Self, NetnsError> {
         let fd = dup_for_child(ns)?;
-        // SAFETY: as above.
+        // SAFETY: as for std's Command above: one setns on an owned fd, no
+        // allocation, in the forked child.
         unsafe { self.pre_exec(move || setns_in_child(&fd)) };
         Ok(self)
     }
@@ -806,12 +818,7 @@ fn remove_all(names: Vec<String>, report: &mut GcReport) {
         let removed = NetNs::open(&name)
             .or_else(|e| match e {
                 // A stale, unmounted file: remove it anyway.
-                NetnsError::Open { .. } => Ok(NetNs {
-                    name: name.clone(),
-                    path: Path::new(NETNS_DIR).join(&name),
-                    file: None,
-                    owned: false,
-                }),
+                NetnsError::Open { .. } => Ok(NetNs::stale(&name)),
                 e => Err(e),
             })
             .and_then(NetNs::remove);

@@ -158,9 +158,9 @@ impl ChildGuard {
     /// Sends a signal (e.g. SIGTERM for a graceful stop, SIGKILL for a crash).
     pub fn signal(&self, signal: i32) {
         if let Some(c) = &self.child {
-            // SAFETY: signalling our own child.
-            unsafe {
-                libc::kill(c.id() as i32, signal);
+            // A number that is no signal is refused, as kill(2) would.
+            if let Ok(signal) = nix::sys::signal::Signal::try_from(signal) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), signal);
             }
         }
     }

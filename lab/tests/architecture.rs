@@ -144,10 +144,6 @@ fn crate_imports(file: &Path) -> Vec<(usize, String)> {
     found
 }
 
-/// Upward edges that exist while issue 9's slices are merged; each must
-/// still exist (so the list only shrinks) and is removed with its cause.
-const KNOWN_UPWARD: &[(&str, &str)] = &[("ipvs", "runner")];
-
 #[test]
 fn no_module_imports_one_above_it_in_the_lib_rs_order() {
     let order = module_order();
@@ -166,7 +162,6 @@ fn no_module_imports_one_above_it_in_the_lib_rs_order() {
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let mut upward = Vec::new();
-    let mut known_seen = std::collections::BTreeSet::new();
     for file in &files {
         let rel = file.strip_prefix(&src).unwrap();
         let Some(top) = rel.iter().next().and_then(|s| s.to_str()) else {
@@ -186,14 +181,10 @@ fn no_module_imports_one_above_it_in_the_lib_rs_order() {
                 continue;
             };
             if used_rank > own {
-                if KNOWN_UPWARD.contains(&(module, used.as_str())) {
-                    known_seen.insert((module.to_string(), used.clone()));
-                } else {
-                    upward.push(format!(
-                        "lab/src/{}:{line}: `{module}` uses `{used}`",
-                        rel.display()
-                    ));
-                }
+                upward.push(format!(
+                    "lab/src/{}:{line}: `{module}` uses `{used}`",
+                    rel.display()
+                ));
             }
         }
     }
@@ -202,12 +193,6 @@ fn no_module_imports_one_above_it_in_the_lib_rs_order() {
         "imports pointing up the module order of lab/src/lib.rs:\n{}",
         upward.join("\n")
     );
-    for (from, to) in KNOWN_UPWARD {
-        assert!(
-            known_seen.contains(&(from.to_string(), to.to_string())),
-            "`{from}` no longer uses `{to}`: remove it from KNOWN_UPWARD"
-        );
-    }
 }
 
 #[test]

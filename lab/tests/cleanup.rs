@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{lab_namespaces, root_links};
+use common::{lab_namespaces, root_links, wait_until};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LAB: &str = env!("CARGO_BIN_EXE_lab");
 
@@ -39,6 +39,9 @@ fn run_dirs_of(pid: u32) -> Vec<String> {
 /// waits for the marker (the network, IPVS and servers are up), sends
 /// `signal`, and checks that the lab stops promptly and leaves nothing.
 fn interrupt_exec(signal: i32) {
+    if common::skip_unless_ipvs_runner(&format!("interrupt with signal {signal}")) {
+        return;
+    }
     let links_before = root_links();
     let mut child = Command::new(LAB)
         .args([
@@ -73,42 +76,30 @@ fn interrupt_exec(signal: i32) {
         "something is running"
     );
 
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(pid as i32, signal);
-    }
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "lab did not stop after signal {signal}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    eprintln!(
-        "signal {signal}: lab stopped in {:?} with {status}",
-        start.elapsed()
-    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::try_from(signal).unwrap(),
+    )
+    .expect("signal the lab");
+    let stopped_in = wait_until(
+        Duration::from_secs(20),
+        "lab to stop after the signal",
+        || child.try_wait().unwrap().is_some(),
+    )
+    .unwrap_or_else(|e| panic!("signal {signal}: {e}"));
+    let status = child.wait().unwrap();
+    eprintln!("signal {signal}: lab stopped in {stopped_in:?} with {status}");
     assert!(
         !status.success(),
         "an interrupted run must not report success"
     );
 
     // Bounded wait for the kernel to finish removing things.
-    let start = Instant::now();
-    loop {
-        let left = (uml_processes_of(pid), run_dirs_of(pid), lab_namespaces());
-        if left == (vec![], vec![], vec![]) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "left behind: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    let leftovers = || (uml_processes_of(pid), run_dirs_of(pid), lab_namespaces());
+    if let Err(e) = wait_until(Duration::from_secs(5), "the run's leftovers to go", || {
+        leftovers() == (vec![], vec![], vec![])
+    }) {
+        panic!("{e}; left behind: {:?}", leftovers());
     }
     assert_eq!(root_links(), links_before, "root namespace links changed");
 }
@@ -129,6 +120,9 @@ fn sigterm_mid_run_leaves_nothing_behind() {
 /// during boot, bring-up, load and teardown.
 #[test]
 fn sigkill_at_any_moment_leaves_nothing_after_gc() {
+    if common::skip_unless_ipvs_runner("sigkill_at_any_moment_leaves_nothing_after_gc") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let reports = tempfile::tempdir().unwrap();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -151,10 +145,10 @@ fn sigkill_at_any_moment_leaves_nothing_after_gc() {
         let _ = child.kill();
         let _ = child.wait();
         // The parent-death signal is immediate; allow the host a moment.
-        let start = Instant::now();
-        while !uml_processes_of(pid).is_empty() && start.elapsed() < Duration::from_secs(1) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // The assertion below names the survivors.
+        let _ = wait_until(Duration::from_secs(1), "UML to die with its lab", || {
+            uml_processes_of(pid).is_empty()
+        });
         let survivors = uml_processes_of(pid);
         assert!(
             survivors.is_empty(),

@@ -6,6 +6,8 @@
 //! Runs the real `lab` binary, which boots User-Mode Linux when the host
 //! kernel has no IPVS. Needs root, the UML kernel and /usr/sbin/keepalived.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -128,11 +130,11 @@ fn at_end(r: &serde_json::Value) -> BTreeSet<(String, i64)> {
 #[test]
 fn lab_checker_and_keepalived_agree_on_ipvs_before_and_after_a_kill() {
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: needs root");
+        common::skipped("needs root (CAP_NET_ADMIN)");
         return;
     }
     if !Path::new("/usr/sbin/keepalived").is_file() {
-        eprintln!("skipped: /usr/sbin/keepalived is not installed");
+        common::skipped("/usr/sbin/keepalived is not installed");
         return;
     }
     let dir: PathBuf = tempfile::tempdir().expect("tempdir").keep();

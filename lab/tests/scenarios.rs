@@ -292,7 +292,7 @@ fn without_privileges_the_lab_says_so_and_builds_nothing() {
 #[test]
 fn without_ipvs_and_without_uml_the_error_names_the_fix() {
     if lab::runner::host_has_ipvs() {
-        eprintln!("SKIPPED: this host has IPVS, so the lab never needs UML here");
+        common::skipped("this host has IPVS, so the lab never needs UML here");
         return;
     }
     let out = Command::new(LAB)
@@ -564,7 +564,7 @@ fn bad_flags_and_environments_are_refused_with_their_cause() {
     assert!(err.contains("No such file"), "{err}");
     // `--runner host` is honoured by `lab check`.
     if lab::runner::host_has_ipvs() {
-        eprintln!("SKIPPED: the --runner host check on a host without IPVS (this one has IPVS)");
+        common::skipped("the --runner host check on a host without IPVS (this one has IPVS)");
     } else {
         let out = Command::new(LAB)
             .args(["--runner", "host", "check"])
@@ -626,7 +626,7 @@ fn concurrent_runs_of_one_scenario_keep_every_report() {
 #[test]
 fn the_run_directory_is_private() {
     if lab::runner::host_has_ipvs() {
-        eprintln!("SKIPPED: this host has IPVS, so no UML run directory is made");
+        common::skipped("this host has IPVS, so no UML run directory is made");
         return;
     }
     let out = Command::new(LAB)

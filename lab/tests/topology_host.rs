@@ -23,6 +23,9 @@ fn addr(spec: &TopologySpec, host: &str) -> Ipv4Addr {
 
 #[test]
 fn reference_network_connectivity() {
+    if common::skip_unless_root("reference_network_connectivity") {
+        return;
+    }
     let links_before = root_links();
     let run = RunId::new();
     let spec = TopologySpec::reference(run);
@@ -63,6 +66,9 @@ fn reference_network_connectivity() {
 
 #[test]
 fn dr_sysctls_silence_real_servers_for_the_vip() {
+    if common::skip_unless_root("dr_sysctls_silence_real_servers_for_the_vip") {
+        return;
+    }
     let links_before = root_links();
     let run = RunId::new();
     let spec = TopologySpec::reference(run);
@@ -124,6 +130,9 @@ fn dr_sysctls_silence_real_servers_for_the_vip() {
 
 #[test]
 fn thousand_client_addresses() {
+    if common::skip_unless_root("thousand_client_addresses") {
+        return;
+    }
     let links_before = root_links();
     let run = RunId::new();
     let n = 1000;
@@ -174,6 +183,9 @@ fn thousand_client_addresses() {
 
 #[test]
 fn panic_inside_run_does_not_leak() {
+    if common::skip_unless_root("panic_inside_run_does_not_leak") {
+        return;
+    }
     let links_before = root_links();
     let run = RunId::new();
     let ns = NetNs::create(&netns::ns_name(&run, "panic")).unwrap();
@@ -207,6 +219,9 @@ fn panic_inside_run_does_not_leak() {
 
 #[test]
 fn netns_guards_own_or_borrow() {
+    if common::skip_unless_root("netns_guards_own_or_borrow") {
+        return;
+    }
     let run = RunId::new();
     let _cleanup = RunCleanup(vec![run]);
     let name = netns::ns_name(&run, "guard");
@@ -236,6 +251,9 @@ fn netns_guards_own_or_borrow() {
 
 #[test]
 fn commands_run_inside_the_namespace() {
+    if common::skip_unless_root("commands_run_inside_the_namespace") {
+        return;
+    }
     let links_before = root_links();
     let run = RunId::new();
     let spec = TopologySpec::reference(run);
@@ -284,6 +302,9 @@ fn commands_run_inside_the_namespace() {
 
 #[test]
 fn partial_failure_rolls_back() {
+    if common::skip_unless_root("partial_failure_rolls_back") {
+        return;
+    }
     let links_before = root_links();
     let run = RunId::new();
     let spec = TopologySpec::reference(run);
@@ -308,6 +329,9 @@ fn partial_failure_rolls_back() {
 
 #[test]
 fn gc_removes_only_dead_unkept_runs() {
+    if common::skip_unless_root("gc_removes_only_dead_unkept_runs") {
+        return;
+    }
     // A pid above pid_max can never be alive.
     let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .unwrap()
@@ -350,6 +374,9 @@ fn gc_removes_only_dead_unkept_runs() {
 
 #[test]
 fn kept_network_can_be_adopted_and_torn_down() {
+    if common::skip_unless_root("kept_network_can_be_adopted_and_torn_down") {
+        return;
+    }
     let links_before = root_links();
     let run = RunId::new();
     let _cleanup = RunCleanup(vec![run]);

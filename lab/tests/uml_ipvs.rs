@@ -7,6 +7,7 @@
 //! answers each TCP connection, the connection table's persistence
 //! templates, and the director's counters (DR: no outbound packets).
 
+mod common;
 mod uml;
 
 use std::io::{Read, Write};
@@ -15,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lab::ipvs::ForwardMethod;
 use lab::netns::{CommandExt, RunId};
@@ -274,19 +275,19 @@ fn director_sees_no_outbound_packets_in_dr() {
     assert_eq!(replies.len(), 8);
     // Counters are copied on the estimator's ~2 s tick: poll until they show
     // all 8 connections (bounded).
-    let start = Instant::now();
-    let table = loop {
+    // A timeout is judged by the per-destination assertions below.
+    let mut table = None;
+    let _ = common::wait_until(Duration::from_secs(10), "all 8 connections counted", || {
         let t = lab.ipvs(|h| h.table()).unwrap();
         let conns: u64 = t.services[0]
             .destinations
             .iter()
             .map(|d| d.stats.conns)
             .sum();
-        if conns == 8 || start.elapsed() > Duration::from_secs(10) {
-            break t;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
+        table = Some(t);
+        conns == 8
+    });
+    let table = table.expect("at least one read");
     let text = ipvsadm(&lab, &["-Ln", "--stats", "--exact"]);
     eprintln!("ipvsadm -Ln --stats --exact:\n{text}");
     for d in &table.services[0].destinations {

@@ -9,14 +9,12 @@
 //!   one network namespace; one method per `ipvsadm` operation.
 //! - [`conntable`]: the connection table of `/proc/net/ip_vs_conn`, which is
 //!   not available over netlink.
-//! - [`format`]: `ipvsadm -Ln` and `ipvsadm -Ln --stats`, byte for byte.
+//! - [`format`](mod@format): `ipvsadm -Ln` and `ipvsadm -Ln --stats`, byte for byte.
 
 pub mod conntable;
 pub mod consts;
 pub mod format;
 pub mod handle;
-#[cfg(test)]
-mod kernel_tests;
 pub mod message;
 pub mod types;
 

@@ -10,7 +10,6 @@
 //! the lab's own does), runs the job, writes the job's exit status through
 //! hostfs and powers off (init must never exit: that panics the guest).
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -258,34 +257,30 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
 /// host's stdout, and stdin when interactive) and con1 (`/dev/tty1`, the
 /// host's stderr). Where they cannot be opened, init keeps the console.
 fn use_job_consoles() {
-    use std::os::fd::IntoRawFd;
+    use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
+    use std::os::fd::{AsRawFd, IntoRawFd};
     let open = |path: &str| {
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .ok()
-            .map(IntoRawFd::into_raw_fd)
     };
-    let pairs = [
-        (open("/dev/tty0"), &[0, 1][..]),
-        (open("/dev/tty1"), &[2][..]),
-    ];
-    for (fd, targets) in pairs {
-        let Some(fd) = fd else { continue };
-        for &target in targets {
-            // SAFETY: dup2 onto the standard descriptors of this
-            // single-threaded init; `fd` is ours and stays open until here.
-            unsafe {
-                libc::dup2(fd, target);
-            }
+    // After dup2 the opened file closes when it drops, unless it landed on
+    // a standard descriptor itself (one was closed), which must stay open.
+    let keep_if_standard = |file: std::fs::File| {
+        if file.as_raw_fd() <= 2 {
+            let _ = file.into_raw_fd();
         }
-        if fd > 2 {
-            // SAFETY: closing our own spare descriptor.
-            unsafe {
-                libc::close(fd);
-            }
-        }
+    };
+    if let Some(tty0) = open("/dev/tty0") {
+        let _ = dup2_stdin(&tty0);
+        let _ = dup2_stdout(&tty0);
+        keep_if_standard(tty0);
+    }
+    if let Some(tty1) = open("/dev/tty1") {
+        let _ = dup2_stderr(&tty1);
+        keep_if_standard(tty1);
     }
 }
 
@@ -364,35 +359,40 @@ fn write_status_best_effort(code: i32) {
 
 /// `ip link set lo up`, without forking `ip`.
 fn set_loopback_up() -> Result<(), InitError> {
-    // SAFETY: plain socket/ioctl calls on a zeroed ifreq we own.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(InitError::Io {
-                op: "socket",
-                path: "lo".into(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        let name = CString::new("lo").expect("static name");
-        for (dst, src) in req.ifr_name.iter_mut().zip(name.as_bytes_with_nul()) {
-            *dst = *src as libc::c_char;
-        }
-        let mut result = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    use std::os::fd::AsRawFd;
+    let io_err = |op, source| InitError::Io {
+        op,
+        path: "lo".into(),
+        source,
+    };
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| io_err("socket", e.into()))?;
+    let mut req = libc::ifreq {
+        ifr_name: [0; libc::IFNAMSIZ],
+        ifr_ifru: libc::__c_anonymous_ifr_ifru { ifru_flags: 0 },
+    };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write `req`, a whole
+    // ifreq we own, on a socket we own; the union field read is the one
+    // SIOCGIFFLAGS just filled.
+    let result = unsafe {
+        let mut result = libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req);
         if result == 0 {
             req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            result = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+            result = libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req);
         }
-        let err = std::io::Error::last_os_error();
-        libc::close(fd);
-        if result != 0 {
-            return Err(InitError::Io {
-                op: "set up",
-                path: "lo".into(),
-                source: err,
-            });
-        }
+        result
+    };
+    if result != 0 {
+        return Err(io_err("set up", std::io::Error::last_os_error()));
     }
     Ok(())
 }

@@ -12,10 +12,14 @@
 //! A missing IPVS is a clear error, never a silent fallback to something that
 //! is not IPVS.
 
+#[forbid(unsafe_code)]
 pub mod diagnose;
 pub mod guest;
+#[forbid(unsafe_code)]
 pub mod job;
+#[forbid(unsafe_code)]
 pub mod kernel;
+#[forbid(unsafe_code)]
 pub mod leftovers;
 pub mod uml;
 

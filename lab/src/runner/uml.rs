@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
 use super::RunnerError;
 use super::guest::RUN_DIR_ENV;
 use super::job::{GuestJob, JOB_FILE, READY_FILE, STATUS_FILE};
@@ -330,10 +333,7 @@ struct KernelGuard(i32);
 
 impl Drop for KernelGuard {
     fn drop(&mut self) {
-        // SAFETY: plain syscalls on a process group we created.
-        unsafe {
-            libc::killpg(self.0, libc::SIGKILL);
-        }
+        let _ = killpg(Pid::from_raw(self.0), Signal::SIGKILL);
     }
 }
 
@@ -351,17 +351,11 @@ fn wait_or_stop(
         if interrupted.load(Ordering::SeqCst) {
             match asked_at {
                 None => {
-                    // SAFETY: signalling our own child.
-                    unsafe {
-                        libc::kill(child.id() as i32, libc::SIGTERM);
-                    }
+                    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
                     asked_at = Some(Instant::now());
                 }
                 Some(t) if t.elapsed() > Duration::from_secs(3) => {
-                    // SAFETY: our own child's process group.
-                    unsafe {
-                        libc::killpg(child.id() as i32, libc::SIGKILL);
-                    }
+                    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
                 }
                 Some(_) => {}
             }
@@ -445,16 +439,12 @@ pub(super) fn job_here(argv: Vec<std::ffi::OsString>) -> Result<GuestJob, Runner
 
 /// Spreads concurrent labs over the CPUs this process may use.
 fn pick_cpu() -> usize {
-    // SAFETY: sched_getaffinity fills a zeroed cpu_set_t.
-    let allowed: Vec<usize> = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return 0;
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
+    let Ok(set) = nix::sched::sched_getaffinity(Pid::from_raw(0)) else {
+        return 0;
     };
+    let allowed: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .collect();
     if allowed.is_empty() {
         return 0;
     }

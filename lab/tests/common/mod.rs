@@ -10,6 +10,84 @@ use std::time::{Duration, Instant};
 
 use lab::netns::{self, NetNs, RunId};
 
+/// The lab's rule for privileged tests: a test that cannot run here prints
+/// `SKIPPED: <test>: <why>` and passes (CI runs as root with the lab's
+/// kernel, so there it always runs). Returns `true` when the caller must
+/// stop: not root, since namespaces, links and IPVS need CAP_NET_ADMIN.
+pub fn skip_unless_root(test: &str) -> bool {
+    let skip = !nix::unistd::Uid::effective().is_root();
+    if skip {
+        skipped(&format!("{test}: needs root (CAP_NET_ADMIN)"));
+    }
+    skip
+}
+
+/// Prints `SKIPPED: <why>` straight to stderr: libtest captures `println!`
+/// and `eprintln!` of a passing test, and a skip must be seen.
+pub fn skipped(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// [`skip_unless_root`], and also skips when no kernel here can do IPVS:
+/// neither the host's nor a User-Mode Linux kernel (`make deps` builds one).
+pub fn skip_unless_ipvs_runner(test: &str) -> bool {
+    if skip_unless_root(test) {
+        return true;
+    }
+    match lab::runner::resolve(lab::runner::RunnerChoice::Auto) {
+        Ok(_) => false,
+        Err(e) => {
+            skipped(&format!("{test}: needs a kernel with IPVS: {e}"));
+            true
+        }
+    }
+}
+
+/// A [`wait_until`] that ran out of time.
+#[derive(Debug)]
+pub struct TimedOut {
+    /// What was awaited.
+    pub what: String,
+    /// How long it was awaited.
+    pub after: Duration,
+}
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "timed out after {:?} waiting for {}",
+            self.after, self.what
+        )
+    }
+}
+
+/// Polls `done` every 20 ms until it returns `true` (then returns how long
+/// that took) or `timeout` has passed. The tests' one way to wait for the
+/// kernel or a process: bounded polling, never a bare sleep. The caller
+/// decides what a timeout means (`expect`, or its own assertion with the
+/// last state it saw).
+#[must_use = "a timeout is an Err: expect it or assert on it"]
+pub fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) -> Result<Duration, TimedOut> {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return Err(TimedOut {
+                what: what.to_owned(),
+                after: start.elapsed(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A current-thread runtime, like the lab's own.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

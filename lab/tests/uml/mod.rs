@@ -8,10 +8,28 @@ use std::ffi::OsString;
 
 use lab::runner::{self, RunnerKind};
 
+// Every test binary that has this module also has `common`.
+use super::common::skipped;
+
 /// Returns `true` when the caller should run the test body here (this
 /// kernel has IPVS, possibly because we are the guest); `false` when the
-/// body already ran — and passed — inside UML.
+/// body already ran — and passed — inside UML, or cannot run at all (no
+/// root, or neither host IPVS nor a UML kernel), which prints
+/// `SKIPPED: <why>`: the lab's rule for privileged tests.
 pub fn on_ipvs_kernel(test_name: &str) -> bool {
+    // The guest re-runs `test_name --exact`; a name that is not this test's
+    // would select nothing there and pass with 0 tests run. libtest names
+    // each test's thread after the test.
+    if let Some(thread) = std::thread::current().name().filter(|n| *n != "main") {
+        assert_eq!(
+            thread, test_name,
+            "on_ipvs_kernel needs the calling test's own name"
+        );
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        skipped(&format!("{test_name}: needs root (CAP_NET_ADMIN)"));
+        return false;
+    }
     if runner::in_guest() {
         let current = runner::describe_current();
         eprintln!(
@@ -21,9 +39,14 @@ pub fn on_ipvs_kernel(test_name: &str) -> bool {
         );
         return true;
     }
-    match runner::resolve(runner::RunnerChoice::Auto)
-        .expect("a runner: host IPVS or user-mode-linux")
-    {
+    let kind = match runner::resolve(runner::RunnerChoice::Auto) {
+        Ok(kind) => kind,
+        Err(e) => {
+            skipped(&format!("{test_name}: needs a kernel with IPVS: {e}"));
+            return false;
+        }
+    };
+    match kind {
         RunnerKind::Host => {
             eprintln!("[{test_name}] running on the host kernel (it has IPVS)");
             true

@@ -1,11 +1,16 @@
-//! Tests against the real kernel IPVS. They need a kernel with `ip_vs` and
-//! CAP_NET_ADMIN, so they run only when `IPVSLAB_KERNEL_TESTS=1` (inside
-//! User-Mode Linux until the lab's runner takes them over), and otherwise
-//! pass as no-ops. Each works in a fresh network namespace of its own,
-//! created with `unshare(CLONE_NEWNET)` on a dedicated thread.
+//! Tests against the real kernel IPVS, moved out of the `ipvs` module so
+//! that they run through the lab's own runner like every other kernel test:
+//! on the host when it has IPVS, else each test re-executes itself inside the
+//! lab's User-Mode Linux guest (`uml::on_ipvs_kernel`) and the guest's exit
+//! status is its verdict. Without root or without a kernel that can do IPVS
+//! they print `SKIPPED: <why>`. Each works in a fresh network namespace of
+//! its own, created with `unshare(CLONE_NEWNET)` on a dedicated thread.
 //!
-//! When `ipvsadm` is on the PATH, the listings of [`super::format`] are
+//! When `ipvsadm` is on the PATH, the listings of `lab::ipvs::format` are
 //! compared with it byte for byte.
+
+mod common;
+mod uml;
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -13,15 +18,18 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, unshare};
 
-use super::consts::IP_VS_SVC_F_ONEPACKET;
-use super::format;
-use super::{
+use lab::ipvs::consts::{self, IP_VS_SVC_F_ONEPACKET};
+use lab::ipvs::{
     ConnEntry, Destination, ForwardMethod, IpvsError, IpvsHandle, Persistence, Protocol, Service,
     Timeouts,
 };
+use lab::ipvs::{conntable, format};
 
-fn enabled() -> bool {
-    std::env::var("IPVSLAB_KERNEL_TESTS").as_deref() == Ok("1")
+/// `uname -r`, to tell the kernel versions' behaviours apart.
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Runs `f` on a new thread inside a new, empty network namespace.
@@ -63,9 +71,8 @@ fn reference() -> (Service, [Destination; 2]) {
 /// The whole configuration cycle of the reference service: add, read back,
 /// errors, edit, timeouts, zero, delete, flush; plus the ipvsadm comparison.
 #[test]
-#[ignore = "needs a kernel with IPVS: scripts/kernel-tests.sh runs it inside UML"]
 fn kernel_reference_service_cycle() {
-    if !enabled() {
+    if !uml::on_ipvs_kernel("kernel_reference_service_cycle") {
         return;
     }
     in_new_netns(|| {
@@ -85,7 +92,7 @@ fn kernel_reference_service_cycle() {
         // routing table yet: inet_addr_type() answers RTN_BROADCAST and
         // ip_vs_new_dest() refuses every IPv4 destination with EINVAL.
         // Kernel 7.2 (measured with the lab's own build) accepts it.
-        let release = crate::runner::kernel_release();
+        let release = kernel_release();
         let major: u32 = release
             .split('.')
             .next()
@@ -183,9 +190,9 @@ fn kernel_reference_service_cycle() {
                 timeout_s: 300,
                 netmask: "255.255.0.0".parse().unwrap(),
             });
-        sh.flags = super::consts::IP_VS_SVC_F_SCHED_SH_PORT;
+        sh.flags = consts::IP_VS_SVC_F_SCHED_SH_PORT;
         let mut rr_flag = Service::tcp("200.0.0.1".parse().unwrap(), 80, "rr");
-        rr_flag.flags = super::consts::IP_VS_SVC_F_SCHED1;
+        rr_flag.flags = consts::IP_VS_SVC_F_SCHED1;
         let fw = Service::fwmark(7, "rr");
         let extras = [ops, ops_p, sh, rr_flag, fw];
         for x in &extras {
@@ -348,9 +355,8 @@ fn kernel_reference_service_cycle() {
 /// A handle opened in one namespace keeps talking to it from another thread,
 /// and other namespaces do not see its services.
 #[test]
-#[ignore = "needs a kernel with IPVS: scripts/kernel-tests.sh runs it inside UML"]
 fn kernel_handle_is_bound_to_its_namespace() {
-    if !enabled() {
+    if !uml::on_ipvs_kernel("kernel_handle_is_bound_to_its_namespace") {
         return;
     }
     let (tx, rx) = std::sync::mpsc::channel();
@@ -382,9 +388,8 @@ fn kernel_handle_is_bound_to_its_namespace() {
 /// `/proc/thread-self/net/ip_vs_conn` and as PERSIST_CONNS, but not in
 /// `/proc/net/ip_vs_conn` of the main thread.
 #[test]
-#[ignore = "needs a kernel with IPVS: scripts/kernel-tests.sh runs it inside UML"]
 fn kernel_conn_table_shows_templates() {
-    if !enabled() {
+    if !uml::on_ipvs_kernel("kernel_conn_table_shows_templates") {
         return;
     }
     let main_thread_view = in_new_netns(|| {
@@ -418,7 +423,7 @@ fn kernel_conn_table_shows_templates() {
         let vip: SocketAddr = "192.168.122.1:8080".parse().unwrap();
         let _s = std::net::TcpStream::connect_timeout(&vip, Duration::from_millis(300));
 
-        let table = super::read_conn_table().unwrap();
+        let table = conntable::read_conn_table().unwrap();
         println!("KT conn table: {table:#?}");
         let template: Vec<&ConnEntry> = table.iter().filter(|c| c.is_template).collect();
         let conns: Vec<&ConnEntry> = table.iter().filter(|c| !c.is_template).collect();
@@ -436,7 +441,7 @@ fn kernel_conn_table_shows_templates() {
         // ipvsadm -Lnc and the child's /proc/net agree with what we parsed.
         if let Some(text) = run("cat", &["/proc/net/ip_vs_conn"]) {
             println!("KT child /proc/net/ip_vs_conn:\n{text}");
-            let child = super::conntable::parse_conn_table(&text).unwrap();
+            let child = conntable::parse_conn_table(&text).unwrap();
             assert_eq!(child.len(), table.len());
         }
         if let Some(lnc) = run("ipvsadm", &["-Lnc"]) {
@@ -457,12 +462,11 @@ fn kernel_conn_table_shows_templates() {
         }
         // Counters reach the dumps on the estimator tick (~2 s): poll, then
         // compare the stats and rate listings, now with non-zero numbers.
-        let t = Instant::now();
-        while h.services().unwrap()[0].stats.conns == 0 {
-            assert!(t.elapsed() < Duration::from_secs(6), "counters never moved");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        println!("KT counters moved after {:?}", t.elapsed());
+        let moved = common::wait_until(Duration::from_secs(6), "IPVS counters to move", || {
+            h.services().unwrap()[0].stats.conns != 0
+        })
+        .expect("counters");
+        println!("KT counters moved after {moved:?}");
         let table = h.table().unwrap();
         println!("KT service stats: {:?}", table.services[0].entry.stats);
         assert_eq!(table.services[0].entry.stats.outpkts, 0, "DR: no outbound");
@@ -478,8 +482,7 @@ fn kernel_conn_table_shows_templates() {
     });
     // This thread is in the main thread's namespace: /proc/net shows that one.
     if main_thread_view.is_some() {
-        let main =
-            super::conntable::read_conn_table_from(std::path::Path::new("/proc/net/ip_vs_conn"));
+        let main = conntable::read_conn_table_from(std::path::Path::new("/proc/net/ip_vs_conn"));
         let n = main.map(|t| t.len()).unwrap_or(0);
         assert_eq!(
             n, 0,
@@ -488,12 +491,12 @@ fn kernel_conn_table_shows_templates() {
     }
 }
 
-/// On a kernel without IPVS (`IPVSLAB_EXPECT_NO_IPVS=1`, e.g. this host or a
-/// guest that skipped `modprobe ip_vs`), opening says so clearly.
+/// On a kernel without IPVS (a host like this one, outside the guest),
+/// opening says so clearly.
 #[test]
-#[ignore = "needs a kernel without IPVS: scripts/kernel-tests.sh runs it on such a host"]
 fn kernel_without_ipvs_is_not_available() {
-    if std::env::var("IPVSLAB_EXPECT_NO_IPVS").as_deref() != Ok("1") {
+    if lab::runner::in_guest() || lab::runner::host_has_ipvs() {
+        common::skipped("kernel_without_ipvs_is_not_available: this kernel has IPVS");
         return;
     }
     let e = IpvsHandle::open().unwrap_err();
