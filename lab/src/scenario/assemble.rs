@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::Scenario;
 use super::expect::{basis_counts, evaluate, fairness_basis};
-use super::run::{Measurements, servers_per_client};
+use super::run::Measurements;
 use crate::ipvs::IpvsTable;
 use crate::report::fairness;
 use crate::report::hgrm;
@@ -130,11 +130,11 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
                 // With a warm-up the servers also counted warm-up RPCs,
                 // which the load generator does not attribute per server.
                 server_rpcs: if warmup_rpcs == 0 {
-                    own.map(|o| o.0)
+                    own.map(|o| o.rpcs)
                 } else {
                     None
                 },
-                connections: own.map(|o| o.1).unwrap_or(0),
+                connections: own.map(|o| o.connections).unwrap_or(0),
                 ipvs_conns,
                 share: 0.0,
                 ideal_share: ideal[i],
@@ -211,43 +211,14 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         offset += r.duration_s + load.idle.as_secs_f64();
     }
     report.timeline = Timeline { bucket_s, buckets };
-    report.events = m
-        .events
-        .iter()
-        .map(|(t, kind, detail)| Event {
-            t_s: *t,
-            kind: match kind.as_str() {
-                "weight" => EventKind::Weight,
-                "fault" => EventKind::Fault,
-                "phase" => EventKind::Phase,
-                "health" => EventKind::Health,
-                "ipvs" => EventKind::Ipvs,
-                "check" => EventKind::Check,
-                _ => EventKind::Other,
-            },
-            detail: detail.clone(),
-        })
-        .collect();
-
+    report.events = m.events.clone();
     report.ipvs_samples = m
         .samples
         .iter()
         .map(|s| IpvsSampleRow {
             t_s: s.t_s,
             templates: s.templates as u64,
-            destinations: s
-                .destinations
-                .iter()
-                .map(
-                    |(address, weight, active, inactive, persistent)| IpvsDestSample {
-                        address: address.clone(),
-                        weight: *weight,
-                        active: *active,
-                        inactive: *inactive,
-                        persistent: *persistent,
-                    },
-                )
-                .collect(),
+            destinations: s.destinations.clone(),
         })
         .collect();
     report.director = Some(DirectorReport {
@@ -258,7 +229,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
             .director
             .keepalived_log
             .iter()
-            .map(|(t, l)| format!("{t:8.3} {l}"))
+            .map(|l| format!("{:8.3} {}", l.t_s, l.line))
             .collect(),
     });
     report.failover = super::failover::failover(scenario, m);
@@ -482,4 +453,130 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
         m.teardown.as_secs_f64() * 1000.0
     ));
     notes
+}
+
+/// Per-client servers across all rounds: address → server → RPCs.
+fn servers_per_client(
+    rounds: &[bench::report::LoadReport],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for r in rounds {
+        for src in &r.sources {
+            let entry = out.entry(src.address.clone()).or_default();
+            for (server, n) in &src.servers {
+                *entry.entry(server.clone()).or_default() += n;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::run::measurements::LogLine;
+    use crate::scenario::run::testdata::*;
+
+    fn kinds(report: &Report) -> Vec<String> {
+        let v = serde_json::to_value(&report.events).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn events_keep_their_kinds_and_times() {
+        let s = failover_scenario();
+        let m = failover_measurements(&s);
+        let (report, _) = assemble(&s, &m);
+        assert_eq!(report.events, m.events);
+        assert_eq!(
+            kinds(&report),
+            ["fault", "check", "check", "check", "health", "ipvs"]
+        );
+        assert_eq!(report.events[0].t_s, FAULT_AT);
+    }
+
+    #[test]
+    fn a_sysctl_phase_is_reported_as_sysctl_not_other() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        m.events.insert(
+            0,
+            Event {
+                t_s: 0.5,
+                kind: EventKind::Sysctl,
+                detail: "net.ipv4.vs.expire_nodest_conn = 1".into(),
+            },
+        );
+        let (report, _) = assemble(&s, &m);
+        assert_eq!(kinds(&report)[0], "sysctl");
+    }
+
+    #[test]
+    fn later_rounds_are_rebased_after_the_earlier_ones_and_the_idle_gap() {
+        let mut s = failover_scenario();
+        s.file.load.idle = std::time::Duration::from_secs(2);
+        let mut m = steady_measurements(&s);
+        m.rounds.push(m.rounds[0].clone());
+        let (report, _) = assemble(&s, &m);
+        let per_round = m.rounds[0].timeline.len();
+        let buckets = &report.timeline.buckets;
+        assert_eq!(buckets.len(), 2 * per_round);
+        assert_eq!(buckets[0].t_s, 0.0);
+        // Round 1 lasted 13 s, then 2 s idle.
+        assert_eq!(buckets[per_round].t_s, 15.0);
+        assert_eq!(report.timeline.bucket_s, BUCKET_S);
+        // Samples and events stay on the origin's axis.
+        assert_eq!(report.ipvs_samples[1].t_s, m.samples[1].t_s);
+        assert_eq!(
+            report.ipvs_samples[1].destinations,
+            m.samples[1].destinations
+        );
+    }
+
+    #[test]
+    fn every_view_of_a_failover_lands_in_the_report() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        m.director.keepalived_log = vec![LogLine {
+            t_s: -0.5,
+            line: "Keepalived_healthcheckers: TCP connection to [172.22.35.1]:tcp:8080 failed"
+                .into(),
+        }];
+        let (report, hist) = assemble(&s, &m);
+        assert!(hist.is_some() && report.latency_us.is_some());
+        // rs1 was dead at the end: no counters of its own.
+        assert_eq!(report.servers[0].server_rpcs, None);
+        assert_eq!(report.servers[0].connections, 0);
+        assert_eq!(report.servers[1].server_rpcs, Some(5_200));
+        assert_eq!(report.servers[1].ipvs_conns, Some(12));
+        assert_eq!(report.errors.by_status["UNAVAILABLE"], 114);
+        let director = report.director.as_ref().unwrap();
+        assert_eq!(
+            director.keepalived_log[0],
+            "  -0.500 Keepalived_healthcheckers: TCP connection to [172.22.35.1]:tcp:8080 failed"
+        );
+        let f = report.failover.as_ref().expect("a failover");
+        assert_eq!(f.failed_server.as_deref(), Some("rs1"));
+        assert!(
+            report.notes.iter().any(|n| n.contains(
+                "shows the same connection, packet and byte counters as the lab's netlink client for all 1 destinations"
+            )),
+            "{:?}",
+            report.notes
+        );
+        assert!(report.expectations.iter().any(|e| e.name.contains("fault")));
+    }
+
+    #[test]
+    fn ipvsadm_disagreeing_is_a_note() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        m.ipvsadm_stats = Some(m.ipvsadm_stats.unwrap().replace("5000", "4999"));
+        let note = ipvsadm_cross_check(&m).unwrap();
+        assert!(note.starts_with("ipvsadm disagrees"), "{note}");
+    }
 }

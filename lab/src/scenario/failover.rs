@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::Scenario;
 use super::plan::health_plan;
 use super::run::Measurements;
-use crate::report::model::Failover;
+use crate::report::model::{EventKind, Failover};
 
 /// A bucket counts as recovered when it has no failed RPC and at least
 /// this fraction of the pre-fault rate. Half, not more: the machines are
@@ -19,10 +19,10 @@ pub const RECOVERED_RATE: f64 = 0.5;
 /// The failover figures, when the scenario applied a fault, a drain or a
 /// removal to a real server.
 pub fn failover(scenario: &Scenario, m: &Measurements) -> Option<Failover> {
-    let (t_f, action) = m
-        .applied
-        .iter()
-        .find(|(_, a)| a.server().is_some() && (a.is_fault() || a.is_ipvs_change()))?;
+    let fault = m.applied.iter().find(|p| {
+        p.action.server().is_some() && (p.action.is_fault() || p.action.is_ipvs_change())
+    })?;
+    let (t_f, action) = (&fault.t_s, &fault.action);
     let name = action.server()?;
     let server = m.plan.server(name)?;
     let key = server.destination_key();
@@ -32,8 +32,8 @@ pub fn failover(scenario: &Scenario, m: &Measurements) -> Option<Failover> {
         fault: m
             .events
             .iter()
-            .find(|(t, k, _)| t == t_f && (k == "fault" || k == "weight"))
-            .map(|(_, _, d)| d.clone()),
+            .find(|e| e.t_s == *t_f && matches!(e.kind, EventKind::Fault | EventKind::Weight))
+            .map(|e| e.detail.clone()),
         ..Default::default()
     };
 
@@ -46,8 +46,8 @@ pub fn failover(scenario: &Scenario, m: &Measurements) -> Option<Failover> {
         f.checker_detection_s = m
             .health_changes
             .iter()
-            .find(|(t, s, up)| s == &server.name && !up && t >= t_f)
-            .map(|(t, _, _)| t - t_f);
+            .find(|h| h.server == server.name && !h.up && h.t_s >= *t_f)
+            .map(|h| h.t_s - t_f);
         if let Some(hp) = health_plan(scenario, &m.plan)
             && let Some(check) = hp.checks.iter().find(|c| c.name == server.name)
         {
@@ -62,10 +62,11 @@ pub fn failover(scenario: &Scenario, m: &Measurements) -> Option<Failover> {
             ));
         }
         // The repair, and when IPVS had the server back at full weight.
-        if let Some((t_r, _)) = m
+        if let Some(t_r) = m
             .applied
             .iter()
-            .find(|(t, a)| t > t_f && a.is_repair() && a.server() == Some(name))
+            .find(|p| p.t_s > *t_f && p.action.is_repair() && p.action.server() == Some(name))
+            .map(|p| &p.t_s)
         {
             let weight = server.destination.weight;
             f.readded_s = m
@@ -195,4 +196,103 @@ pub fn notes(f: &Failover) -> Vec<String> {
         out.push(format!("What clients saw: {v}."));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::run::measurements::{AppliedPhase, IpvsChange};
+    use crate::scenario::run::testdata::*;
+    use crate::scenario::spec::PhaseAction;
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-9)
+    }
+
+    #[test]
+    fn detection_is_timed_from_the_fault_to_the_ipvs_change() {
+        let s = failover_scenario();
+        let f = failover(&s, &failover_measurements(&s)).expect("a fault was applied");
+        assert_eq!(f.failed_server.as_deref(), Some("rs1"));
+        assert_eq!(f.fault_at_s, Some(FAULT_AT));
+        assert_eq!(f.fault.as_deref(), Some("rs1 killed (SIGKILL)"));
+        assert!(close(f.detection_s, IPVS_REMOVED_AT - FAULT_AT), "{f:?}");
+        assert!(
+            close(f.checker_detection_s, CHECKER_DOWN_AT - FAULT_AT),
+            "{f:?}"
+        );
+        // keepalived's worst case for retry 3, delay_before_retry 3.
+        let refused = f.worst_case_refused_s.expect("the server has a check");
+        assert!((9.0..=10.0).contains(&refused), "{refused}");
+        assert!(f.checker.as_deref().unwrap().starts_with("lab "), "{f:?}");
+        // Not repaired in this run.
+        assert_eq!(f.readded_s, None);
+    }
+
+    #[test]
+    fn recovery_is_the_first_good_bucket_after_the_last_bad_one() {
+        let s = failover_scenario();
+        let f = failover(&s, &failover_measurements(&s)).unwrap();
+        // Both servers at OK_PER_SERVER per 0.5 s before the fault; the
+        // first bucket is left out as ramp-up.
+        assert!(close(f.baseline_rps, 4.0 * OK_PER_SERVER as f64), "{f:?}");
+        // Errors through the bucket holding the IPVS removal (10.5..11.0).
+        assert!(close(f.recover_s, 11.0 - FAULT_AT), "{f:?}");
+        assert_eq!(f.failed_rpcs_by_status["UNAVAILABLE"], 19 * 6);
+        assert_eq!(f.longest_blackhole_s["10.0.0.1"], 0.24);
+        let view = f.client_view.as_deref().unwrap();
+        assert!(
+            view.starts_with("fast errors and a reconnect: 114 failed RPCs, mostly UNAVAILABLE"),
+            "{view}"
+        );
+    }
+
+    #[test]
+    fn a_repair_is_timed_until_ipvs_has_the_full_weight_back() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        let key = m.plan.servers[0].destination_key();
+        m.applied.push(AppliedPhase {
+            t_s: 12.0,
+            action: PhaseAction::StartServer {
+                server: "rs1".into(),
+            },
+        });
+        m.ipvs_changes.push(IpvsChange {
+            t_s: 12.75,
+            dest: key,
+            from: None,
+            to: Some(1),
+        });
+        let f = failover(&s, &m).unwrap();
+        assert!(close(f.readded_s, 0.75), "{f:?}");
+        assert!(
+            notes(&f)
+                .iter()
+                .any(|n| n == "rs1 was back in IPVS 0.75 s after the repair.")
+        );
+    }
+
+    #[test]
+    fn an_undetected_fault_says_so() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        m.ipvs_changes.clear();
+        m.health_changes.clear();
+        let f = failover(&s, &m).unwrap();
+        assert_eq!((f.detection_s, f.checker_detection_s), (None, None));
+        let notes = notes(&f);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("had not taken rs1 out of IPVS")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn no_fault_no_failover() {
+        let s = failover_scenario();
+        assert_eq!(failover(&s, &steady_measurements(&s)), None);
+    }
 }
