@@ -25,10 +25,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Scenario;
-use super::plan::plan;
+use super::plan::{Plan, plan};
 use super::spec::DirectorKind;
 use crate::bringup::LabNetwork;
 use crate::netns::RunId;
+use crate::report::model::{Event, EventKind};
 
 pub use error::RunError;
 pub use measurements::Measurements;
@@ -37,6 +38,7 @@ pub use servers::start_server;
 
 use director::ManagerLog;
 use live::{Live, Origin};
+use measurements::{AppliedPhase, HealthChange, IpvsChange, IpvsSample};
 use phases::PendingPhases;
 use progress::Status;
 use rounds::Rounds;
@@ -83,8 +85,8 @@ pub fn execute(scenario: &Scenario, opts: &RunOptions) -> Result<Measurements, R
     Ok(measured)
 }
 
-/// The stages that need the network up. Timings are left for
-/// [`execute`] to fill.
+/// The stages that need the network up: servers, director manager,
+/// rounds and phases, settle, collect. Timings are left for [`execute`].
 fn with_lab(
     scenario: &Scenario,
     opts: &RunOptions,
@@ -98,6 +100,7 @@ fn with_lab(
     let work = tempdir_for(&lab.plan().topology.run)?;
     let max_age = scenario.file.load.max_connection_age;
 
+    // Servers, then the manager that checks them, then the load.
     status.say("starting gRPC servers");
     let servers = servers::start_all(lab, &exe, max_age)?;
     let (manager, mut director) = director::start(scenario, opts, lab, &work, status)?;
@@ -108,6 +111,7 @@ fn with_lab(
         servers,
         PendingPhases::of(scenario),
     );
+    // Rounds and phases, observed all along.
     let rounds = Rounds {
         scenario,
         opts,
@@ -116,63 +120,75 @@ fn with_lab(
     }
     .run(&mut live, status)?;
 
+    // Settle, then collect every independent view.
     status.say("waiting for IPVS counters to settle (estimator tick ~2 s)");
     let ipvs = observe::settle_ipvs(lab, &opts.interrupted)?;
     let conn_table = observe::conn_table(lab)?;
     let ipvsadm_stats = observe::ipvsadm_in(lab, &["-Ln", "--stats", "--exact"]);
     let origin = live.origin.unwrap_or(Origin(Instant::now()));
     let manager_log = manager.stop(origin, &mut director);
-
     status.say("reading the servers' own counters");
     let server_counts = observe::server_counts(lab, &mut live.servers);
-    let mut measured = Measurements {
+    servers::stop_all(std::mem::take(&mut live.servers));
+    let observed = Observed::rebase(live, origin, manager_log, lab.plan());
+    let _ = std::fs::remove_dir_all(&work);
+
+    Ok(Measurements {
         plan: lab.plan().clone(),
         rounds,
         server_counts,
         ipvs,
         ipvsadm_stats,
         conn_table,
-        events: Vec::new(),
-        applied: Vec::new(),
-        ipvs_changes: Vec::new(),
-        health_changes: Vec::new(),
-        samples: Vec::new(),
+        events: observed.events,
+        applied: observed.applied,
+        ipvs_changes: observed.ipvs_changes,
+        health_changes: observed.health_changes,
+        samples: observed.samples,
         director,
         bringup: Duration::ZERO,
         teardown: Duration::ZERO,
         started_at: String::new(),
         elapsed: Duration::ZERO,
-    };
-    servers::stop_all(std::mem::take(&mut live.servers));
-    rebase_observed(live, origin, manager_log, &mut measured);
-    let _ = std::fs::remove_dir_all(&work);
-    Ok(measured)
+    })
 }
 
-/// Puts what was observed during the load on the report's time axis, and
-/// merges the events of the phases, the manager and the IPVS watcher in
-/// time order.
-fn rebase_observed(live: Live<'_>, origin: Origin, manager: ManagerLog, m: &mut Measurements) {
-    m.ipvs_changes = live
-        .watcher
-        .changes
-        .iter()
-        .map(|c| c.rebase(origin))
-        .collect();
-    m.samples = live.samples.iter().map(|s| s.rebase(origin)).collect();
-    m.applied = live.applied;
-    m.health_changes = manager.health_changes;
-    m.events = live.events;
-    m.events.extend(manager.events);
-    for c in &m.ipvs_changes {
-        m.events.push(crate::report::model::Event {
+/// What was observed while the load ran, on the report's time axis.
+struct Observed {
+    events: Vec<Event>,
+    applied: Vec<AppliedPhase>,
+    ipvs_changes: Vec<IpvsChange>,
+    health_changes: Vec<HealthChange>,
+    samples: Vec<IpvsSample>,
+}
+
+impl Observed {
+    /// Rebases the live stamps to `origin`, and merges the events of the
+    /// phases, the manager and the IPVS watcher in time order.
+    fn rebase(live: Live<'_>, origin: Origin, manager: ManagerLog, plan: &Plan) -> Self {
+        let ipvs_changes: Vec<IpvsChange> = live
+            .watcher
+            .changes
+            .iter()
+            .map(|c| c.rebase(origin))
+            .collect();
+        let mut events = live.events;
+        events.extend(manager.events);
+        events.extend(ipvs_changes.iter().map(|c| Event {
             t_s: c.t_s,
-            kind: crate::report::model::EventKind::Ipvs,
-            detail: observe::describe_change(&m.plan, c),
-        });
+            kind: EventKind::Ipvs,
+            detail: observe::describe_change(plan, c),
+        }));
+        // Stable: events at the same time keep the order above.
+        events.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+        Observed {
+            events,
+            applied: live.applied,
+            samples: live.samples.iter().map(|s| s.rebase(origin)).collect(),
+            ipvs_changes,
+            health_changes: manager.health_changes,
+        }
     }
-    // Stable: events at the same time keep the order above.
-    m.events.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
 }
 
 fn tempdir_for(run: &RunId) -> Result<PathBuf, RunError> {
