@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 
 use super::Scenario;
-use super::plan::ServerPlan;
 use super::plan::health_plan;
 use super::run::Measurements;
 use super::run::measurements::AppliedPhase;
+use crate::network::ServerPlan;
 use crate::report::model::{EventKind, Failover};
 
 /// A bucket counts as recovered when it has no failed RPC and at least

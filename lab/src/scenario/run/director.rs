@@ -12,12 +12,14 @@ use super::RunOptions;
 use super::live::Origin;
 use super::measurements::{DirectorInfo, HealthChange, LogLine};
 use super::progress::Status;
-use crate::bringup::LabNetwork;
 use crate::health::{HealthChecker, HealthEventKind};
 use crate::keepalived::run::Keepalived;
+use crate::network::LabNetwork;
+use crate::network::Plan;
 use crate::report::model::{Event, EventKind};
 use crate::scenario::Scenario;
-use crate::scenario::plan::{Plan, health_plan, keepalived_conf};
+use crate::scenario::keepalived::keepalived_conf;
+use crate::scenario::plan::health_plan;
 use crate::scenario::spec::DirectorKind;
 
 /// The checker or daemon that manages IPVS while the load runs.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::bringup::BringupError;
+use crate::network::BringupError;
 use crate::process::ProcessError;
 
 /// Why a scenario could not run to the end (an expectation failing is not

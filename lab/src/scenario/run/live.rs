@@ -10,7 +10,7 @@ use super::RunError;
 use super::measurements::AppliedPhase;
 use super::observe::{IpvsWatcher, SeenSample};
 use super::phases::{PendingPhases, apply_phase, phase_kind};
-use crate::bringup::LabNetwork;
+use crate::network::LabNetwork;
 use crate::process::ChildGuard;
 use crate::report::model::Event;
 

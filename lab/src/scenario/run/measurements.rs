@@ -11,8 +11,8 @@ use std::time::Duration;
 use bench::report::LoadReport;
 
 use crate::ipvs::{ConnEntry, IpvsTable};
+use crate::network::Plan;
 use crate::report::model::{Event, IpvsDestSample};
-use crate::scenario::plan::Plan;
 use crate::scenario::spec::PhaseAction;
 
 /// Everything one run measured, before it is judged.

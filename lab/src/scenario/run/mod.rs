@@ -25,10 +25,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Scenario;
-use super::plan::{Plan, plan};
+use super::plan::plan;
 use super::spec::DirectorKind;
-use crate::bringup::LabNetwork;
 use crate::netns::RunId;
+use crate::network::{LabNetwork, Plan};
 use crate::report::model::{Event, EventKind};
 
 pub use error::RunError;

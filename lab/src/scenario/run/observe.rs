@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use super::RunError;
 use super::live::Origin;
 use super::measurements::{IpvsChange, IpvsSample, ServerCount};
-use crate::bringup::{BringupError, LabNetwork};
 use crate::error_chain;
 use crate::ipvs::{ConnEntry, IpvsTable};
+use crate::network::Plan;
+use crate::network::{BringupError, LabNetwork};
 use crate::process::ChildGuard;
 use crate::report::model::IpvsDestSample;
-use crate::scenario::plan::Plan;
 
 /// A change of the destination set, stamped when it was seen.
 #[derive(Debug, Clone)]

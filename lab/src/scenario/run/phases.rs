@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::servers::start_server;
-use crate::bringup::LabNetwork;
 use crate::error_chain;
+use crate::network::LabNetwork;
 use crate::process::ChildGuard;
 use crate::report::model::EventKind;
 use crate::scenario::Scenario;

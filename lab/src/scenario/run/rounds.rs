@@ -16,9 +16,9 @@ use bench::report::LoadReport;
 use super::live::{Live, Origin};
 use super::progress::{Status, render_progress};
 use super::{RunError, RunOptions};
+use crate::network::{CLIENT_HOST, Plan};
 use crate::process::ChildGuard;
 use crate::scenario::Scenario;
-use crate::scenario::plan::{CLIENT_HOST, Plan};
 use crate::scenario::spec::{ConnectionModel, LoadMode};
 
 /// What every round shares.

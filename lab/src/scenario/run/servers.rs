@@ -7,9 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::RunError;
-use crate::bringup::LabNetwork;
+use crate::network::LabNetwork;
+use crate::network::ServerPlan;
 use crate::process::ChildGuard;
-use crate::scenario::plan::ServerPlan;
 
 /// Starts every planned server (plan order) and waits until each listens.
 pub(super) fn start_all(
