@@ -500,6 +500,8 @@ pub enum EventKind {
     Ipvs,
     /// A health check failed while retries were left (no change yet).
     Check,
+    /// An IPVS sysctl was set in the director (`net.ipv4.vs.*`).
+    Sysctl,
     /// Anything else (also what unknown kinds load as).
     #[serde(other)]
     Other,
@@ -515,6 +517,7 @@ impl EventKind {
             EventKind::Fault => "fault",
             EventKind::Ipvs => "ipvs",
             EventKind::Check => "check",
+            EventKind::Sysctl => "sysctl",
             EventKind::Other => "other",
         }
     }

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::Scenario;
 use super::expect::{basis_counts, evaluate, fairness_basis};
-use super::run::{Measurements, servers_per_client};
+use super::run::Measurements;
 use crate::ipvs::IpvsTable;
 use crate::report::fairness;
 use crate::report::hgrm;
@@ -16,61 +16,16 @@ use crate::report::model::*;
 /// Builds the report and the merged latency histogram (µs) of all rounds.
 pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histogram<u64>>) {
     let file = &scenario.file;
-    let vs = &file.virtual_server;
-    let current = crate::runner::describe_current();
-
     let mut report = Report {
         scenario: ScenarioInfo {
             name: scenario.name.clone(),
             description: file.description.clone(),
             path: Some(scenario.path.display().to_string()),
         },
-        runner: RunnerInfo {
-            kind: match current.kind {
-                crate::runner::RunnerKind::Host => RunnerKind::Host,
-                crate::runner::RunnerKind::Uml => RunnerKind::Uml,
-            },
-            kernel: current.release,
-            kernel_origin: current.origin.map(|o| o.as_str().to_owned()),
-            kernel_source: current.source,
-        },
+        runner: runner_info(),
         started_at: m.started_at.clone(),
         duration_s: m.elapsed.as_secs_f64(),
-        config: VirtualServerConfig {
-            vip: vs.vip.to_string(),
-            port: vs.port,
-            protocol: vs.protocol.clone(),
-            lb_algo: vs.lb_algo.clone(),
-            lb_kind: vs.lb_kind.clone(),
-            persistence_timeout: vs.persistence_timeout,
-            persistence_granularity: vs.persistence_granularity.map(|g| g.to_string()),
-            delay_loop_s: Some(vs.delay_loop),
-            real_servers: m
-                .plan
-                .servers
-                .iter()
-                .zip(&vs.real_servers)
-                .map(|(p, rs)| RealServerConfig {
-                    name: p.name.clone(),
-                    address: p.address.to_string(),
-                    port: p.port,
-                    weight: rs.weight.max(0) as u32,
-                    health_check: rs
-                        .tcp_check
-                        .as_ref()
-                        .map(|c| HealthCheckConfig {
-                            kind: "TCP_CHECK".into(),
-                            connect_timeout_s: Some(c.connect_timeout),
-                        })
-                        .or_else(|| {
-                            rs.grpc_check.as_ref().map(|c| HealthCheckConfig {
-                                kind: "GRPC_CHECK".into(),
-                                connect_timeout_s: Some(c.connect_timeout),
-                            })
-                        }),
-                })
-                .collect(),
-        },
+        config: config(scenario, m),
         load: serde_json::to_value(&file.load).unwrap_or_default(),
         ..Default::default()
     };
@@ -85,33 +40,150 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         .max()
         .unwrap_or(0);
 
-    // Client-side tallies, summed over rounds.
-    let mut client_rpcs: BTreeMap<String, u64> = BTreeMap::new();
-    let mut errors_by_status: BTreeMap<String, u64> = BTreeMap::new();
-    let mut warmup_rpcs = 0;
-    for r in &m.rounds {
-        for s in &r.servers {
-            *client_rpcs.entry(s.name.clone()).or_default() += s.rpcs;
-        }
-        for (code, n) in &r.status_codes {
-            if code != "OK" {
-                *errors_by_status.entry(code.clone()).or_default() += n;
-            }
-        }
-        warmup_rpcs += r.warmup_rpcs;
-    }
+    let tallies = ClientTallies::of(&m.rounds);
     report.errors = ErrorSummary {
-        total: errors_by_status.values().sum(),
-        by_status: errors_by_status,
+        total: tallies.errors_by_status.values().sum(),
+        by_status: tallies.errors_by_status.clone(),
     };
-
-    let weights: Vec<u32> = vs
+    let weights: Vec<u32> = file
+        .virtual_server
         .real_servers
         .iter()
         .map(|r| r.weight.max(0) as u32)
         .collect();
-    let ideal = fairness::ideal_shares(&weights);
-    report.servers = m
+    report.servers = server_results(&report, m, &tallies, &weights);
+    report.clients = client_results(m);
+    let counts = basis_counts(&report, file.expect.basis);
+    report.fairness = fairness::evaluate(fairness_basis(file.expect.basis), &counts, &weights);
+
+    let merged = merged_histogram(&m.rounds);
+    if let Some(h) = &merged {
+        let mut summary = hgrm::latency_summary(h);
+        summary.histogram_b64 = hgrm::encode_histogram_b64(h).ok();
+        report.latency_us = Some(summary);
+    }
+    report.timeline = timeline(&m.rounds, file.load.idle.as_secs_f64());
+    report.events = m.events.clone();
+    report.ipvs_samples = m
+        .samples
+        .iter()
+        .map(|s| IpvsSampleRow {
+            t_s: s.t_s,
+            templates: s.templates as u64,
+            destinations: s.destinations.clone(),
+        })
+        .collect();
+    report.director = Some(director_report(&m.director));
+    report.failover = super::failover::failover(scenario, m);
+
+    report.notes = notes(scenario, &report, m);
+    if let Some(f) = &report.failover {
+        report.notes.extend(super::failover::notes(f));
+    }
+    if let Some(cross) = ipvsadm_cross_check(m) {
+        report.notes.push(cross);
+    }
+    report.expectations = evaluate(&file.expect, &report);
+    report.passed = report.expectations.iter().all(|e| e.passed);
+    (report, merged)
+}
+
+/// The kernel this process runs on.
+fn runner_info() -> RunnerInfo {
+    let current = crate::runner::describe_current();
+    RunnerInfo {
+        kind: match current.kind {
+            crate::runner::RunnerKind::Host => RunnerKind::Host,
+            crate::runner::RunnerKind::Uml => RunnerKind::Uml,
+        },
+        kernel: current.release,
+        kernel_origin: current.origin.map(|o| o.as_str().to_owned()),
+        kernel_source: current.source,
+    }
+}
+
+/// The virtual server as configured, with each real server's check.
+fn config(scenario: &Scenario, m: &Measurements) -> VirtualServerConfig {
+    let vs = &scenario.file.virtual_server;
+    VirtualServerConfig {
+        vip: vs.vip.to_string(),
+        port: vs.port,
+        protocol: vs.protocol.clone(),
+        lb_algo: vs.lb_algo.clone(),
+        lb_kind: vs.lb_kind.clone(),
+        persistence_timeout: vs.persistence_timeout,
+        persistence_granularity: vs.persistence_granularity.map(|g| g.to_string()),
+        delay_loop_s: Some(vs.delay_loop),
+        real_servers: m
+            .plan
+            .servers
+            .iter()
+            .zip(&vs.real_servers)
+            .map(|(p, rs)| RealServerConfig {
+                name: p.name.clone(),
+                address: p.address.to_string(),
+                port: p.port,
+                weight: rs.weight.max(0) as u32,
+                health_check: rs
+                    .tcp_check
+                    .as_ref()
+                    .map(|c| HealthCheckConfig {
+                        kind: "TCP_CHECK".into(),
+                        connect_timeout_s: Some(c.connect_timeout),
+                    })
+                    .or_else(|| {
+                        rs.grpc_check.as_ref().map(|c| HealthCheckConfig {
+                            kind: "GRPC_CHECK".into(),
+                            connect_timeout_s: Some(c.connect_timeout),
+                        })
+                    }),
+            })
+            .collect(),
+    }
+}
+
+/// The load generator's own tallies, summed over rounds.
+struct ClientTallies {
+    /// Successful RPCs per server name.
+    rpcs: BTreeMap<String, u64>,
+    /// Failed RPCs per gRPC status.
+    errors_by_status: BTreeMap<String, u64>,
+    /// RPCs during warm-ups, not attributed per server.
+    warmup_rpcs: u64,
+}
+
+impl ClientTallies {
+    fn of(rounds: &[bench::report::LoadReport]) -> Self {
+        let mut t = ClientTallies {
+            rpcs: BTreeMap::new(),
+            errors_by_status: BTreeMap::new(),
+            warmup_rpcs: 0,
+        };
+        for r in rounds {
+            for s in &r.servers {
+                *t.rpcs.entry(s.name.clone()).or_default() += s.rpcs;
+            }
+            for (code, n) in &r.status_codes {
+                if code != "OK" {
+                    *t.errors_by_status.entry(code.clone()).or_default() += n;
+                }
+            }
+            t.warmup_rpcs += r.warmup_rpcs;
+        }
+        t
+    }
+}
+
+/// Per real server: what clients, the server itself and IPVS counted.
+/// Needs `report.ipvs` filled.
+fn server_results(
+    report: &Report,
+    m: &Measurements,
+    tallies: &ClientTallies,
+    weights: &[u32],
+) -> Vec<ServerResult> {
+    let ideal = fairness::ideal_shares(weights);
+    let mut servers: Vec<ServerResult> = m
         .plan
         .servers
         .iter()
@@ -126,27 +198,30 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
                 name: p.name.clone(),
                 address: p.address.to_string(),
                 weight: weights[i],
-                rpcs: client_rpcs.get(&p.name).copied().unwrap_or(0),
+                rpcs: tallies.rpcs.get(&p.name).copied().unwrap_or(0),
                 // With a warm-up the servers also counted warm-up RPCs,
                 // which the load generator does not attribute per server.
-                server_rpcs: if warmup_rpcs == 0 {
-                    own.map(|o| o.0)
+                server_rpcs: if tallies.warmup_rpcs == 0 {
+                    own.map(|o| o.rpcs)
                 } else {
                     None
                 },
-                connections: own.map(|o| o.1).unwrap_or(0),
+                connections: own.map(|o| o.connections).unwrap_or(0),
                 ipvs_conns,
                 share: 0.0,
                 ideal_share: ideal[i],
             }
         })
         .collect();
-    let rpc_counts: Vec<u64> = report.servers.iter().map(|s| s.rpcs).collect();
-    let shares = fairness::shares(&rpc_counts);
-    for (s, share) in report.servers.iter_mut().zip(shares) {
+    let rpc_counts: Vec<u64> = servers.iter().map(|s| s.rpcs).collect();
+    for (s, share) in servers.iter_mut().zip(fairness::shares(&rpc_counts)) {
         s.share = share;
     }
+    servers
+}
 
+/// Per client IP: the servers it reached, its errors and connections.
+fn client_results(m: &Measurements) -> Vec<ClientResult> {
     let per_client = servers_per_client(&m.rounds);
     let mut client_errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut client_conns: BTreeMap<String, u64> = BTreeMap::new();
@@ -156,8 +231,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
             *client_conns.entry(s.address.clone()).or_default() += s.connections;
         }
     }
-    report.clients = m
-        .plan
+    m.plan
         .client_addresses
         .iter()
         .map(|a| {
@@ -173,13 +247,13 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
                 address,
             }
         })
-        .collect();
+        .collect()
+}
 
-    let counts = basis_counts(&report, file.expect.basis);
-    report.fairness = fairness::evaluate(fairness_basis(file.expect.basis), &counts, &weights);
-
+/// Every round's latency histogram added into one.
+fn merged_histogram(rounds: &[bench::report::LoadReport]) -> Option<Histogram<u64>> {
     let mut merged: Option<Histogram<u64>> = None;
-    for r in &m.rounds {
+    for r in rounds {
         if let Ok(h) = hgrm::decode_histogram_b64(&r.histogram_b64) {
             match &mut merged {
                 Some(acc) => {
@@ -189,17 +263,16 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
             }
         }
     }
-    if let Some(h) = &merged {
-        let mut summary = hgrm::latency_summary(h);
-        summary.histogram_b64 = hgrm::encode_histogram_b64(h).ok();
-        report.latency_us = Some(summary);
-    }
+    merged
+}
 
-    let load = &file.load;
+/// The rounds' timelines on one axis: each round starts after the ones
+/// before it and their idle gaps.
+fn timeline(rounds: &[bench::report::LoadReport], idle_s: f64) -> Timeline {
     let mut offset = 0.0;
     let mut buckets = Vec::new();
     let mut bucket_s = 0.5;
-    for r in &m.rounds {
+    for r in rounds {
         bucket_s = r.timeline_interval_s;
         for b in &r.timeline {
             buckets.push(TimelineBucket {
@@ -208,71 +281,23 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
                 errors: b.errors.values().sum(),
             });
         }
-        offset += r.duration_s + load.idle.as_secs_f64();
+        offset += r.duration_s + idle_s;
     }
-    report.timeline = Timeline { bucket_s, buckets };
-    report.events = m
-        .events
-        .iter()
-        .map(|(t, kind, detail)| Event {
-            t_s: *t,
-            kind: match kind.as_str() {
-                "weight" => EventKind::Weight,
-                "fault" => EventKind::Fault,
-                "phase" => EventKind::Phase,
-                "health" => EventKind::Health,
-                "ipvs" => EventKind::Ipvs,
-                "check" => EventKind::Check,
-                _ => EventKind::Other,
-            },
-            detail: detail.clone(),
-        })
-        .collect();
+    Timeline { bucket_s, buckets }
+}
 
-    report.ipvs_samples = m
-        .samples
-        .iter()
-        .map(|s| IpvsSampleRow {
-            t_s: s.t_s,
-            templates: s.templates as u64,
-            destinations: s
-                .destinations
-                .iter()
-                .map(
-                    |(address, weight, active, inactive, persistent)| IpvsDestSample {
-                        address: address.clone(),
-                        weight: *weight,
-                        active: *active,
-                        inactive: *inactive,
-                        persistent: *persistent,
-                    },
-                )
-                .collect(),
-        })
-        .collect();
-    report.director = Some(DirectorReport {
-        kind: m.director.kind.clone(),
-        keepalived_conf: m.director.keepalived_conf.clone(),
-        populated_s: m.director.populated_s,
-        keepalived_log: m
-            .director
+/// Who managed IPVS, with keepalived's log lines stamped.
+fn director_report(d: &super::run::measurements::DirectorInfo) -> DirectorReport {
+    DirectorReport {
+        kind: d.kind.clone(),
+        keepalived_conf: d.keepalived_conf.clone(),
+        populated_s: d.populated_s,
+        keepalived_log: d
             .keepalived_log
             .iter()
-            .map(|(t, l)| format!("{t:8.3} {l}"))
+            .map(|l| format!("{:8.3} {}", l.t_s, l.line))
             .collect(),
-    });
-    report.failover = super::failover::failover(scenario, m);
-
-    report.notes = notes(scenario, &report, m);
-    if let Some(f) = &report.failover {
-        report.notes.extend(super::failover::notes(f));
     }
-    if let Some(cross) = ipvsadm_cross_check(m) {
-        report.notes.push(cross);
-    }
-    report.expectations = evaluate(&file.expect, &report);
-    report.passed = report.expectations.iter().all(|e| e.passed);
-    (report, merged)
 }
 
 fn ipvs_snapshot(table: &IpvsTable) -> IpvsSnapshot {
@@ -482,4 +507,130 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
         m.teardown.as_secs_f64() * 1000.0
     ));
     notes
+}
+
+/// Per-client servers across all rounds: address → server → RPCs.
+fn servers_per_client(
+    rounds: &[bench::report::LoadReport],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for r in rounds {
+        for src in &r.sources {
+            let entry = out.entry(src.address.clone()).or_default();
+            for (server, n) in &src.servers {
+                *entry.entry(server.clone()).or_default() += n;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::run::measurements::LogLine;
+    use crate::scenario::run::testdata::*;
+
+    fn kinds(report: &Report) -> Vec<String> {
+        let v = serde_json::to_value(&report.events).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn events_keep_their_kinds_and_times() {
+        let s = failover_scenario();
+        let m = failover_measurements(&s);
+        let (report, _) = assemble(&s, &m);
+        assert_eq!(report.events, m.events);
+        assert_eq!(
+            kinds(&report),
+            ["fault", "check", "check", "check", "health", "ipvs"]
+        );
+        assert_eq!(report.events[0].t_s, FAULT_AT);
+    }
+
+    #[test]
+    fn a_sysctl_phase_is_reported_as_sysctl_not_other() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        m.events.insert(
+            0,
+            Event {
+                t_s: 0.5,
+                kind: EventKind::Sysctl,
+                detail: "net.ipv4.vs.expire_nodest_conn = 1".into(),
+            },
+        );
+        let (report, _) = assemble(&s, &m);
+        assert_eq!(kinds(&report)[0], "sysctl");
+    }
+
+    #[test]
+    fn later_rounds_are_rebased_after_the_earlier_ones_and_the_idle_gap() {
+        let mut s = failover_scenario();
+        s.file.load.idle = std::time::Duration::from_secs(2);
+        let mut m = steady_measurements(&s);
+        m.rounds.push(m.rounds[0].clone());
+        let (report, _) = assemble(&s, &m);
+        let per_round = m.rounds[0].timeline.len();
+        let buckets = &report.timeline.buckets;
+        assert_eq!(buckets.len(), 2 * per_round);
+        assert_eq!(buckets[0].t_s, 0.0);
+        // Round 1 lasted 13 s, then 2 s idle.
+        assert_eq!(buckets[per_round].t_s, 15.0);
+        assert_eq!(report.timeline.bucket_s, BUCKET_S);
+        // Samples and events stay on the origin's axis.
+        assert_eq!(report.ipvs_samples[1].t_s, m.samples[1].t_s);
+        assert_eq!(
+            report.ipvs_samples[1].destinations,
+            m.samples[1].destinations
+        );
+    }
+
+    #[test]
+    fn every_view_of_a_failover_lands_in_the_report() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        m.director.keepalived_log = vec![LogLine {
+            t_s: -0.5,
+            line: "Keepalived_healthcheckers: TCP connection to [172.22.35.1]:tcp:8080 failed"
+                .into(),
+        }];
+        let (report, hist) = assemble(&s, &m);
+        assert!(hist.is_some() && report.latency_us.is_some());
+        // rs1 was dead at the end: no counters of its own.
+        assert_eq!(report.servers[0].server_rpcs, None);
+        assert_eq!(report.servers[0].connections, 0);
+        assert_eq!(report.servers[1].server_rpcs, Some(5_200));
+        assert_eq!(report.servers[1].ipvs_conns, Some(12));
+        assert_eq!(report.errors.by_status["UNAVAILABLE"], 114);
+        let director = report.director.as_ref().unwrap();
+        assert_eq!(
+            director.keepalived_log[0],
+            "  -0.500 Keepalived_healthcheckers: TCP connection to [172.22.35.1]:tcp:8080 failed"
+        );
+        let f = report.failover.as_ref().expect("a failover");
+        assert_eq!(f.failed_server.as_deref(), Some("rs1"));
+        assert!(
+            report.notes.iter().any(|n| n.contains(
+                "shows the same connection, packet and byte counters as the lab's netlink client for all 1 destinations"
+            )),
+            "{:?}",
+            report.notes
+        );
+        assert!(report.expectations.iter().any(|e| e.name.contains("fault")));
+    }
+
+    #[test]
+    fn ipvsadm_disagreeing_is_a_note() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        m.ipvsadm_stats = Some(m.ipvsadm_stats.unwrap().replace("5000", "4999"));
+        let note = ipvsadm_cross_check(&m).unwrap();
+        assert!(note.starts_with("ipvsadm disagrees"), "{note}");
+    }
 }

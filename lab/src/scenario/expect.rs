@@ -41,186 +41,219 @@ fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
     }
 }
 
-/// Judges every expectation present in `expect`.
+/// Judges every expectation present in `expect`, in the block's order.
 pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
-    let mut out = Vec::new();
+    [
+        expect
+            .distribution
+            .map(|shape| distribution(expect, report, shape)),
+        expect
+            .sticky_per_client
+            .map(|want| sticky_per_client(report, want)),
+        expect
+            .min_clients_moved
+            .map(|min| min_clients_moved(report, min)),
+        expect.max_error_rate.map(|max| max_error_rate(report, max)),
+        expect
+            .templates_present
+            .map(|want| templates_present(report, want)),
+        expect
+            .drained_traffic
+            .map(|want| drained_traffic(report, want)),
+        expect
+            .fault_detected
+            .map(|want| fault_detected(report, want)),
+        expect
+            .dominant_error
+            .as_deref()
+            .map(|want| dominant_error(report, want)),
+        (expect.ipvs_consistent == Some(true)).then(|| {
+            let (passed, detail) = ipvs_consistency(report);
+            result("ipvs_consistent = true", passed, detail)
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// `distribution`: the shape of the counts on the chosen basis.
+fn distribution(
+    expect: &Expect,
+    report: &Report,
+    shape: DistributionExpectation,
+) -> ExpectationResult {
     let counts = basis_counts(report, expect.basis);
     let weights: Vec<u32> = report.servers.iter().map(|s| s.weight).collect();
     let basis = fairness_basis(expect.basis).as_str();
     let total: u64 = counts.iter().sum();
-
-    if let Some(shape) = expect.distribution {
-        let name = format!("distribution = {shape:?}").to_lowercase();
-        let shares = fairness::shares(&counts);
-        let share_text = report
-            .servers
-            .iter()
-            .zip(&shares)
-            .map(|(s, share)| format!("{} {:.1}%", s.name, share * 100.0))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let receiving = counts.iter().filter(|&&c| c > 0).count();
-        let (passed, detail) = if total == 0 {
-            (false, format!("no {basis} were counted"))
-        } else {
-            match shape {
-                DistributionExpectation::Even | DistributionExpectation::Weighted => {
-                    let ideal_weights: Vec<u32> = if shape == DistributionExpectation::Even {
-                        vec![1; counts.len()]
-                    } else {
-                        weights.clone()
-                    };
-                    let (dev, _) = fairness::max_deviation(&counts, &ideal_weights);
-                    (
-                        dev <= expect.tolerance,
-                        format!(
-                            "{basis}: {share_text}; max deviation from ideal {:.1} points (tolerance {:.1})",
-                            dev * 100.0,
-                            expect.tolerance * 100.0
-                        ),
-                    )
-                }
-                DistributionExpectation::Single => (
-                    receiving == 1,
-                    format!("{basis}: {share_text}; {receiving} server(s) received traffic"),
-                ),
-                DistributionExpectation::Spread => (
-                    receiving >= 2,
-                    format!("{basis}: {share_text}; {receiving} server(s) received traffic"),
-                ),
-            }
-        };
-        out.push(result(&name, passed, detail));
-    }
-
-    if let Some(want) = expect.sticky_per_client {
-        let sticky = report
-            .clients
-            .iter()
-            .filter(|c| c.servers_seen.len() == 1)
-            .count();
-        let n = report.clients.len();
-        let passed = n > 0 && (sticky == n) == want;
-        let detail = format!("{sticky} of {n} client IPs reached exactly one real server");
-        out.push(result(
-            &format!("sticky_per_client = {want}"),
-            passed,
-            detail,
-        ));
-    }
-
-    if let Some(min) = expect.min_clients_moved {
-        let moved = report
-            .clients
-            .iter()
-            .filter(|c| c.servers_seen.len() > 1)
-            .count();
-        out.push(result(
-            &format!("min_clients_moved = {min}"),
-            moved as u64 >= u64::from(min),
-            format!(
-                "{moved} of {} client IPs reached more than one real server",
-                report.clients.len()
-            ),
-        ));
-    }
-
-    if let Some(max) = expect.max_error_rate {
-        let rate = report.error_rate();
-        out.push(result(
-            &format!("max_error_rate = {max}"),
-            rate <= max && report.total_rpcs() > 0,
-            format!(
-                "{} failed of {} attempted RPCs ({:.3}%)",
-                report.errors.total,
-                report.total_rpcs() + report.errors.total,
-                rate * 100.0
-            ),
-        ));
-    }
-
-    if let Some(want) = expect.templates_present {
-        let end = report.conn_table.templates.len() as u64;
-        let peak = report.conn_table.peak_templates.max(end);
-        out.push(result(
-            &format!("templates_present = {want}"),
-            (peak > 0) == want,
-            format!(
-                "up to {peak} persistence template(s) in /proc/net/ip_vs_conn during the run, {end} at the end"
-            ),
-        ));
-    }
-
-    if let Some(want) = expect.drained_traffic {
-        let name = format!("drained_traffic = {want:?}").to_lowercase();
-        let (passed, detail) = match drained_rpcs(report) {
-            None => (false, "the scenario drained or broke no server".to_string()),
-            Some((server, at, n)) => {
-                let passed = match want {
-                    DrainedTraffic::Continues => n > 0,
-                    DrainedTraffic::Stops => n == 0,
+    let name = format!("distribution = {shape:?}").to_lowercase();
+    let shares = fairness::shares(&counts);
+    let share_text = report
+        .servers
+        .iter()
+        .zip(&shares)
+        .map(|(s, share)| format!("{} {:.1}%", s.name, share * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let receiving = counts.iter().filter(|&&c| c > 0).count();
+    let (passed, detail) = if total == 0 {
+        (false, format!("no {basis} were counted"))
+    } else {
+        match shape {
+            DistributionExpectation::Even | DistributionExpectation::Weighted => {
+                let ideal_weights: Vec<u32> = if shape == DistributionExpectation::Even {
+                    vec![1; counts.len()]
+                } else {
+                    weights.clone()
                 };
+                let (dev, _) = fairness::max_deviation(&counts, &ideal_weights);
                 (
-                    passed,
+                    dev <= expect.tolerance,
                     format!(
-                        "{server} answered {n} RPCs from {:.1} s on ({DRAIN_GRACE_S:.0} s after the change at {at:.2} s)",
-                        at + DRAIN_GRACE_S
+                        "{basis}: {share_text}; max deviation from ideal {:.1} points (tolerance {:.1})",
+                        dev * 100.0,
+                        expect.tolerance * 100.0
                     ),
                 )
             }
-        };
-        out.push(result(&name, passed, detail));
-    }
+            DistributionExpectation::Single => (
+                receiving == 1,
+                format!("{basis}: {share_text}; {receiving} server(s) received traffic"),
+            ),
+            DistributionExpectation::Spread => (
+                receiving >= 2,
+                format!("{basis}: {share_text}; {receiving} server(s) received traffic"),
+            ),
+        }
+    };
+    result(&name, passed, detail)
+}
 
-    if let Some(want) = expect.fault_detected {
-        let (passed, detail) = match &report.failover {
-            Some(f) => match f.detection_s {
-                Some(d) => (
-                    want,
-                    format!(
-                        "{} left IPVS {d:.2} s after the fault",
-                        f.failed_server.as_deref().unwrap_or("the server")
-                    ),
+/// `sticky_per_client`: whether every client IP reached one server.
+fn sticky_per_client(report: &Report, want: bool) -> ExpectationResult {
+    let sticky = report
+        .clients
+        .iter()
+        .filter(|c| c.servers_seen.len() == 1)
+        .count();
+    let n = report.clients.len();
+    let passed = n > 0 && (sticky == n) == want;
+    let detail = format!("{sticky} of {n} client IPs reached exactly one real server");
+    result(&format!("sticky_per_client = {want}"), passed, detail)
+}
+
+/// `min_clients_moved`: client IPs that reached more than one server.
+fn min_clients_moved(report: &Report, min: u32) -> ExpectationResult {
+    let moved = report
+        .clients
+        .iter()
+        .filter(|c| c.servers_seen.len() > 1)
+        .count();
+    result(
+        &format!("min_clients_moved = {min}"),
+        moved as u64 >= u64::from(min),
+        format!(
+            "{moved} of {} client IPs reached more than one real server",
+            report.clients.len()
+        ),
+    )
+}
+
+/// `max_error_rate`: failed RPCs over attempted ones.
+fn max_error_rate(report: &Report, max: f64) -> ExpectationResult {
+    let rate = report.error_rate();
+    result(
+        &format!("max_error_rate = {max}"),
+        rate <= max && report.total_rpcs() > 0,
+        format!(
+            "{} failed of {} attempted RPCs ({:.3}%)",
+            report.errors.total,
+            report.total_rpcs() + report.errors.total,
+            rate * 100.0
+        ),
+    )
+}
+
+/// `templates_present`: persistence templates seen during the run.
+fn templates_present(report: &Report, want: bool) -> ExpectationResult {
+    let end = report.conn_table.templates.len() as u64;
+    let peak = report.conn_table.peak_templates.max(end);
+    result(
+        &format!("templates_present = {want}"),
+        (peak > 0) == want,
+        format!(
+            "up to {peak} persistence template(s) in /proc/net/ip_vs_conn during the run, {end} at the end"
+        ),
+    )
+}
+
+/// `drained_traffic`: RPCs a drained or broken server still answered.
+fn drained_traffic(report: &Report, want: DrainedTraffic) -> ExpectationResult {
+    let name = format!("drained_traffic = {want:?}").to_lowercase();
+    let (passed, detail) = match drained_rpcs(report) {
+        None => (false, "the scenario drained or broke no server".to_string()),
+        Some((server, at, n)) => {
+            let passed = match want {
+                DrainedTraffic::Continues => n > 0,
+                DrainedTraffic::Stops => n == 0,
+            };
+            (
+                passed,
+                format!(
+                    "{server} answered {n} RPCs from {:.1} s on ({DRAIN_GRACE_S:.0} s after the change at {at:.2} s)",
+                    at + DRAIN_GRACE_S
                 ),
-                None => (
-                    !want,
-                    format!(
-                        "{} was still in IPVS with its weight when the load ended",
-                        f.failed_server.as_deref().unwrap_or("the server")
-                    ),
+            )
+        }
+    };
+    result(&name, passed, detail)
+}
+
+/// `fault_detected`: whether the faulty server left IPVS.
+fn fault_detected(report: &Report, want: bool) -> ExpectationResult {
+    let (passed, detail) = match &report.failover {
+        Some(f) => match f.detection_s {
+            Some(d) => (
+                want,
+                format!(
+                    "{} left IPVS {d:.2} s after the fault",
+                    f.failed_server.as_deref().unwrap_or("the server")
                 ),
-            },
-            None => (false, "the scenario injected no fault".to_string()),
-        };
-        out.push(result(&format!("fault_detected = {want}"), passed, detail));
-    }
+            ),
+            None => (
+                !want,
+                format!(
+                    "{} was still in IPVS with its weight when the load ended",
+                    f.failed_server.as_deref().unwrap_or("the server")
+                ),
+            ),
+        },
+        None => (false, "the scenario injected no fault".to_string()),
+    };
+    result(&format!("fault_detected = {want}"), passed, detail)
+}
 
-    if let Some(want) = &expect.dominant_error {
-        let top = report
-            .errors
-            .by_status
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(c, n)| (c.clone(), *n));
-        let listing = report
-            .errors
-            .by_status
-            .iter()
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (passed, detail) = match top {
-            None => (false, "no RPC failed".to_string()),
-            Some((code, _)) => (status_eq(&code, want), format!("failed RPCs: {listing}")),
-        };
-        out.push(result(&format!("dominant_error = {want}"), passed, detail));
-    }
-
-    if expect.ipvs_consistent == Some(true) {
-        let (passed, detail) = ipvs_consistency(report);
-        out.push(result("ipvs_consistent = true", passed, detail));
-    }
-    out
+/// `dominant_error`: the most frequent failure status.
+fn dominant_error(report: &Report, want: &str) -> ExpectationResult {
+    let top = report
+        .errors
+        .by_status
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(c, n)| (c.clone(), *n));
+    let listing = report
+        .errors
+        .by_status
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (passed, detail) = match top {
+        None => (false, "no RPC failed".to_string()),
+        Some((code, _)) => (status_eq(&code, want), format!("failed RPCs: {listing}")),
+    };
+    result(&format!("dominant_error = {want}"), passed, detail)
 }
 
 /// Whether two gRPC status names are the same code, whatever the spelling:

@@ -75,9 +75,20 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
 /// Checks a parsed scenario; returns every problem, not just the first.
 pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     let mut problems = Vec::new();
-    let vs = &file.virtual_server;
-    let net = &file.network;
+    check_virtual_server(&file.virtual_server, &mut problems);
+    let seen_addr = check_real_servers(file, &mut problems);
+    check_network(file, &seen_addr, &mut problems);
+    check_load(&file.load, &mut problems);
+    check_phases(file, &mut problems);
+    check_ipvs(file, &mut problems);
+    problems.extend(check_ranges(file));
+    check_description(&file.description, &mut problems);
+    check_expect(&file.expect, &mut problems);
+    problems
+}
 
+/// The service itself: protocol, scheduler, forwarding, port, persistence.
+fn check_virtual_server(vs: &super::spec::VirtualServer, problems: &mut Vec<Invalid>) {
     if !vs.protocol.eq_ignore_ascii_case("tcp") {
         problems.push(invalid(
             "virtual_server.protocol",
@@ -145,7 +156,12 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             "at most 64 real servers (one namespace and process each)",
         ));
     }
+}
 
+/// Each real server; returns their addresses, which the network must not reuse.
+fn check_real_servers(file: &ScenarioFile, problems: &mut Vec<Invalid>) -> HashSet<Ipv4Addr> {
+    let vs = &file.virtual_server;
+    let net = &file.network;
     let mut seen_addr = HashSet::new();
     let mut seen_name = HashSet::new();
     for (i, rs) in vs.real_servers.iter().enumerate() {
@@ -197,7 +213,14 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             ));
         }
     }
+    seen_addr
+}
 
+/// The director's and clients' addresses against the segment, the VIP and
+/// the real servers.
+fn check_network(file: &ScenarioFile, seen_addr: &HashSet<Ipv4Addr>, problems: &mut Vec<Invalid>) {
+    let vs = &file.virtual_server;
+    let net = &file.network;
     if !net.segment.contains(&net.director) {
         problems.push(invalid(
             "network.director",
@@ -261,8 +284,10 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             ));
         }
     }
+}
 
-    let load = &file.load;
+/// The `[load]` block's required values and their combinations.
+fn check_load(load: &super::spec::Load, problems: &mut Vec<Invalid>) {
     if load.duration.is_zero() {
         problems.push(invalid("load.duration", "must be more than 0"));
     }
@@ -298,7 +323,12 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             "connection = \"churn\" needs churn_rpcs >= 1",
         ));
     }
+}
 
+/// Every `[[phase]]`: in time, on a known server, with a valid value.
+fn check_phases(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
+    let vs = &file.virtual_server;
+    let load = &file.load;
     let names: Vec<String> = vs
         .real_servers
         .iter()
@@ -348,7 +378,10 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             _ => {}
         }
     }
+}
 
+/// The `[ipvs]` sysctls and timeouts.
+fn check_ipvs(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
     for name in file.ipvs.sysctls.keys() {
         if !IPVS_SYSCTLS.contains(&name.as_str()) {
             problems.push(invalid(
@@ -374,11 +407,11 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             _ => {}
         }
     }
+}
 
-    problems.extend(check_ranges(file));
-    // The description is printed to terminals: no escape sequences in it.
-    if let Some((i, c)) = file
-        .description
+/// The description is printed to terminals: no escape sequences in it.
+fn check_description(description: &str, problems: &mut Vec<Invalid>) {
+    if let Some((i, c)) = description
         .chars()
         .enumerate()
         .find(|(_, c)| c.is_control() && *c != '\n' && *c != '\t')
@@ -392,8 +425,10 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             ),
         ));
     }
+}
 
-    let expect = &file.expect;
+/// The `[expect]` block's fractions.
+fn check_expect(expect: &super::spec::Expect, problems: &mut Vec<Invalid>) {
     if !(0.0..=1.0).contains(&expect.tolerance) {
         problems.push(invalid("expect.tolerance", "must be between 0 and 1"));
     }
@@ -402,31 +437,38 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     {
         problems.push(invalid("expect.max_error_rate", "must be between 0 and 1"));
     }
-    problems
 }
 
 /// Every numeric value inside its range, and addresses a lab can hold: each
 /// bound is named in the message, so the fix is in it.
 fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
     let mut problems = Vec::new();
-    let vs = &file.virtual_server;
-    let seconds = |problems: &mut Vec<Invalid>, key: String, v: f64, zero_ok: bool| {
-        let low_ok = if zero_ok { v >= 0.0 } else { v > 0.0 };
-        if !(v.is_finite() && low_ok && v <= MAX_CHECK_SECONDS) {
-            problems.push(invalid(
-                key,
-                format!(
-                    "{v} must be a number of seconds {} {MAX_CHECK_SECONDS}",
-                    if zero_ok {
-                        "from 0 to"
-                    } else {
-                        "above 0, at most"
-                    }
-                ),
-            ));
-        }
-    };
+    check_server_ranges(&file.virtual_server, &mut problems);
+    check_addresses(file, &mut problems);
+    check_load_ranges(&file.load, &mut problems);
+    problems
+}
 
+/// A number of seconds a keepalived value can hold.
+fn check_seconds(problems: &mut Vec<Invalid>, key: String, v: f64, zero_ok: bool) {
+    let low_ok = if zero_ok { v >= 0.0 } else { v > 0.0 };
+    if !(v.is_finite() && low_ok && v <= MAX_CHECK_SECONDS) {
+        problems.push(invalid(
+            key,
+            format!(
+                "{v} must be a number of seconds {} {MAX_CHECK_SECONDS}",
+                if zero_ok {
+                    "from 0 to"
+                } else {
+                    "above 0, at most"
+                }
+            ),
+        ));
+    }
+}
+
+/// Persistence, the check loop, weights and every health check's timings.
+fn check_server_ranges(vs: &super::spec::VirtualServer, problems: &mut Vec<Invalid>) {
     if let Some(t) = vs.persistence_timeout
         && !PERSISTENCE_TIMEOUT.contains(&t)
     {
@@ -437,8 +479,8 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
             ),
         ));
     }
-    seconds(
-        &mut problems,
+    check_seconds(
+        problems,
         "virtual_server.delay_loop".into(),
         vs.delay_loop,
         false,
@@ -476,20 +518,20 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
             checks.into_iter().flatten()
         {
             let key = format!("{key}.{name}");
-            seconds(
-                &mut problems,
+            check_seconds(
+                problems,
                 format!("{key}.connect_timeout"),
                 connect_timeout,
                 false,
             );
-            seconds(
-                &mut problems,
+            check_seconds(
+                problems,
                 format!("{key}.delay_before_retry"),
                 delay_before_retry,
                 true,
             );
             if let Some(w) = warmup {
-                seconds(&mut problems, format!("{key}.warmup"), w, true);
+                check_seconds(problems, format!("{key}.warmup"), w, true);
             }
             if retry > MAX_RETRY {
                 problems.push(invalid(
@@ -499,8 +541,12 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
             }
         }
     }
+}
 
-    // Addresses: a VIP must be a unicast address a lab host can hold.
+/// A VIP must be a unicast address a lab host can hold, and the segment
+/// a range the lab can number.
+fn check_addresses(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
+    let vs = &file.virtual_server;
     let vip = vs.vip;
     let why_not = if vip.is_unspecified() {
         Some("is the unspecified address")
@@ -530,41 +576,37 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
             ),
         ));
     }
+}
 
-    let load = &file.load;
+/// The `[load]` values one machine can run and measure.
+fn check_load_ranges(load: &super::spec::Load, problems: &mut Vec<Invalid>) {
     let bounded = |problems: &mut Vec<Invalid>, key: &str, v: u32, max: u32, what: &str| {
         if v > max {
             problems.push(invalid(key, format!("{v} is more than {max} {what}")));
         }
     };
     bounded(
-        &mut problems,
+        problems,
         "load.concurrency",
         load.concurrency,
         MAX_CONCURRENCY,
         "callers (one machine cannot hold more and measure IPVS)",
     );
     bounded(
-        &mut problems,
+        problems,
         "load.channels_per_ip",
         load.channels_per_ip,
         MAX_CHANNELS_PER_IP,
         "channels per client IP",
     );
     bounded(
-        &mut problems,
+        problems,
         "load.payload",
         load.payload,
         MAX_PAYLOAD,
         "bytes (gRPC's default maximum message size)",
     );
-    bounded(
-        &mut problems,
-        "load.rounds",
-        load.rounds,
-        MAX_ROUNDS,
-        "rounds",
-    );
+    bounded(problems, "load.rounds", load.rounds, MAX_ROUNDS, "rounds");
     for (key, value) in [
         ("load.warmup", load.warmup),
         ("load.idle", load.idle),
@@ -598,7 +640,6 @@ fn check_ranges(file: &ScenarioFile) -> Vec<Invalid> {
             ),
         )),
     }
-    problems
 }
 
 /// The name of the `i`th real server: its own, or `rs<i+1>`.

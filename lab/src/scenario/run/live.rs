@@ -1,0 +1,118 @@
+//! The live state of a run while the load goes on: the servers, the phases
+//! still pending, and what the observers saw. Ticked by the rounds every
+//! few tens of milliseconds; stamps with [`Instant`]s until the
+//! [`Origin`] is known, and rebases to it at the end.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::RunError;
+use super::measurements::AppliedPhase;
+use super::observe::{IpvsWatcher, SeenSample};
+use super::phases::{PendingPhases, apply_phase, phase_kind};
+use crate::network::LabNetwork;
+use crate::process::ChildGuard;
+use crate::report::model::Event;
+
+/// The start of the measured load of round 1: every report time counts
+/// from it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Origin(pub(super) Instant);
+
+impl Origin {
+    /// Seconds from the origin to `at` (negative before it).
+    pub(super) fn secs(self, at: Instant) -> f64 {
+        if at >= self.0 {
+            (at - self.0).as_secs_f64()
+        } else {
+            -(self.0 - at).as_secs_f64()
+        }
+    }
+}
+
+/// The running servers and everything observed so far.
+pub(super) struct Live<'a> {
+    pub(super) lab: &'a LabNetwork,
+    exe: PathBuf,
+    max_age: Option<Duration>,
+    /// One slot per planned server (plan order); `None` after a restart
+    /// failed half-way.
+    pub(super) servers: Vec<Option<ChildGuard>>,
+    pending: PendingPhases,
+    /// Learned from the load generator's first progress line.
+    pub(super) origin: Option<Origin>,
+    /// Phase events: phases run only once the origin is known, so these
+    /// are stamped in seconds at once.
+    pub(super) events: Vec<Event>,
+    pub(super) applied: Vec<AppliedPhase>,
+    pub(super) samples: Vec<SeenSample>,
+    last_sample: Instant,
+    pub(super) watcher: IpvsWatcher,
+}
+
+impl<'a> Live<'a> {
+    /// The state before the first round.
+    pub(super) fn new(
+        lab: &'a LabNetwork,
+        exe: PathBuf,
+        max_age: Option<Duration>,
+        servers: Vec<Option<ChildGuard>>,
+        pending: PendingPhases,
+    ) -> Self {
+        Live {
+            lab,
+            exe,
+            max_age,
+            servers,
+            pending,
+            origin: None,
+            events: Vec::new(),
+            applied: Vec::new(),
+            samples: Vec::new(),
+            last_sample: Instant::now() - Duration::from_secs(2),
+            watcher: IpvsWatcher::open(lab),
+        }
+    }
+
+    /// Applies the phases that are due, samples IPVS once a second and
+    /// polls it for changes every 100 ms.
+    pub(super) fn tick(&mut self) -> Result<(), RunError> {
+        if let Some(origin) = self.origin {
+            self.apply_due(origin)?;
+        }
+        self.watcher.poll(self.lab.plan());
+        if self.last_sample.elapsed() >= Duration::from_secs(1) {
+            self.last_sample = Instant::now();
+            if let Some(sample) = super::observe::sample(self.lab, self.last_sample) {
+                self.samples.push(sample);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_due(&mut self, origin: Origin) -> Result<(), RunError> {
+        while let Some((at, action)) = self.pending.due(origin.0, Instant::now()) {
+            let applied_at = Instant::now();
+            let detail = apply_phase(
+                self.lab,
+                &mut self.servers,
+                &self.exe,
+                self.max_age,
+                &action,
+            )
+            .map_err(|detail| RunError::Phase {
+                at,
+                action: format!("{action:?}"),
+                detail,
+            })?;
+            let t_s = origin.secs(applied_at);
+            self.events.push(Event {
+                t_s,
+                kind: phase_kind(&action),
+                detail,
+            });
+            self.applied.push(AppliedPhase { t_s, action });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! The load: `lab loadgen` (this very binary) in the client namespace,
+//! one run per round with the idle gaps between, its progress lines
+//! followed live (the first one fixes the [`Origin`]), and its JSON report
+//! read back.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use bench::loadgen::ProgressLine;
+use bench::report::LoadReport;
+
+use super::live::{Live, Origin};
+use super::progress::{Status, render_progress};
+use super::{RunError, RunOptions};
+use crate::network::{CLIENT_HOST, Plan};
+use crate::process::ChildGuard;
+use crate::scenario::Scenario;
+use crate::scenario::spec::{ConnectionModel, LoadMode};
+
+/// What every round shares.
+pub(super) struct Rounds<'a> {
+    /// The scenario, for its `[load]`.
+    pub(super) scenario: &'a Scenario,
+    /// Duration override and the interrupt flag.
+    pub(super) opts: &'a RunOptions,
+    /// The lab binary.
+    pub(super) exe: &'a Path,
+    /// Where each round's report and log go.
+    pub(super) work: &'a Path,
+}
+
+impl Rounds<'_> {
+    /// Runs every round, ticking `live` all along; one load report per round.
+    pub(super) fn run(
+        &self,
+        live: &mut Live<'_>,
+        status: &mut Status,
+    ) -> Result<Vec<LoadReport>, RunError> {
+        let load = &self.scenario.file.load;
+        let mut rounds = Vec::new();
+        for round in 0..load.rounds {
+            if round > 0 && !load.idle.is_zero() {
+                self.idle(round, live, status)?;
+            }
+            rounds.push(self.round(round, live, status)?);
+        }
+        Ok(rounds)
+    }
+
+    fn check_interrupted(&self) -> Result<(), RunError> {
+        if self.opts.interrupted.load(Ordering::SeqCst) {
+            return Err(RunError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// The gap before `round`, during which phases and observers go on.
+    fn idle(&self, round: u32, live: &mut Live<'_>, status: &mut Status) -> Result<(), RunError> {
+        let idle = self.scenario.file.load.idle;
+        let idle_start = Instant::now();
+        while idle_start.elapsed() < idle {
+            self.check_interrupted()?;
+            status.tick(&format!(
+                "idle {:.0}/{:.0} s before round {}",
+                idle_start.elapsed().as_secs_f64(),
+                idle.as_secs_f64(),
+                round + 1
+            ));
+            live.tick()?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// One run of the load generator, followed until it exits.
+    fn round(
+        &self,
+        round: u32,
+        live: &mut Live<'_>,
+        status: &mut Status,
+    ) -> Result<LoadReport, RunError> {
+        let load = &self.scenario.file.load;
+        let json = self.work.join(format!("round-{round}.json"));
+        // loadgen's own summary and errors go to a file: the lab prints its
+        // own summary, and shows this only when the load generator fails.
+        let log = self.work.join(format!("round-{round}.log"));
+        let spawned = Instant::now();
+        let mut child = self.spawn_loadgen(live, &json, &log)?;
+        let lines = progress_lines(child.take_stdout().expect("piped"));
+        let ended = loop {
+            self.check_interrupted()?;
+            while let Ok((arrived, line)) = lines.try_recv() {
+                if live.origin.is_none() {
+                    live.origin = Some(origin_of(&line, arrived, spawned, load.warmup));
+                }
+                status.tick(&format!(
+                    "round {}/{} {}",
+                    round + 1,
+                    load.rounds,
+                    render_progress(&line)
+                ));
+            }
+            live.tick()?;
+            if let Some(s) = child.try_wait() {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if live.origin.is_none() {
+            live.origin = Some(Origin(spawned + load.warmup));
+        }
+        check_ended(ended, &log, status)?;
+        read_load_report(json)
+    }
+
+    fn spawn_loadgen(
+        &self,
+        live: &Live<'_>,
+        json: &Path,
+        log: &Path,
+    ) -> Result<ChildGuard, RunError> {
+        let duration = self
+            .opts
+            .duration
+            .unwrap_or(self.scenario.file.load.duration);
+        let mut cmd = Command::new(self.exe);
+        cmd.arg("loadgen")
+            .args(loadgen_args(live.lab.plan(), self.scenario, duration))
+            .arg("--json")
+            .arg(json)
+            .stdout(Stdio::piped());
+        let log_file = std::fs::File::create(log).map_err(|source| RunError::Io {
+            what: format!("creating {}", log.display()),
+            source,
+        })?;
+        cmd.stderr(Stdio::from(log_file));
+        Ok(ChildGuard::spawn_in(
+            live.lab.ns(CLIENT_HOST)?,
+            cmd,
+            "the load generator",
+        )?)
+    }
+}
+
+/// The start of the measured load, from the first progress line: the
+/// line left the generator `elapsed_s` after its start (never before it
+/// was spawned), and the measured phase begins `warmup` later.
+fn origin_of(line: &ProgressLine, arrived: Instant, spawned: Instant, warmup: Duration) -> Origin {
+    let start = arrived
+        .checked_sub(Duration::from_secs_f64(line.elapsed_s.max(0.0)))
+        .unwrap_or(spawned)
+        .max(spawned);
+    Origin(start + warmup)
+}
+
+/// A failed load generator is an error, with its log shown.
+fn check_ended(ended: ExitStatus, log: &Path, status: &Status) -> Result<(), RunError> {
+    if ended.success() {
+        return Ok(());
+    }
+    if let Ok(text) = std::fs::read_to_string(log) {
+        status.print(&text);
+    }
+    Err(RunError::Loadgen {
+        status: ended.to_string(),
+    })
+}
+
+fn read_load_report(json: PathBuf) -> Result<LoadReport, RunError> {
+    let text = std::fs::read(&json).map_err(|e| RunError::LoadReport {
+        path: json.clone(),
+        source: Box::new(e),
+    })?;
+    serde_json::from_slice(&text).map_err(|e| RunError::LoadReport {
+        path: json,
+        source: Box::new(e),
+    })
+}
+
+/// The load generator's progress lines, each with the instant it arrived.
+/// A line that is not a [`ProgressLine`] is skipped.
+fn progress_lines(stdout: std::process::ChildStdout) -> Receiver<(Instant, ProgressLine)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(p) = serde_json::from_str::<ProgressLine>(&line)
+                && tx.send((Instant::now(), p)).is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The load generator's flags for one round of `scenario`.
+fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Vec<String> {
+    let load = &scenario.file.load;
+    let sources: Vec<String> = plan
+        .client_addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let lanes = plan.client_addresses.len() as u32 * load.channels_per_ip;
+    let mut args = vec![
+        "--target".to_string(),
+        plan.target.to_string(),
+        "--source-ips".into(),
+        sources.join(","),
+        "--channels".into(),
+        load.channels_per_ip.to_string(),
+        "--duration".into(),
+        format!("{}ms", duration.as_millis()),
+        "--warmup".into(),
+        format!("{}ms", load.warmup.as_millis()),
+        "--timeout".into(),
+        format!("{}ms", load.timeout.as_millis()),
+        "--payload-size".into(),
+        load.payload.to_string(),
+        "--progress".into(),
+        "json".into(),
+        // Frequent progress lines: the first one tells when the generator
+        // started, which is the origin phases and report times count from.
+        "--progress-interval".into(),
+        "100ms".into(),
+        "--timeline-interval".into(),
+        "500ms".into(),
+    ];
+    match load.mode {
+        LoadMode::Closed => {
+            args.push("--concurrency".into());
+            args.push(load.concurrency.max(lanes).to_string());
+        }
+        LoadMode::Open => {
+            args.push("--rps".into());
+            args.push(load.rps.unwrap_or(100.0).to_string());
+            args.push("--concurrency".into());
+            args.push(load.concurrency.max(lanes).to_string());
+        }
+    }
+    match load.connection {
+        ConnectionModel::Channel => {}
+        ConnectionModel::Churn => {
+            args.push("--churn-rpcs".into());
+            args.push(load.churn_rpcs.unwrap_or(100).to_string());
+        }
+        ConnectionModel::PerRpc => args.push("--conn-per-rpc".into()),
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(elapsed_s: f64) -> ProgressLine {
+        ProgressLine {
+            elapsed_s,
+            phase: "warmup".into(),
+            rpcs: 0,
+            errors: 0,
+            rate: 0.0,
+            servers: Default::default(),
+        }
+    }
+
+    #[test]
+    fn origin_counts_back_from_the_first_line_and_adds_the_warmup() {
+        let spawned = Instant::now();
+        let arrived = spawned + Duration::from_millis(700);
+        let o = origin_of(&line(0.5), arrived, spawned, Duration::from_secs(1));
+        assert_eq!(o.0, spawned + Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn origin_is_never_before_the_spawn() {
+        let spawned = Instant::now();
+        let arrived = spawned + Duration::from_millis(100);
+        let o = origin_of(&line(3.0), arrived, spawned, Duration::ZERO);
+        assert_eq!(o.0, spawned);
+    }
+}
