@@ -63,12 +63,6 @@ pub mod runner;
 pub mod scenario;
 pub mod topology;
 
-/// The former name of [`network`], kept until every caller has moved.
-#[doc(hidden)]
-pub mod bringup {
-    pub use crate::network::*;
-}
-
 /// Formats an error with its sources, `a: b: c`: the lab's errors keep the
 /// errno or parse error as `#[source]`, and a message needs all of them.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -16,7 +16,7 @@
 //! - [`render_md`] — `report.md`.
 //! - [`summary`] — the terminal summary printed at the end of a scenario.
 //! - [`hgrm`] — `latency.hgrm`, histogram base64 decoding, percentile summaries.
-//! - [`compare`] — a report against a baseline.
+//! - [`mod@compare`] — a report against a baseline.
 
 #![warn(missing_docs)]
 

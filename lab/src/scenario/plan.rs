@@ -11,9 +11,6 @@ use crate::topology::spec::{HostSpec, Role, RouteSpec, SpecError, TopologySpec};
 use super::Scenario;
 
 // The plan's types are the lab network's; they are built here from a scenario.
-/// Moved to [`super::keepalived`]; kept until every caller has moved.
-#[doc(hidden)]
-pub use super::keepalived::keepalived_conf;
 pub use crate::network::{CLIENT_HOST, DIRECTOR_HOST, Plan, ServerPlan};
 
 /// keepalived's default persistence timeout when persistence is on but no
