@@ -63,6 +63,10 @@ pub mod runner;
 pub mod scenario;
 pub mod topology;
 
+// A dependency of the `lab` binary only (a package's library and binary
+// share one dependency list).
+use tracing_subscriber as _;
+
 /// Formats an error with its sources, `a: b: c`: the lab's errors keep the
 /// errno or parse error as `#[source]`, and a message needs all of them.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -588,7 +588,7 @@ impl Drop for NetNs {
         if self.owned {
             self.owned = false;
             if let Err(e) = self.remove_inner() {
-                eprintln!("ipvs-lab: warning: {}", error_chain(&e));
+                tracing::warn!("{}", error_chain(&e));
             }
         }
     }

@@ -2,6 +2,10 @@
 //! verb prints its error once with the whole cause chain (the errno too) and
 //! exits with its documented code, and diagnostics go through `tracing`.
 
+// An integration test links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -6,6 +6,10 @@
 //! Runs the real `lab` binary, which boots User-Mode Linux when the host
 //! kernel has no IPVS. Needs root, the UML kernel and /usr/sbin/keepalived.
 
+// An integration test links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -4,6 +4,10 @@
 //! its committed baseline in `reports/baselines/`, and a wrong expectation,
 //! a malformed file and an unknown scheduler must fail the way they should.
 
+// An integration test links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::lab_namespaces;

@@ -3,6 +3,10 @@
 //! parallel, and owns its namespaces through guards, so they are removed even
 //! when an assertion fails.
 
+// An integration test links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -179,6 +179,7 @@ pub fn ping(ns: &NetNs, dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Dur
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
+        // SAFETY: the fd was just returned by socket() and nothing else owns it.
         let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
         let ident = (std::process::id() as u16) ^ 0x5a5a;
         let seq: u16 = 1;
@@ -197,6 +198,7 @@ pub fn ping(ns: &NetNs, dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Dur
             sin_zero: [0; 8],
         };
         let start = Instant::now();
+        // SAFETY: `pkt` and `sa` outlive the call, and the lengths passed are theirs.
         let sent = unsafe {
             libc::sendto(
                 fd.as_raw_fd(),
@@ -221,10 +223,12 @@ pub fn ping(ns: &NetNs, dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Dur
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // SAFETY: `pfd` is one valid pollfd for the duration of the call.
             let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) };
             if r <= 0 {
                 continue;
             }
+            // SAFETY: `buf` is writable for `buf.len()` bytes.
             let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 return Err(std::io::Error::last_os_error());
@@ -359,11 +363,14 @@ pub fn arp_responders(
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
+        // SAFETY: `proto` is a valid protocol number; no pointers are passed.
         let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        // SAFETY: the fd was just returned by socket() and nothing else owns it.
         let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
         if ifindex == 0 {
             return Err(std::io::Error::last_os_error());
         }
+        // SAFETY: `sockaddr_ll` is plain old data, valid when zeroed.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = proto;
@@ -371,6 +378,7 @@ pub fn arp_responders(
         sll.sll_halen = 6;
         sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
         let slen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        // SAFETY: `sll` outlives the call and `slen` is its size.
         if unsafe {
             libc::bind(
                 fd.as_raw_fd(),
@@ -386,6 +394,7 @@ pub fn arp_responders(
         req.extend(sender.octets());
         req.extend([0u8; 6]);
         req.extend(target.octets());
+        // SAFETY: `req` and `sll` outlive the call, and the lengths passed are theirs.
         let sent = unsafe {
             libc::sendto(
                 fd.as_raw_fd(),
@@ -409,9 +418,11 @@ pub fn arp_responders(
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // SAFETY: `pfd` is one valid pollfd for the duration of the call.
             if unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) } <= 0 {
                 continue;
             }
+            // SAFETY: `buf` is writable for `buf.len()` bytes.
             let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 28 {
                 continue;
