@@ -13,6 +13,9 @@
 //! - [`wire`]: pre-encoded requests and an allocation-free reply parser;
 //! - [`sources`]: `--source-ips` lists and CIDR blocks.
 
+// No unsafe code in this crate: sockets and signals go through nix.
+#![forbid(unsafe_code)]
+
 pub mod deadline;
 pub mod h2;
 pub mod loadgen;

@@ -104,19 +104,13 @@ impl SourceConnector {
 }
 
 fn set_bind_address_no_port(socket: &TcpSocket) {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: valid fd owned by `socket`, pointer and length describe `one`.
-    // Failure only loses the optimisation, so the result is ignored.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    // Failure only loses the optimisation (ports picked at connect time, so
+    // many source addresses can share the ephemeral range), so it is ignored.
+    let _ = nix::sys::socket::setsockopt(
+        socket,
+        nix::sys::socket::sockopt::IpBindAddressNoPort,
+        &true,
+    );
 }
 
 impl tower::Service<Uri> for SourceConnector {

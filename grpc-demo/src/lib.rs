@@ -12,6 +12,9 @@
 //! - [`client`]: [`client::connect_from`], channels bound to a source address.
 //! - [`duration`]: the human duration syntax (`500ms`, `2s`) shared by the CLIs.
 
+// No unsafe code in this crate: sockets and signals go through nix.
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod client;
 pub mod duration;

@@ -10,6 +10,8 @@
 //!   instead of a clean reconnect.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -78,6 +80,19 @@ impl FromStr for Delay {
             }
             "exp" | "exponential" => Ok(Delay::Exponential { mean: d(rest)? }),
             _ => Err(err()),
+        }
+    }
+}
+
+/// The `--delay` syntax that [`Delay::from_str`] reads back.
+impl fmt::Display for Delay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let human = humantime::format_duration;
+        match *self {
+            Delay::None => f.write_str("none"),
+            Delay::Fixed(d) => write!(f, "fixed:{}", human(d)),
+            Delay::Uniform { min, max } => write!(f, "uniform:{}..{}", human(min), human(max)),
+            Delay::Exponential { mean } => write!(f, "exp:{}", human(mean)),
         }
     }
 }
@@ -155,14 +170,25 @@ pub struct StallOnce {
     pub duration: Duration,
 }
 
+/// The start of the line the server prints on stdout once it accepts
+/// connections, followed by the bound address: `listening on 10.0.0.2:50051`.
+/// Whoever starts a server waits for it (see [`parse_ready_line`]).
+pub const READY_LINE_PREFIX: &str = "listening on ";
+
+/// The address in a ready line (`listening on ADDR`), or `None` for any
+/// other line.
+pub fn parse_ready_line(line: &str) -> Option<SocketAddr> {
+    line.strip_prefix(READY_LINE_PREFIX)?.trim().parse().ok()
+}
+
 /// Command-line flags of `grpc-demo-server` (and `lab server`).
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct ServerArgs {
     /// Name returned in every reply.
     #[arg(long, default_value = "grpc-demo")]
     pub name: String,
     /// Address to listen on (port 0 picks a free port; the chosen address is
-    /// printed on stdout as `listening on ADDR`).
+    /// printed on stdout as `listening on ADDR`, see [`READY_LINE_PREFIX`]).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
     /// Response delay: none, fixed:5ms, uniform:1ms..5ms or exp:2ms.
@@ -208,6 +234,64 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 impl ServerArgs {
+    /// The argv (after the program or verb name) that clap parses back into
+    /// these flags, so whoever starts a server builds a value, not strings.
+    /// Every flag is written, defaults included.
+    pub fn to_args(&self) -> Vec<OsString> {
+        // Destructured so that a new field is a compile error here.
+        let Self {
+            name,
+            listen,
+            delay,
+            error_rate,
+            error_code,
+            max_connection_age,
+            max_connection_age_grace,
+            max_concurrent_streams,
+            stall_once_after,
+            stall_ms,
+            threads,
+            drain_timeout,
+        } = self;
+        let human = |d: &Duration| humantime::format_duration(*d).to_string();
+        let mut args: Vec<(&str, String)> = vec![
+            ("--name", name.clone()),
+            ("--listen", listen.to_string()),
+            ("--delay", delay.to_string()),
+            ("--error-rate", error_rate.to_string()),
+            ("--error-code", error_code.to_string()),
+            ("--stall-ms", stall_ms.to_string()),
+            ("--threads", threads.to_string()),
+            ("--drain-timeout", human(drain_timeout)),
+        ];
+        let optional = [
+            (
+                "--max-connection-age",
+                max_connection_age.as_ref().map(human),
+            ),
+            (
+                "--max-connection-age-grace",
+                max_connection_age_grace.as_ref().map(human),
+            ),
+            (
+                "--max-concurrent-streams",
+                max_concurrent_streams.map(|n| n.to_string()),
+            ),
+            (
+                "--stall-once-after",
+                stall_once_after.map(|n| n.to_string()),
+            ),
+        ];
+        args.extend(
+            optional
+                .into_iter()
+                .filter_map(|(flag, v)| Some((flag, v?))),
+        );
+        args.into_iter()
+            .flat_map(|(flag, value)| [OsString::from(flag), OsString::from(value)])
+            .collect()
+    }
+
     /// Converts the flags into a [`ServerConfig`].
     pub fn config(&self) -> ServerConfig {
         ServerConfig {
@@ -585,7 +669,7 @@ fn run_main(args: ServerArgs) -> Result<(), ServeError> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
         let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
-        println!("listening on {addr}");
+        println!("{READY_LINE_PREFIX}{addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let shutdown = async move {
@@ -619,6 +703,97 @@ mod tests {
         assert!("uniform:3ms..1ms".parse::<Delay>().is_err());
         assert!("exp:2ms".parse::<Delay>().is_ok());
         assert!("gauss:2ms".parse::<Delay>().is_err());
+    }
+
+    #[test]
+    fn delay_display_reads_back() {
+        for d in [
+            Delay::None,
+            Delay::Fixed(Duration::from_micros(1500)),
+            Delay::Uniform {
+                min: Duration::from_millis(1),
+                max: Duration::from_millis(1500),
+            },
+            Delay::Exponential {
+                mean: Duration::from_millis(2),
+            },
+        ] {
+            assert_eq!(d.to_string().parse::<Delay>().unwrap(), d, "{d}");
+        }
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn parse(argv: Vec<OsString>) -> ServerArgs {
+        use clap::Parser;
+        let argv = std::iter::once(OsString::from("server")).chain(argv);
+        Cli::try_parse_from(argv).expect("to_args parses").args
+    }
+
+    #[test]
+    fn to_args_round_trips_every_field() {
+        let defaults = parse(Vec::new());
+        // Every field differs from its default, so a flag that to_args
+        // forgets or misspells makes the parse differ (or fail).
+        let all = ServerArgs {
+            name: "rs7".into(),
+            listen: "10.1.2.3:6000".parse().unwrap(),
+            delay: Delay::Uniform {
+                min: Duration::from_millis(1),
+                max: Duration::from_micros(2500),
+            },
+            error_rate: 0.125,
+            error_code: 4,
+            max_connection_age: Some(Duration::from_millis(1500)),
+            max_connection_age_grace: Some(Duration::from_secs(1)),
+            max_concurrent_streams: Some(64),
+            stall_once_after: Some(1000),
+            stall_ms: 250,
+            threads: 3,
+            drain_timeout: Duration::from_secs(90),
+        };
+        let ServerArgs {
+            name,
+            listen,
+            delay,
+            error_rate,
+            error_code,
+            max_connection_age,
+            max_connection_age_grace,
+            max_concurrent_streams,
+            stall_once_after,
+            stall_ms,
+            threads,
+            drain_timeout,
+        } = &defaults;
+        assert!(
+            *name != all.name
+                && *listen != all.listen
+                && *delay != all.delay
+                && *error_rate != all.error_rate
+                && *error_code != all.error_code
+                && *max_connection_age != all.max_connection_age
+                && *max_connection_age_grace != all.max_connection_age_grace
+                && *max_concurrent_streams != all.max_concurrent_streams
+                && *stall_once_after != all.stall_once_after
+                && *stall_ms != all.stall_ms
+                && *threads != all.threads
+                && *drain_timeout != all.drain_timeout,
+            "the fixture must set every field away from its default"
+        );
+        assert_eq!(parse(all.to_args()), all);
+        assert_eq!(parse(defaults.to_args()), defaults);
+    }
+
+    #[test]
+    fn the_ready_line_names_the_address() {
+        let line = format!("{READY_LINE_PREFIX}127.0.0.1:50051");
+        assert_eq!(parse_ready_line(&line), "127.0.0.1:50051".parse().ok());
+        assert_eq!(parse_ready_line("accept failed"), None);
     }
 
     #[test]

@@ -34,8 +34,10 @@ fn python_client_reads_identity_from_server_binary() -> Result<()> {
         .arg("3");
     let out = support::output_within(cmd, Duration::from_secs(30));
     // Stop the server with SIGTERM: it must drain and exit 0.
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
     let status = support::wait_within(server, Duration::from_secs(10))?;
     let out = out?;
     assert!(

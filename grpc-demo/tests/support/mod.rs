@@ -9,6 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// The Python that has grpcio: `$IPVSLAB_PYTHON`, else the virtualenv that
 /// `make deps` creates at the workspace root (`.venv`), else `python3`.
@@ -62,8 +64,8 @@ pub fn wait_listening(child: &mut Child, limit: Duration) -> Result<String> {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.trim().to_string());
+            if let Some(addr) = grpc_demo::server::parse_ready_line(&line) {
+                let _ = tx.send(addr.to_string());
             }
         }
     });
@@ -85,8 +87,7 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Result<Output> {
     match rx.recv_timeout(limit) {
         Ok(out) => Ok(out?),
         Err(_) => {
-            // SAFETY: plain kill(2) of the child we spawned.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             bail!("command did not finish within {limit:?}")
         }
     }
@@ -103,8 +104,7 @@ pub fn wait_within(child: Child, limit: Duration) -> Result<std::process::ExitSt
     match rx.recv_timeout(limit) {
         Ok(status) => Ok(status?),
         Err(_) => {
-            // SAFETY: plain kill(2) of the child we spawned.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             bail!("process did not exit within {limit:?}")
         }
     }
