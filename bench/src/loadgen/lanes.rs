@@ -1,0 +1,232 @@
+//! The state every caller of a run shares ([`Run`]) and its connection
+//! lanes: one HTTP/2 connection per source address and channel, replaced on
+//! churn or after GOAWAY, and the recording of each finished RPC.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::config::Churn;
+use crate::h2::{CallError, H2Conn};
+use crate::record::{GapTracker, NameCache, ServerTable, Shard};
+use crate::wire::ReplyView;
+
+/// One channel slot: a source address and its current connection.
+pub(super) struct Lane {
+    pub(super) source_idx: usize,
+    pub(super) source: Option<IpAddr>,
+    /// Current connection.
+    pub(super) current: Mutex<H2Conn>,
+    /// Bumped whenever `current` is replaced.
+    pub(super) generation: AtomicU64,
+    /// Serialises reconnects, so callers sharing a lane open one connection.
+    pub(super) connecting: tokio::sync::Mutex<()>,
+    pub(super) rpcs: AtomicU64,
+    pub(super) last_swap_ns: AtomicU64,
+}
+
+/// State shared by all callers of a run.
+pub(super) struct Run {
+    pub(super) target: SocketAddr,
+    pub(super) timeout: Duration,
+    pub(super) connect_timeout: Duration,
+    pub(super) churn: Churn,
+    /// The request as a complete gRPC frame, shared by every call.
+    pub(super) frame: Bytes,
+    pub(super) t0: Instant,
+    pub(super) measure_start: Instant,
+    pub(super) measure_end: Instant,
+    pub(super) requests: Option<u64>,
+    pub(super) tickets: AtomicU64,
+    pub(super) stop: AtomicBool,
+    pub(super) timeline_ns: u64,
+    pub(super) servers: ServerTable,
+    pub(super) shards: Vec<Mutex<Shard>>,
+    pub(super) gaps: Vec<GapTracker>,
+    pub(super) lanes: Vec<Lane>,
+    pub(super) channels_opened: AtomicU64,
+    /// Callers started and not yet finished (those left at the hard stop
+    /// are the aborted ones).
+    pub(super) callers_left: AtomicU64,
+}
+
+/// Per-caller view of a lane's connection.
+pub(super) struct LaneConn {
+    pub(super) lane: usize,
+    pub(super) generation: u64,
+    pub(super) conn: H2Conn,
+}
+
+impl Run {
+    /// Whether an RPC may start at `at` (its intended time).
+    pub(super) fn admit(&self, at: Instant) -> bool {
+        if at >= self.measure_end || self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if at >= self.measure_start
+            && let Some(n) = self.requests
+            && self.tickets.fetch_add(1, Ordering::Relaxed) >= n
+        {
+            self.stop.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub(super) async fn connect(&self, source: Option<IpAddr>) -> Result<H2Conn, tonic::Status> {
+        self.channels_opened.fetch_add(1, Ordering::Relaxed);
+        crate::h2::connect(
+            source,
+            self.target,
+            grpc_demo::WHOAMI_PATH,
+            self.connect_timeout,
+        )
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))
+    }
+
+    /// Replaces the lane's connection unless another caller already did
+    /// since `seen` (the generation the caller was using).
+    pub(super) async fn reconnect(&self, lane: &Lane, seen: u64) -> Result<(), tonic::Status> {
+        let _guard = lane.connecting.lock().await;
+        if lane.generation.load(Ordering::Acquire) != seen {
+            return Ok(());
+        }
+        let fresh = self.connect(lane.source).await?;
+        *lane.current.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        lane.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// The client to use for the next RPC: applies churn and reconnects
+    /// after the server closed the connection (GOAWAY).
+    pub(super) async fn client<'a>(
+        &self,
+        conn: &'a mut LaneConn,
+        now: Instant,
+    ) -> Result<&'a mut H2Conn, tonic::Status> {
+        let lane = &self.lanes[conn.lane];
+        match self.churn {
+            Churn::None => {}
+            Churn::PerRpc => {
+                conn.conn = self.connect(lane.source).await?;
+                return Ok(&mut conn.conn);
+            }
+            Churn::EveryRpcs(n) => {
+                let c = lane.rpcs.fetch_add(1, Ordering::Relaxed);
+                if c > 0 && c.is_multiple_of(n) {
+                    self.reconnect(lane, lane.generation.load(Ordering::Acquire))
+                        .await?;
+                }
+            }
+            Churn::Every(d) => {
+                let now_ns = now.saturating_duration_since(self.t0).as_nanos() as u64;
+                let last = lane.last_swap_ns.load(Ordering::Relaxed);
+                if now_ns.saturating_sub(last) >= d.as_nanos() as u64
+                    && lane
+                        .last_swap_ns
+                        .compare_exchange(last, now_ns, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    self.reconnect(lane, lane.generation.load(Ordering::Acquire))
+                        .await?;
+                }
+            }
+        }
+        if conn.conn.is_closed() {
+            self.reconnect(lane, conn.generation).await?;
+        }
+        let generation = lane.generation.load(Ordering::Acquire);
+        if generation != conn.generation {
+            conn.conn = lane
+                .current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            conn.generation = generation;
+        }
+        Ok(&mut conn.conn)
+    }
+
+    /// One RPC on the caller's lane. If the request never left (the
+    /// connection got a GOAWAY or died since the last call), reconnects and
+    /// retries once: nothing reached the server, so counts stay exact.
+    pub(super) async fn rpc(
+        &self,
+        conn: &mut LaneConn,
+        now: Instant,
+    ) -> Result<Bytes, tonic::Status> {
+        let mut retried = false;
+        loop {
+            let h2 = self.client(conn, now).await?;
+            match h2.unary(self.frame.clone()).await {
+                Ok(reply) => return Ok(reply),
+                Err(CallError::NotSent(_)) if !retried => {
+                    h2.mark_closed();
+                    retried = true;
+                }
+                Err(e) => return Err(e.into_status()),
+            }
+        }
+    }
+
+    pub(super) fn lane_conn(&self, lane: usize) -> LaneConn {
+        let l = &self.lanes[lane];
+        let generation = l.generation.load(Ordering::Acquire);
+        let conn = l.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        LaneConn {
+            lane,
+            generation,
+            conn,
+        }
+    }
+
+    /// Records one finished RPC that was intended to start at `intended`.
+    pub(super) fn record(
+        &self,
+        shard: usize,
+        lane: usize,
+        intended: Instant,
+        end: Instant,
+        result: Result<Bytes, tonic::Status>,
+        names: &mut NameCache,
+    ) {
+        let source = self.lanes[lane].source_idx;
+        let measured = intended >= self.measure_start;
+        let since = end.saturating_duration_since(self.measure_start).as_nanos() as u64;
+        let bucket = measured.then_some((since / self.timeline_ns) as usize);
+        let latency_us = end.saturating_duration_since(intended).as_micros() as u64;
+        match result {
+            Ok(bytes) => match ReplyView::parse(&bytes) {
+                Ok(view) => {
+                    let server = names.id_of(&self.servers, &view);
+                    if measured {
+                        self.gaps[source].success(since);
+                    }
+                    let mut s = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+                    s.record_ok(source, server, &view, latency_us, bucket);
+                }
+                Err(_) => {
+                    let mut s = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+                    s.record_err(source, tonic::Code::Internal as usize, None, bucket);
+                }
+            },
+            Err(status) => {
+                let server = status
+                    .metadata()
+                    .get("x-server-name")
+                    .map(|v| self.servers.id_of(v.as_bytes(), b""));
+                let mut s = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+                s.record_err(source, status.code() as usize, server, bucket);
+            }
+        }
+    }
+}
+
+pub(super) fn deadline_exceeded() -> tonic::Status {
+    tonic::Status::deadline_exceeded("loadgen deadline exceeded")
+}

@@ -1,0 +1,91 @@
+//! The load generator: flags, validation, callers, progress and the report.
+//!
+//! Load models:
+//! - closed loop (`--concurrency N`): N callers, each sends its next RPC
+//!   when the previous one completes; latency is measured from the send;
+//! - open loop (`--rps R`): RPCs are scheduled at fixed intended times and
+//!   latency is measured from the *intended* time, so a server stall shows
+//!   up in every RPC it delayed (coordinated-omission correction, as wrk2).
+//!
+//! Output conventions: the human summary goes to **stderr**; stdout carries
+//! only machine output (`--progress json` lines, `--print-request-frame`).
+
+mod args;
+mod closed;
+mod config;
+mod lanes;
+mod open;
+mod progress;
+mod start;
+mod tally;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+pub use args::{LoadgenArgs, ProgressMode};
+pub use config::{Churn, LoadModel, LoadgenConfig, LoadgenError};
+pub use progress::ProgressLine;
+pub use start::run;
+
+use crate::record::new_histogram;
+use crate::wire::{encode_request, grpc_frame};
+
+/// Runs `loadgen` as a program: validates flags (exit 64 on bad input),
+/// builds the runtime (current_thread for `--threads 1`), runs, writes
+/// `--json`/`--hgrm`, prints the summary on stderr. Exit 1 on runtime
+/// failure (e.g. unreachable target).
+pub fn main_with_args(args: LoadgenArgs) -> ExitCode {
+    match main_inner(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn main_inner(args: LoadgenArgs) -> Result<(), LoadgenError> {
+    if args.print_request_frame {
+        let frame = grpc_frame(&encode_request(args.payload_size, args.response_size));
+        let mut out = std::io::stdout().lock();
+        out.write_all(&frame)
+            .and_then(|_| out.flush())
+            .map_err(|source| LoadgenError::Output {
+                path: "<stdout>".into(),
+                source,
+            })?;
+        return Ok(());
+    }
+    let config = args.config()?;
+    let runtime = grpc_demo::cli::runtime(args.threads).map_err(LoadgenError::Runtime)?;
+    let report = runtime.block_on(run(config))?;
+    // Lazy channels of aborted callers may still hold tasks: do not wait.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, json).map_err(|source| LoadgenError::Output {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    if let Some(path) = &args.hgrm {
+        let h = decode_histogram(&report.histogram_b64).unwrap_or_else(new_histogram);
+        std::fs::write(path, crate::report::hgrm(&h)).map_err(|source| LoadgenError::Output {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    eprint!("{}", report.summary());
+    Ok(())
+}
+
+/// Decodes `histogram_b64` back into a histogram (µs).
+pub fn decode_histogram(b64: &str) -> Option<hdrhistogram::Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()
+}

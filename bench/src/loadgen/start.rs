@@ -1,0 +1,155 @@
+//! One run from start to end: connect every lane, start the callers of the
+//! load model, show progress, stop at the deadline and build the report.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::closed::closed_lane;
+use super::config::{LoadModel, LoadgenConfig, LoadgenError};
+use super::lanes::{Lane, Run};
+use super::open::open_caller;
+use super::progress::spawn_progress;
+use super::tally::build_report;
+use crate::record::{GapTracker, ServerTable, Shard};
+use crate::report::LoadReport;
+use crate::wire::{encode_request, grpc_frame};
+
+/// Runs the load described by `config` and returns the report.
+///
+/// Bounded: connecting takes at most the connect timeout, callers stop
+/// issuing at the end of the measured phase, every RPC has a deadline, and
+/// callers still running `timeout + 1 s` after the end are aborted (counted
+/// in `aborted_callers`).
+pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
+    config.validate()?;
+    let connect_timeout = config.timeout.min(Duration::from_secs(3));
+    // Connect every lane up front: an unreachable target fails here, clearly.
+    let mut connects = Vec::with_capacity(config.lanes());
+    for (source_idx, source) in config.sources.iter().enumerate() {
+        for _ in 0..config.channels {
+            let (source, target) = (*source, config.target);
+            connects.push(async move {
+                crate::h2::connect_with_driver(
+                    source,
+                    target,
+                    grpc_demo::WHOAMI_PATH,
+                    connect_timeout,
+                )
+                .await
+                .map(|ch| (source_idx, source, ch))
+            });
+        }
+    }
+    let mut lanes = Vec::with_capacity(connects.len());
+    let mut drivers = Vec::with_capacity(connects.len());
+    for res in futures::future::join_all(connects).await {
+        let (source_idx, source, (ch, driver)) = res?;
+        drivers.push(driver);
+        lanes.push(Lane {
+            source_idx,
+            source,
+            current: Mutex::new(ch),
+            generation: AtomicU64::new(0),
+            connecting: tokio::sync::Mutex::new(()),
+            rpcs: AtomicU64::new(0),
+            last_swap_ns: AtomicU64::new(0),
+        });
+    }
+    let threads = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .max(1);
+    let t0 = Instant::now();
+    let measure_start = t0 + config.warmup;
+    let run = Arc::new(Run {
+        target: config.target,
+        timeout: config.timeout,
+        connect_timeout,
+        churn: config.churn,
+        frame: Bytes::from(grpc_frame(&encode_request(
+            config.payload_size,
+            config.response_size,
+        ))),
+        t0,
+        measure_start,
+        measure_end: measure_start + config.duration,
+        requests: config.requests,
+        tickets: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        timeline_ns: config.timeline_interval.as_nanos().max(1) as u64,
+        servers: ServerTable::default(),
+        shards: (0..threads)
+            .map(|_| Mutex::new(Shard::new(config.sources.len())))
+            .collect(),
+        gaps: (0..config.sources.len())
+            .map(|_| GapTracker::default())
+            .collect(),
+        channels_opened: AtomicU64::new(lanes.len() as u64),
+        callers_left: AtomicU64::new(0),
+        lanes,
+    });
+    let n_lanes = run.lanes.len();
+    let mut callers = JoinSet::new();
+    match config.load {
+        LoadModel::Closed { concurrency } => {
+            // Caller i uses lane i % lanes and shard i % threads; a lane's
+            // callers are split over at most `threads` tasks, the first of
+            // which also drives the lane's connection.
+            let mut groups = vec![vec![Vec::new(); threads]; n_lanes];
+            for i in 0..concurrency {
+                groups[i % n_lanes][(i / n_lanes) % threads].push(i % threads);
+            }
+            for (lane, (lane_groups, driver)) in groups.into_iter().zip(drivers).enumerate() {
+                let mut driver = Some(driver);
+                for shards in lane_groups.into_iter().filter(|g| !g.is_empty()) {
+                    callers.spawn(closed_lane(run.clone(), lane, shards, driver.take()));
+                }
+                if let Some(driver) = driver {
+                    tokio::spawn(driver);
+                }
+            }
+        }
+        LoadModel::Open { rps, max_in_flight } => {
+            for driver in drivers {
+                tokio::spawn(driver);
+            }
+            let period = Duration::from_secs_f64(n_lanes as f64 / rps);
+            let cap = max_in_flight.div_ceil(n_lanes).max(1);
+            for i in 0..n_lanes {
+                // Stagger lanes so the aggregate schedule is evenly spaced.
+                let offset = period.mul_f64(i as f64 / n_lanes as f64);
+                callers.spawn(open_caller(
+                    run.clone(),
+                    i,
+                    i % threads,
+                    period,
+                    cap,
+                    offset,
+                ));
+            }
+        }
+    }
+    let progress = spawn_progress(&config, run.clone());
+    let hard_stop = run.measure_end + config.timeout + Duration::from_secs(1);
+    let drained = tokio::time::timeout_at(hard_stop, async {
+        while callers.join_next().await.is_some() {}
+    })
+    .await;
+    let aborted = if drained.is_err() {
+        callers.abort_all();
+        run.callers_left.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    let end = Instant::now();
+    if let Some((handle, stop)) = progress {
+        stop.store(true, Ordering::Relaxed);
+        let _ = handle.await;
+    }
+    Ok(build_report(&config, &run, end, aborted))
+}
