@@ -15,6 +15,7 @@ use super::lanes::{Lane, Run};
 use super::open::open_caller;
 use super::progress::spawn_progress;
 use super::tally::build_report;
+use crate::h2::Driver;
 use crate::record::{GapTracker, ServerTable, Shard};
 use crate::report::LoadReport;
 use crate::wire::{encode_request, grpc_frame};
@@ -28,7 +29,40 @@ use crate::wire::{encode_request, grpc_frame};
 pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     config.validate()?;
     let connect_timeout = config.timeout.min(Duration::from_secs(3));
-    // Connect every lane up front: an unreachable target fails here, clearly.
+    let (lanes, drivers) = connect_lanes(&config, connect_timeout).await?;
+    let threads = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .max(1);
+    let run = Arc::new(new_run(&config, lanes, connect_timeout, threads));
+    let mut callers = spawn_callers(&config, &run, drivers, threads);
+    let progress = spawn_progress(&config, run.clone());
+    let hard_stop = run.measure_end + config.timeout + Duration::from_secs(1);
+    let drained = tokio::time::timeout_at(hard_stop, async {
+        while callers.join_next().await.is_some() {}
+    })
+    .await;
+    let aborted = if drained.is_err() {
+        callers.abort_all();
+        run.callers_left.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    let end = Instant::now();
+    if let Some((handle, stop)) = progress {
+        stop.store(true, Ordering::Relaxed);
+        let _ = handle.await;
+    }
+    Ok(build_report(&config, &run, end, aborted))
+}
+
+/// Connects every lane up front, so that an unreachable target fails here,
+/// clearly, before any load. Returns the lanes and their connections'
+/// drivers, in lane order.
+async fn connect_lanes(
+    config: &LoadgenConfig,
+    connect_timeout: Duration,
+) -> Result<(Vec<Lane>, Vec<Driver>), LoadgenError> {
     let mut connects = Vec::with_capacity(config.lanes());
     for (source_idx, source) in config.sources.iter().enumerate() {
         for _ in 0..config.channels {
@@ -60,13 +94,20 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
             last_swap_ns: AtomicU64::new(0),
         });
     }
-    let threads = tokio::runtime::Handle::current()
-        .metrics()
-        .num_workers()
-        .max(1);
+    Ok((lanes, drivers))
+}
+
+/// The shared state of a run that starts now: one shard per runtime
+/// thread, one gap tracker per source.
+fn new_run(
+    config: &LoadgenConfig,
+    lanes: Vec<Lane>,
+    connect_timeout: Duration,
+    threads: usize,
+) -> Run {
     let t0 = Instant::now();
     let measure_start = t0 + config.warmup;
-    let run = Arc::new(Run {
+    Run {
         target: config.target,
         timeout: config.timeout,
         connect_timeout,
@@ -92,7 +133,17 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         channels_opened: AtomicU64::new(lanes.len() as u64),
         callers_left: AtomicU64::new(0),
         lanes,
-    });
+    }
+}
+
+/// Starts the callers of the load model; each lane's driver is polled by
+/// its first closed-loop task, or spawned on its own.
+fn spawn_callers(
+    config: &LoadgenConfig,
+    run: &Arc<Run>,
+    drivers: Vec<Driver>,
+    threads: usize,
+) -> JoinSet<()> {
     let n_lanes = run.lanes.len();
     let mut callers = JoinSet::new();
     match config.load {
@@ -134,22 +185,5 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
             }
         }
     }
-    let progress = spawn_progress(&config, run.clone());
-    let hard_stop = run.measure_end + config.timeout + Duration::from_secs(1);
-    let drained = tokio::time::timeout_at(hard_stop, async {
-        while callers.join_next().await.is_some() {}
-    })
-    .await;
-    let aborted = if drained.is_err() {
-        callers.abort_all();
-        run.callers_left.load(Ordering::Relaxed)
-    } else {
-        0
-    };
-    let end = Instant::now();
-    if let Some((handle, stop)) = progress {
-        stop.store(true, Ordering::Relaxed);
-        let _ = handle.await;
-    }
-    Ok(build_report(&config, &run, end, aborted))
+    callers
 }
