@@ -36,3 +36,18 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
             .build()
     }
 }
+
+/// Parses `argv` (without the program name) into the flags struct `A`, as
+/// the binary `name` would: the way to get a value with every default from
+/// the one place that declares them, and to check that `to_args` reads back.
+pub fn parse_args<A, I, T>(name: &'static str, argv: I) -> Result<A, clap::Error>
+where
+    A: clap::Args + clap::FromArgMatches,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString>,
+{
+    let command = A::augment_args(clap::Command::new(name));
+    let argv =
+        std::iter::once(std::ffi::OsString::from(name)).chain(argv.into_iter().map(Into::into));
+    A::from_arg_matches(&command.try_get_matches_from(argv)?)
+}

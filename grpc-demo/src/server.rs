@@ -287,9 +287,20 @@ impl ServerArgs {
                 .into_iter()
                 .filter_map(|(flag, v)| Some((flag, v?))),
         );
+        // `--flag=value`, so that a value starting with `-` stays a value.
         args.into_iter()
-            .flat_map(|(flag, value)| [OsString::from(flag), OsString::from(value)])
+            .map(|(flag, value)| OsString::from(format!("{flag}={value}")))
             .collect()
+    }
+
+    /// The flags of a server named `name` on `listen`, every other flag at
+    /// its default.
+    pub fn new(name: &str, listen: SocketAddr) -> Self {
+        crate::cli::parse_args(
+            "server",
+            [format!("--name={name}"), format!("--listen={listen}")],
+        )
+        .expect("--name and --listen with defaults parse")
     }
 
     /// Converts the flags into a [`ServerConfig`].
@@ -722,16 +733,17 @@ mod tests {
         }
     }
 
-    #[derive(clap::Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        args: ServerArgs,
+    fn parse(argv: Vec<OsString>) -> ServerArgs {
+        crate::cli::parse_args("server", argv).expect("to_args parses")
     }
 
-    fn parse(argv: Vec<OsString>) -> ServerArgs {
-        use clap::Parser;
-        let argv = std::iter::once(OsString::from("server")).chain(argv);
-        Cli::try_parse_from(argv).expect("to_args parses").args
+    #[test]
+    fn new_keeps_the_defaults() {
+        let listen = "0.0.0.0:50051".parse().unwrap();
+        let args = ServerArgs::new("-rs1", listen);
+        assert_eq!((args.name.as_str(), args.listen), ("-rs1", listen));
+        assert_eq!(args, parse(args.to_args()));
+        assert_eq!(args.drain_timeout, Duration::from_secs(5));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! argv that parses back into them, and their validation into a
 //! [`LoadgenConfig`].
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub enum ProgressMode {
 }
 
 /// Command-line flags of `loadgen` (and `lab loadgen`).
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct LoadgenArgs {
     /// Server (or VIP) to load, ADDR:PORT.
     #[arg(long, required_unless_present = "print_request_frame")]
@@ -95,6 +96,103 @@ pub struct LoadgenArgs {
 }
 
 impl LoadgenArgs {
+    /// The flags of a run against `target`, every other flag at its default.
+    pub fn new(target: SocketAddr) -> Self {
+        grpc_demo::cli::parse_args("loadgen", [format!("--target={target}")])
+            .expect("--target with defaults parses")
+    }
+
+    /// The argv (after the program or verb name) that clap parses back into
+    /// these flags, so whoever starts a load generator builds a value, not
+    /// strings. Flags with a default are always written; optional ones when
+    /// set. Values that clap would refuse together (`--churn-rpcs` with
+    /// `--conn-per-rpc`) are written as they are and refused on parsing.
+    pub fn to_args(&self) -> Vec<OsString> {
+        // Destructured so that a new field is a compile error here.
+        let Self {
+            target,
+            concurrency,
+            rps,
+            duration,
+            requests,
+            warmup,
+            timeout,
+            payload_size,
+            response_size,
+            channels,
+            source_ips,
+            churn_rpcs,
+            churn_interval,
+            conn_per_rpc,
+            progress,
+            progress_interval,
+            timeline_interval,
+            json,
+            hgrm,
+            threads,
+            print_request_frame,
+        } = self;
+        let human = |d: &Duration| humantime::format_duration(*d).to_string();
+        let progress = clap::ValueEnum::to_possible_value(progress)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        let mut args: Vec<(&str, OsString)> = [
+            ("--warmup", human(warmup)),
+            ("--timeout", human(timeout)),
+            ("--payload-size", payload_size.to_string()),
+            ("--response-size", response_size.to_string()),
+            ("--channels", channels.to_string()),
+            ("--progress", progress),
+            ("--progress-interval", human(progress_interval)),
+            ("--timeline-interval", human(timeline_interval)),
+            ("--threads", threads.to_string()),
+        ]
+        .into_iter()
+        .map(|(flag, v)| (flag, v.into()))
+        .collect();
+        let optional = [
+            ("--target", target.map(|a| a.to_string())),
+            ("--concurrency", concurrency.map(|n| n.to_string())),
+            ("--rps", rps.map(|r| r.to_string())),
+            ("--duration", duration.as_ref().map(human)),
+            ("--requests", requests.map(|n| n.to_string())),
+            ("--source-ips", source_ips.clone()),
+            ("--churn-rpcs", churn_rpcs.map(|n| n.to_string())),
+            ("--churn-interval", churn_interval.as_ref().map(human)),
+        ];
+        args.extend(
+            optional
+                .into_iter()
+                .filter_map(|(flag, v)| Some((flag, v?.into()))),
+        );
+        let paths = [("--json", json), ("--hgrm", hgrm)];
+        args.extend(
+            paths
+                .into_iter()
+                .filter_map(|(flag, p)| Some((flag, p.clone()?.into_os_string()))),
+        );
+        // `--flag=value`, so that a value starting with `-` stays a value.
+        let mut argv: Vec<OsString> = args
+            .into_iter()
+            .map(|(flag, value)| {
+                let mut arg = OsString::from(format!("{flag}="));
+                arg.push(value);
+                arg
+            })
+            .collect();
+        let switches = [
+            ("--conn-per-rpc", *conn_per_rpc),
+            ("--print-request-frame", *print_request_frame),
+        ];
+        argv.extend(
+            switches
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(flag, _)| flag.into()),
+        );
+        argv
+    }
+
     /// Validates the flags into a [`LoadgenConfig`].
     pub fn config(&self) -> Result<LoadgenConfig, LoadgenError> {
         let target = self.target.ok_or(LoadgenError::NoTarget)?;
@@ -143,5 +241,166 @@ impl LoadgenArgs {
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: Vec<OsString>) -> LoadgenArgs {
+        grpc_demo::cli::parse_args("loadgen", argv).expect("to_args parses")
+    }
+
+    /// Three runs that together set every field away from its default
+    /// (the churn flags exclude one another).
+    fn fixtures() -> Vec<LoadgenArgs> {
+        let mut a = LoadgenArgs::new("10.0.0.1:50051".parse().unwrap());
+        a.concurrency = Some(64);
+        a.rps = Some(1234.5);
+        a.duration = Some(Duration::from_millis(2500));
+        a.requests = Some(10_000);
+        a.warmup = Duration::from_millis(300);
+        a.timeout = Duration::from_secs(2);
+        a.payload_size = 100;
+        a.response_size = 7;
+        a.channels = 4;
+        a.source_ips = Some("10.0.1.1,10.0.2.0/30".into());
+        a.churn_rpcs = Some(100);
+        a.progress = ProgressMode::Json;
+        a.progress_interval = Duration::from_millis(100);
+        a.timeline_interval = Duration::from_millis(500);
+        a.json = Some(PathBuf::from("/tmp/run dir/report.json"));
+        a.hgrm = Some(PathBuf::from("-latency.hgrm"));
+        a.threads = 2;
+        let mut b = LoadgenArgs::new("[::1]:9000".parse().unwrap());
+        b.churn_interval = Some(Duration::from_millis(750));
+        b.progress = ProgressMode::None;
+        b.print_request_frame = true;
+        let mut c = b.clone();
+        c.churn_interval = None;
+        c.conn_per_rpc = true;
+        c.progress = ProgressMode::Tty;
+        vec![a, b, c]
+    }
+
+    #[test]
+    fn to_args_round_trips() {
+        for args in fixtures() {
+            assert_eq!(parse(args.to_args()), args, "{:?}", args.to_args());
+        }
+    }
+
+    #[test]
+    fn the_fixtures_cover_every_field() {
+        // Destructured without `..`: a new field must be added here, and
+        // then to a fixture, or this does not compile.
+        let LoadgenArgs {
+            target,
+            concurrency,
+            rps,
+            duration,
+            requests,
+            warmup,
+            timeout,
+            payload_size,
+            response_size,
+            channels,
+            source_ips,
+            churn_rpcs,
+            churn_interval,
+            conn_per_rpc,
+            progress,
+            progress_interval,
+            timeline_interval,
+            json,
+            hgrm,
+            threads,
+            print_request_frame,
+        } = LoadgenArgs::new("127.0.0.1:1".parse().unwrap());
+        let all = fixtures();
+        let covered = |differs: &dyn Fn(&LoadgenArgs) -> bool| all.iter().any(differs);
+        let checks: [(&str, bool); 21] = [
+            ("target", covered(&|x| x.target != target)),
+            ("concurrency", covered(&|x| x.concurrency != concurrency)),
+            ("rps", covered(&|x| x.rps != rps)),
+            ("duration", covered(&|x| x.duration != duration)),
+            ("requests", covered(&|x| x.requests != requests)),
+            ("warmup", covered(&|x| x.warmup != warmup)),
+            ("timeout", covered(&|x| x.timeout != timeout)),
+            ("payload_size", covered(&|x| x.payload_size != payload_size)),
+            (
+                "response_size",
+                covered(&|x| x.response_size != response_size),
+            ),
+            ("channels", covered(&|x| x.channels != channels)),
+            ("source_ips", covered(&|x| x.source_ips != source_ips)),
+            ("churn_rpcs", covered(&|x| x.churn_rpcs != churn_rpcs)),
+            (
+                "churn_interval",
+                covered(&|x| x.churn_interval != churn_interval),
+            ),
+            ("conn_per_rpc", covered(&|x| x.conn_per_rpc != conn_per_rpc)),
+            ("progress", covered(&|x| x.progress != progress)),
+            (
+                "progress_interval",
+                covered(&|x| x.progress_interval != progress_interval),
+            ),
+            (
+                "timeline_interval",
+                covered(&|x| x.timeline_interval != timeline_interval),
+            ),
+            ("json", covered(&|x| x.json != json)),
+            ("hgrm", covered(&|x| x.hgrm != hgrm)),
+            ("threads", covered(&|x| x.threads != threads)),
+            (
+                "print_request_frame",
+                covered(&|x| x.print_request_frame != print_request_frame),
+            ),
+        ];
+        let missing: Vec<&str> = checks
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(f, _)| *f)
+            .collect();
+        assert!(missing.is_empty(), "no fixture sets {missing:?}");
+    }
+
+    #[test]
+    fn what_the_lab_writes_today_still_parses() {
+        // The flags `lab` writes as literals (scenario/run.rs loadgen_args),
+        // until it builds a LoadgenArgs.
+        let argv = [
+            "--target",
+            "10.0.0.10:50051",
+            "--source-ips",
+            "10.0.1.1,10.0.1.2",
+            "--channels",
+            "2",
+            "--duration",
+            "1500ms",
+            "--warmup",
+            "0ms",
+            "--timeout",
+            "5000ms",
+            "--payload-size",
+            "16",
+            "--progress",
+            "json",
+            "--progress-interval",
+            "100ms",
+            "--timeline-interval",
+            "500ms",
+            "--rps",
+            "100",
+            "--concurrency",
+            "4",
+            "--churn-rpcs",
+            "100",
+        ];
+        let args: LoadgenArgs = parse(argv.iter().map(OsString::from).collect());
+        assert_eq!(args.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(args.churn_rpcs, Some(100));
+        assert_eq!(parse(args.to_args()), args);
     }
 }
