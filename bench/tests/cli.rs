@@ -135,10 +135,13 @@ fn short_run_writes_json_hgrm_and_progress() -> Result<()> {
         .map(str::to_string)
         .collect();
     assert!(lines.len() >= 2, "{lines:?}");
-    for l in &lines {
-        let p: bench::loadgen::ProgressLine = serde_json::from_str(l)?;
-        assert!(p.phase == "warmup" || p.phase == "measure");
-    }
+    // Typed: a renamed field fails to parse.
+    let parsed = lines
+        .iter()
+        .map(|l| serde_json::from_str::<bench::loadgen::ProgressLine>(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let last = parsed.last().expect("at least two lines");
+    assert_eq!(last.phase, bench::loadgen::MEASURE, "{lines:?}");
     let summary = String::from_utf8(out.stderr)?;
     assert!(summary.contains("rs1"), "{summary}");
     Ok(())

@@ -17,7 +17,8 @@ use crate::sources::parse_source_ips;
 pub enum ProgressMode {
     /// `tty` when stderr is a terminal, else `none`.
     Auto,
-    /// A single updating line on stderr.
+    /// A line on stderr that updates in place on a terminal (one plain line
+    /// per period when stderr is not one).
     Tty,
     /// One [`ProgressLine`] JSON object per line on stdout.
     Json,

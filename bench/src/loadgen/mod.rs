@@ -27,7 +27,7 @@ use base64::Engine as _;
 
 pub use args::{LoadgenArgs, ProgressMode};
 pub use config::{Churn, LoadModel, LoadgenConfig, LoadgenError};
-pub use progress::ProgressLine;
+pub use progress::{MEASURE, ProgressLine, WARMUP};
 pub use start::run;
 
 use crate::record::new_histogram;

@@ -1,12 +1,16 @@
 //! Live progress while a run goes on: the [`ProgressLine`] counts, written
-//! as JSON lines on stdout (what the lab reads) or shown on stderr.
+//! as JSON lines on stdout (what the lab reads, typed) or shown on stderr:
+//! an indicatif line that updates in place on a terminal, one plain line per
+//! period otherwise (a log file gets no escape codes).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -14,13 +18,19 @@ use super::args::ProgressMode;
 use super::config::LoadgenConfig;
 use super::lanes::Run;
 
+/// [`ProgressLine::phase`] during the unmeasured warmup.
+pub const WARMUP: &str = "warmup";
+/// [`ProgressLine::phase`] during the measured phase.
+pub const MEASURE: &str = "measure";
+
 /// One `--progress json` line (cumulative counts since the start,
 /// warmup included).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgressLine {
     /// Seconds since the run (warmup) started.
     pub elapsed_s: f64,
-    /// `warmup` or `measure`.
+    /// [`WARMUP`] or [`MEASURE`]. A string, not an enum, because the lab's
+    /// tests build lines with `"warmup".into()`.
     pub phase: String,
     /// Successful RPCs so far.
     pub rpcs: u64,
@@ -32,15 +42,81 @@ pub struct ProgressLine {
     pub servers: BTreeMap<String, u64>,
 }
 
+impl fmt::Display for ProgressLine {
+    /// The human line: `[   1.0s measure] 8123 rpcs 8123/s errors 0 rs1=8123`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{:6.1}s {:<7}] {} rpcs {:.0}/s errors {}",
+            self.elapsed_s, self.phase, self.rpcs, self.rate, self.errors
+        )?;
+        f.write_str(" ")?;
+        let mut first = true;
+        for (name, n) in &self.servers {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            write!(f, "{name}={n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where progress lines go.
+enum Sink {
+    /// JSON lines on stdout.
+    Json,
+    /// An in-place line on a terminal's stderr.
+    Bar(ProgressBar),
+    /// One plain line per period on stderr.
+    Plain,
+}
+
+impl Sink {
+    /// The sink for `mode`, or `None` when nothing is shown.
+    fn for_mode(mode: ProgressMode) -> Option<Self> {
+        let tty = std::io::stderr().is_terminal();
+        match mode {
+            ProgressMode::None => None,
+            ProgressMode::Auto if !tty => None,
+            ProgressMode::Json => Some(Sink::Json),
+            ProgressMode::Auto | ProgressMode::Tty if tty => {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+                Some(Sink::Bar(bar))
+            }
+            ProgressMode::Auto | ProgressMode::Tty => Some(Sink::Plain),
+        }
+    }
+
+    fn show(&self, line: &ProgressLine) {
+        match self {
+            Sink::Json => {
+                let mut out = std::io::stdout().lock();
+                if serde_json::to_writer(&mut out, line).is_ok() {
+                    let _ = writeln!(out);
+                    let _ = out.flush();
+                }
+            }
+            Sink::Bar(bar) => bar.set_message(line.to_string()),
+            Sink::Plain => eprintln!("{line}"),
+        }
+    }
+
+    /// Leaves the last line on screen and ends it.
+    fn finish(&self) {
+        if let Sink::Bar(bar) = self {
+            bar.finish();
+        }
+    }
+}
+
 pub(super) fn spawn_progress(
     config: &LoadgenConfig,
     run: Arc<Run>,
 ) -> Option<(tokio::task::JoinHandle<()>, Arc<AtomicBool>)> {
-    let mode = match config.progress {
-        ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
-        ProgressMode::Auto | ProgressMode::None => return None,
-        m => m,
-    };
+    let sink = Sink::for_mode(config.progress)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let interval = config.progress_interval;
@@ -53,35 +129,9 @@ pub(super) fn spawn_progress(
             let now = Instant::now();
             let line = progress_line(&run, now, last);
             last = (now, line.rpcs);
-            match mode {
-                ProgressMode::Json => {
-                    if let Ok(s) = serde_json::to_string(&line) {
-                        let mut out = std::io::stdout().lock();
-                        let _ = writeln!(out, "{s}");
-                        let _ = out.flush();
-                    }
-                }
-                _ => {
-                    let servers: Vec<String> = line
-                        .servers
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
-                    eprint!(
-                        "\r\x1b[K[{:6.1}s {:<7}] {} rpcs {:.0}/s errors {} {}",
-                        line.elapsed_s,
-                        line.phase,
-                        line.rpcs,
-                        line.rate,
-                        line.errors,
-                        servers.join(" ")
-                    );
-                    if done {
-                        eprintln!();
-                    }
-                }
-            }
+            sink.show(&line);
             if done || now >= run.measure_end + Duration::from_secs(3600) {
+                sink.finish();
                 break;
             }
         }
@@ -107,9 +157,9 @@ fn progress_line(run: &Run, now: Instant, last: (Instant, u64)) -> ProgressLine 
     ProgressLine {
         elapsed_s: now.saturating_duration_since(run.t0).as_secs_f64(),
         phase: if now < run.measure_start {
-            "warmup"
+            WARMUP
         } else {
-            "measure"
+            MEASURE
         }
         .to_string(),
         rpcs,
@@ -120,5 +170,52 @@ fn progress_line(run: &Run, now: Instant, last: (Instant, u64)) -> ProgressLine 
             0.0
         },
         servers: names.into_iter().map(|s| s.name).zip(per_server).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line() -> ProgressLine {
+        ProgressLine {
+            elapsed_s: 1.04,
+            phase: MEASURE.to_string(),
+            rpcs: 8123,
+            errors: 2,
+            rate: 8000.4,
+            servers: [("rs1".to_string(), 8000), ("rs2".to_string(), 123)].into(),
+        }
+    }
+
+    #[test]
+    fn json_has_the_agreed_fields_and_reads_back() {
+        let json = serde_json::to_string(&line()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"elapsed_s":1.04,"phase":"measure","rpcs":8123,"errors":2,"rate":8000.4,"servers":{"rs1":8000,"rs2":123}}"#
+        );
+        assert_eq!(serde_json::from_str::<ProgressLine>(&json).unwrap(), line());
+        let warm =
+            r#"{"elapsed_s":0.1,"phase":"warmup","rpcs":0,"errors":0,"rate":0.0,"servers":{}}"#;
+        assert_eq!(
+            serde_json::from_str::<ProgressLine>(warm).unwrap().phase,
+            WARMUP
+        );
+    }
+
+    #[test]
+    fn the_human_line_is_the_old_format() {
+        assert_eq!(
+            line().to_string(),
+            "[   1.0s measure] 8123 rpcs 8000/s errors 2 rs1=8000 rs2=123"
+        );
+        let mut warm = line();
+        warm.phase = WARMUP.to_string();
+        warm.servers.clear();
+        assert_eq!(
+            warm.to_string(),
+            "[   1.0s warmup ] 8123 rpcs 8000/s errors 2 "
+        );
     }
 }
