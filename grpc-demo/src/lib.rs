@@ -8,9 +8,13 @@
 //! - [`pb`]: generated protobuf/tonic code for `proto/demo.proto`.
 //! - [`server`]: the `Demo` service, health and reflection, the accept loop
 //!   with per-connection ids and `max_connection_age`, and the CLI
-//!   ([`server::ServerArgs`], [`server::main_with_args`]).
+//!   ([`server::ServerArgs`] and its `to_args`, [`server::main_with_args`]);
+//!   the ready line ([`server::READY_LINE_PREFIX`]) it prints once it
+//!   accepts connections.
 //! - [`client`]: [`client::connect_from`], channels bound to a source address.
-//! - [`duration`]: the human duration syntax (`500ms`, `2s`) shared by the CLIs.
+//! - [`duration`]: the one duration syntax (humantime's) of every CLI.
+//! - [`cli`]: usage errors (exit 64), the `--threads` runtime, and
+//!   [`cli::parse_args`] for flags structs.
 
 // No unsafe code in this crate: sockets and signals go through nix.
 #![forbid(unsafe_code)]

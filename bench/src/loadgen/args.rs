@@ -10,6 +10,8 @@ use std::time::Duration;
 use grpc_demo::duration::parse_duration;
 
 use super::config::{Churn, LoadModel, LoadgenConfig, LoadgenError};
+#[cfg(doc)]
+use super::progress::ProgressLine;
 use crate::sources::parse_source_ips;
 
 /// How live progress is shown.

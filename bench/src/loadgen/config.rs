@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use grpc_demo::client::ConnectError;
 
+#[cfg(doc)]
+use super::args::LoadgenArgs;
 use super::args::ProgressMode;
 use crate::sources::SourceIpsError;
 

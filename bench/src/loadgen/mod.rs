@@ -9,6 +9,11 @@
 //!
 //! Output conventions: the human summary goes to **stderr**; stdout carries
 //! only machine output (`--progress json` lines, `--print-request-frame`).
+//!
+//! Layout, in the order of a run: `args` (flags, [`LoadgenArgs::to_args`]),
+//! `config` (the validated run, errors), `start` (connect, spawn, stop),
+//! `lanes` (shared state and connections), `closed` and `open` (the two
+//! load models), `progress` ([`ProgressLine`]), `tally` (the report).
 
 mod args;
 mod closed;
