@@ -13,7 +13,7 @@
 //! - [`wire`]: pre-encoded requests and an allocation-free reply parser;
 //! - [`sources`]: `--source-ips` lists and CIDR blocks.
 
-// No unsafe code in this crate: sockets and signals go through nix.
+// No unsafe code in this crate.
 #![forbid(unsafe_code)]
 
 pub mod deadline;
