@@ -30,7 +30,7 @@ pub struct ServerArgs {
     #[arg(long, default_value = "grpc-demo")]
     pub name: String,
     /// Address to listen on (port 0 picks a free port; the chosen address is
-    /// printed on stdout as `listening on ADDR`, see [`READY_LINE_PREFIX`]).
+    /// printed on stdout as `listening on ADDR`).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
     /// Response delay: none, fixed:5ms, uniform:1ms..5ms or exp:2ms.
