@@ -1,6 +1,10 @@
 //! Per-call costs on the load generator's hot path: building the request,
 //! attributing the reply to a server, and recording it.
 
+// A benchmark links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
+
 use std::hint::black_box;
 
 use bench::record::{NameCache, ServerTable, Shard, new_histogram};

@@ -15,6 +15,9 @@
 
 // No unsafe code in this crate.
 #![forbid(unsafe_code)]
+// The unit-test build also links the dev-dependencies of the integration
+// tests; unused dependencies are checked in the normal build.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod deadline;
 pub mod h2;

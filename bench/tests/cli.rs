@@ -1,6 +1,10 @@
 //! The `loadgen` binary's contract: exit codes, messages, the request frame
 //! and a short real run writing JSON and .hgrm.
 
+// An integration test links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
+
 // One copy of the process helpers serves both crates' tests.
 #[path = "../../grpc-demo/tests/support/mod.rs"]
 mod support;

@@ -5,6 +5,10 @@
 //! L4 balancer that needs no privileges, and that balances connections, not
 //! RPCs, exactly like IPVS.
 
+// An integration test links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;

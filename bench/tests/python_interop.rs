@@ -1,6 +1,10 @@
 //! Interop: the `loadgen` binary drives a Python grpcio server implementing
 //! the same proto, and its tallies match the Python server's own counters.
 
+// An integration test links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
+
 // One copy of the process helpers serves both crates' tests.
 #[path = "../../grpc-demo/tests/support/mod.rs"]
 mod support;

@@ -1,4 +1,8 @@
 //! `loadgen`: thin wrapper over [`bench::loadgen::main_with_args`].
+
+// A binary links every dependency of its package; unused ones are
+// caught in the library, not here.
+#![allow(unused_crate_dependencies)]
 use clap::Parser;
 use std::process::ExitCode;
 
