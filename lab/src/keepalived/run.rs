@@ -55,6 +55,8 @@ pub enum KeepalivedRunError {
 pub struct Keepalived {
     guard: Option<ChildGuard>,
     log: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// The threads reading keepalived's stdout and stderr into `log`.
+    readers: Vec<std::thread::JoinHandle<()>>,
     dir: PathBuf,
 }
 
@@ -117,15 +119,17 @@ impl Keepalived {
             .stderr(Stdio::piped());
         let mut guard = ChildGuard::spawn_in(ns, cmd, "keepalived")?;
         let log = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         if let Some(out) = guard.take_stdout() {
-            collect(out, Arc::clone(&log));
+            readers.push(collect(out, Arc::clone(&log)));
         }
         if let Some(err) = guard.take_stderr() {
-            collect(err, Arc::clone(&log));
+            readers.push(collect(err, Arc::clone(&log)));
         }
         Ok(Keepalived {
             guard: Some(guard),
             log,
+            readers,
             dir,
         })
     }
@@ -140,13 +144,34 @@ impl Keepalived {
         if let Some(g) = self.guard.take() {
             g.stop(Duration::from_secs(5));
         }
-        // Give the reader threads a moment to drain the pipes.
-        std::thread::sleep(Duration::from_millis(50));
+        // The readers end when the pipes close, i.e. when keepalived and
+        // the checker it forked are gone. A child that outlived it would
+        // hold a pipe open: wait for them, but not forever.
+        let deadline = Instant::now() + READERS_GRACE;
+        for reader in self.readers.drain(..) {
+            while !reader.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if reader.is_finished() {
+                let _ = reader.join();
+            } else {
+                tracing::warn!(
+                    "keepalived's output pipe is still open after it stopped; its log may miss the last lines"
+                );
+            }
+        }
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
-fn collect(pipe: impl std::io::Read + Send + 'static, log: Arc<Mutex<Vec<(Instant, String)>>>) {
+/// How long [`Keepalived::stop`] waits for the log readers to see the end of
+/// keepalived's pipes.
+const READERS_GRACE: Duration = Duration::from_secs(2);
+
+fn collect(
+    pipe: impl std::io::Read + Send + 'static,
+    log: Arc<Mutex<Vec<(Instant, String)>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
@@ -154,7 +179,7 @@ fn collect(pipe: impl std::io::Read + Send + 'static, log: Arc<Mutex<Vec<(Instan
                 .unwrap_or_else(|e| e.into_inner())
                 .push((Instant::now(), line.trim_end().to_string()));
         }
-    });
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use bench::loadgen::ProgressLine;
+use bench::loadgen::{LoadgenArgs, ProgressLine, ProgressMode};
 use bench::report::LoadReport;
 
 use super::live::{Live, Origin};
@@ -129,7 +129,7 @@ impl Rounds<'_> {
             .unwrap_or(self.scenario.file.load.duration);
         let mut cmd = Command::new(self.exe);
         cmd.arg("loadgen")
-            .args(loadgen_args(live.lab.plan(), self.scenario, duration))
+            .args(loadgen_args(live.lab.plan(), self.scenario, duration).to_args())
             .arg("--json")
             .arg(json)
             .stdout(Stdio::piped());
@@ -199,57 +199,34 @@ fn progress_lines(stdout: std::process::ChildStdout) -> Receiver<(Instant, Progr
 }
 
 /// The load generator's flags for one round of `scenario`.
-fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Vec<String> {
+fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> LoadgenArgs {
     let load = &scenario.file.load;
+    let lanes = plan.client_addresses.len() * load.channels_per_ip as usize;
     let sources: Vec<String> = plan
         .client_addresses
         .iter()
         .map(|a| a.to_string())
         .collect();
-    let lanes = plan.client_addresses.len() as u32 * load.channels_per_ip;
-    let mut args = vec![
-        "--target".to_string(),
-        plan.target.to_string(),
-        "--source-ips".into(),
-        sources.join(","),
-        "--channels".into(),
-        load.channels_per_ip.to_string(),
-        "--duration".into(),
-        format!("{}ms", duration.as_millis()),
-        "--warmup".into(),
-        format!("{}ms", load.warmup.as_millis()),
-        "--timeout".into(),
-        format!("{}ms", load.timeout.as_millis()),
-        "--payload-size".into(),
-        load.payload.to_string(),
-        "--progress".into(),
-        "json".into(),
-        // Frequent progress lines: the first one tells when the generator
-        // started, which is the origin phases and report times count from.
-        "--progress-interval".into(),
-        "100ms".into(),
-        "--timeline-interval".into(),
-        "500ms".into(),
-    ];
-    match load.mode {
-        LoadMode::Closed => {
-            args.push("--concurrency".into());
-            args.push(load.concurrency.max(lanes).to_string());
-        }
-        LoadMode::Open => {
-            args.push("--rps".into());
-            args.push(load.rps.unwrap_or(100.0).to_string());
-            args.push("--concurrency".into());
-            args.push(load.concurrency.max(lanes).to_string());
-        }
+    let mut args = LoadgenArgs::new(plan.target);
+    args.source_ips = Some(sources.join(","));
+    args.channels = load.channels_per_ip as usize;
+    args.duration = Some(duration);
+    args.warmup = load.warmup;
+    args.timeout = load.timeout;
+    args.payload_size = load.payload as usize;
+    args.progress = ProgressMode::Json;
+    // Frequent progress lines: the first one tells when the generator
+    // started, which is the origin phases and report times count from.
+    args.progress_interval = Duration::from_millis(100);
+    args.timeline_interval = Duration::from_millis(500);
+    args.concurrency = Some((load.concurrency as usize).max(lanes));
+    if load.mode == LoadMode::Open {
+        args.rps = Some(load.rps.unwrap_or(100.0));
     }
     match load.connection {
         ConnectionModel::Channel => {}
-        ConnectionModel::Churn => {
-            args.push("--churn-rpcs".into());
-            args.push(load.churn_rpcs.unwrap_or(100).to_string());
-        }
-        ConnectionModel::PerRpc => args.push("--conn-per-rpc".into()),
+        ConnectionModel::Churn => args.churn_rpcs = Some(u64::from(load.churn_rpcs.unwrap_or(100))),
+        ConnectionModel::PerRpc => args.conn_per_rpc = true,
     }
     args
 }
@@ -275,6 +252,40 @@ mod tests {
         let arrived = spawned + Duration::from_millis(700);
         let o = origin_of(&line(0.5), arrived, spawned, Duration::from_secs(1));
         assert_eq!(o.0, spawned + Duration::from_millis(1200));
+    }
+
+    /// The argv lab hands to `lab loadgen` parses back into what lab meant:
+    /// a renamed or dropped flag fails here, not in the UML suite.
+    #[test]
+    fn the_loadgen_argv_parses_back_into_the_scenarios_load() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let scenario = Scenario::from_str(&path, &text).unwrap();
+            checked += 1;
+            let plan =
+                crate::scenario::plan::plan(&scenario, crate::netns::RunId::from_parts(1, 1))
+                    .unwrap();
+            let meant = loadgen_args(&plan, &scenario, Duration::from_millis(1500));
+            let parsed: LoadgenArgs =
+                grpc_demo::cli::parse_args("loadgen", meant.to_args()).unwrap();
+            assert_eq!(parsed, meant, "{name}");
+            assert_eq!(parsed.target, Some(plan.target));
+            assert_eq!(parsed.duration, Some(Duration::from_millis(1500)));
+            assert_eq!(parsed.progress, ProgressMode::Json);
+            assert_eq!(
+                parsed.source_ips.as_deref().map(|s| s.split(',').count()),
+                Some(plan.client_addresses.len())
+            );
+        }
+        assert!(
+            checked >= 10,
+            "only {checked} scenarios in {}",
+            dir.display()
+        );
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! each server's namespace, so that a fault phase can SIGKILL one like a
 //! real crash.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use grpc_demo::server::{ServerArgs, parse_ready_line};
 
 use super::RunError;
 use crate::network::LabNetwork;
@@ -40,23 +43,49 @@ pub fn start_server(
     max_age: Option<Duration>,
 ) -> Result<ChildGuard, RunError> {
     let mut cmd = Command::new(exe);
-    // In DR the packets arrive addressed to the VIP (held on lo), so the
-    // server listens on every address of its namespace.
     cmd.arg("server")
-        .arg("--name")
-        .arg(&s.name)
-        .arg("--listen")
-        .arg(format!("0.0.0.0:{}", s.port))
+        .args(server_args(s, max_age).to_args())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if let Some(age) = max_age {
-        cmd.arg("--max-connection-age")
-            .arg(format!("{}ms", age.as_millis()))
-            .arg("--max-connection-age-grace")
-            .arg("1s");
-    }
     let mut guard =
         ChildGuard::spawn_in(lab.ns(&s.name)?, cmd, &format!("gRPC server {}", s.name))?;
-    guard.wait_ready(Duration::from_secs(15), |l| l.contains("listening on"))?;
+    guard.wait_ready(Duration::from_secs(15), |l| parse_ready_line(l).is_some())?;
     Ok(guard)
+}
+
+/// The flags of `lab server` for `s`.
+fn server_args(s: &ServerPlan, max_age: Option<Duration>) -> ServerArgs {
+    // In DR the packets arrive addressed to the VIP (held on lo), so the
+    // server listens on every address of its namespace.
+    let listen = SocketAddr::from((Ipv4Addr::UNSPECIFIED, s.port));
+    let mut args = ServerArgs::new(&s.name, listen);
+    if let Some(age) = max_age {
+        args.max_connection_age = Some(age);
+        args.max_connection_age_grace = Some(Duration::from_secs(1));
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::Destination;
+
+    /// The argv lab hands to `lab server` parses back into what lab meant.
+    #[test]
+    fn the_server_argv_parses_back() {
+        let s = ServerPlan {
+            name: "rs1".into(),
+            address: Ipv4Addr::new(172, 22, 35, 1),
+            port: 8080,
+            destination: Destination::dr("172.22.35.1:8080".parse().unwrap(), 1),
+        };
+        for age in [None, Some(Duration::from_millis(2500))] {
+            let meant = server_args(&s, age);
+            let parsed: ServerArgs = grpc_demo::cli::parse_args("server", meant.to_args()).unwrap();
+            assert_eq!(parsed, meant);
+            assert_eq!(parsed.listen, "0.0.0.0:8080".parse().unwrap());
+            assert_eq!(parsed.max_connection_age, age);
+        }
+    }
 }
