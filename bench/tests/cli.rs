@@ -145,7 +145,7 @@ fn short_run_writes_json_hgrm_and_progress() -> Result<()> {
         .map(|l| serde_json::from_str::<bench::loadgen::ProgressLine>(l))
         .collect::<Result<Vec<_>, _>>()?;
     let last = parsed.last().expect("at least two lines");
-    assert_eq!(last.phase, bench::loadgen::MEASURE, "{lines:?}");
+    assert_eq!(last.phase, bench::loadgen::Phase::Measure, "{lines:?}");
     let summary = String::from_utf8(out.stderr)?;
     assert!(summary.contains("rs1"), "{summary}");
     Ok(())

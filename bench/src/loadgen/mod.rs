@@ -32,7 +32,7 @@ use base64::Engine as _;
 
 pub use args::{LoadgenArgs, ProgressMode};
 pub use config::{Churn, LoadModel, LoadgenConfig, LoadgenError};
-pub use progress::{MEASURE, ProgressLine, WARMUP};
+pub use progress::{Phase, ProgressLine};
 pub use start::run;
 
 use crate::record::new_histogram;

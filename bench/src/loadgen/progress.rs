@@ -18,10 +18,33 @@ use super::args::ProgressMode;
 use super::config::LoadgenConfig;
 use super::lanes::Run;
 
-/// [`ProgressLine::phase`] during the unmeasured warmup.
-pub const WARMUP: &str = "warmup";
-/// [`ProgressLine::phase`] during the measured phase.
-pub const MEASURE: &str = "measure";
+/// Which part of the run a [`ProgressLine`] belongs to; written as
+/// `"warmup"` and `"measure"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The unmeasured warmup.
+    Warmup,
+    /// The measured phase.
+    Measure,
+}
+
+impl Phase {
+    /// The word in the JSON and the human line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Warmup => "warmup",
+            Phase::Measure => "measure",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so that `{:<7}` lines the human progress up.
+        f.pad(self.as_str())
+    }
+}
 
 /// One `--progress json` line (cumulative counts since the start,
 /// warmup included).
@@ -29,9 +52,8 @@ pub const MEASURE: &str = "measure";
 pub struct ProgressLine {
     /// Seconds since the run (warmup) started.
     pub elapsed_s: f64,
-    /// [`WARMUP`] or [`MEASURE`]. A string, not an enum, because the lab's
-    /// tests build lines with `"warmup".into()`.
-    pub phase: String,
+    /// Warmup or measure.
+    pub phase: Phase,
     /// Successful RPCs so far.
     pub rpcs: u64,
     /// Failed RPCs so far.
@@ -157,11 +179,10 @@ fn progress_line(run: &Run, now: Instant, last: (Instant, u64)) -> ProgressLine 
     ProgressLine {
         elapsed_s: now.saturating_duration_since(run.t0).as_secs_f64(),
         phase: if now < run.measure_start {
-            WARMUP
+            Phase::Warmup
         } else {
-            MEASURE
-        }
-        .to_string(),
+            Phase::Measure
+        },
         rpcs,
         errors,
         rate: if dt > 0.0 {
@@ -180,7 +201,7 @@ mod tests {
     fn line() -> ProgressLine {
         ProgressLine {
             elapsed_s: 1.04,
-            phase: MEASURE.to_string(),
+            phase: Phase::Measure,
             rpcs: 8123,
             errors: 2,
             rate: 8000.4,
@@ -200,7 +221,7 @@ mod tests {
             r#"{"elapsed_s":0.1,"phase":"warmup","rpcs":0,"errors":0,"rate":0.0,"servers":{}}"#;
         assert_eq!(
             serde_json::from_str::<ProgressLine>(warm).unwrap().phase,
-            WARMUP
+            Phase::Warmup
         );
     }
 
@@ -211,7 +232,7 @@ mod tests {
             "[   1.0s measure] 8123 rpcs 8000/s errors 2 rs1=8000 rs2=123"
         );
         let mut warm = line();
-        warm.phase = WARMUP.to_string();
+        warm.phase = Phase::Warmup;
         warm.servers.clear();
         assert_eq!(
             warm.to_string(),

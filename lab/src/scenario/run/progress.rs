@@ -155,7 +155,7 @@ mod tests {
     fn no_rpcs_yet_renders_zero_shares() {
         let line = ProgressLine {
             elapsed_s: 0.0,
-            phase: "warmup".into(),
+            phase: bench::loadgen::Phase::Warmup,
             rpcs: 0,
             errors: 0,
             rate: 0.0,

@@ -238,7 +238,7 @@ mod tests {
     fn line(elapsed_s: f64) -> ProgressLine {
         ProgressLine {
             elapsed_s,
-            phase: "warmup".into(),
+            phase: bench::loadgen::Phase::Warmup,
             rpcs: 0,
             errors: 0,
             rate: 0.0,
