@@ -71,11 +71,53 @@ pub struct UmlOutcome {
 }
 
 /// Removes the run directory when dropped, whatever happened.
-struct RunDir(PathBuf);
+struct RunDir {
+    /// The guest's name (`umid=`), unique to this process and run.
+    umid: String,
+    /// The private directory: job, console log, status, UML's own files.
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates a fresh, owner-only run directory under the temporary
+    /// directory, named after a new umid.
+    fn create() -> Result<Self, RunnerError> {
+        let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let umid = format!("ipvslab-{}-{}", std::process::id(), n);
+        let path = std::env::temp_dir().join(format!("{umid}.uml"));
+        let run_dir_err = |source| RunnerError::RunDir {
+            path: path.clone(),
+            source,
+        };
+        if path.to_string_lossy().contains(char::is_whitespace) {
+            return Err(run_dir_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the kernel command line cannot carry a path with spaces; set TMPDIR to one without",
+            )));
+        }
+        let _ = std::fs::remove_dir_all(&path);
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&path)
+                .map_err(run_dir_err)?;
+        }
+        Ok(Self { umid, path })
+    }
+
+    /// The error for a failed file operation in this directory.
+    fn error(&self, source: std::io::Error) -> RunnerError {
+        RunnerError::RunDir {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
 
 impl Drop for RunDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -90,29 +132,67 @@ pub fn run(
     job: &GuestJob,
     opts: &UmlOptions,
 ) -> Result<UmlOutcome, RunnerError> {
-    let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let umid = format!("ipvslab-{}-{}", std::process::id(), n);
-    let dir = std::env::temp_dir().join(format!("{umid}.uml"));
-    let run_dir_err = |source| RunnerError::RunDir {
-        path: dir.clone(),
-        source,
+    let run_dir = RunDir::create()?;
+    let job_text =
+        serde_json::to_vec(&guest_job(job, kernel)).expect("a GuestJob always serializes");
+    create_private(&run_dir.path.join(JOB_FILE))
+        .and_then(|mut f| f.write_all(&job_text))
+        .map_err(|e| run_dir.error(e))?;
+    let console_path = run_dir.path.join(CONSOLE_LOG);
+    let console = create_private(&console_path).map_err(|e| run_dir.error(e))?;
+    let mut cmd = kernel_command(kernel, opts, &run_dir);
+    confine_kernel(
+        &mut cmd,
+        console.as_raw_fd(),
+        opts.cpu.unwrap_or_else(pick_cpu),
+    );
+
+    let signals = StopSignals::register();
+    // An interactive guest console does its own echo and line editing: put
+    // the host terminal in raw mode meanwhile (restored on every path).
+    let _raw = if opts.interactive {
+        RawTerminal::enter()
+    } else {
+        None
     };
-    if dir.to_string_lossy().contains(char::is_whitespace) {
-        return Err(run_dir_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the kernel command line cannot carry a path with spaces; set TMPDIR to one without",
-        )));
+    let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let mut child = cmd.spawn().map_err(|source| RunnerError::Spawn {
+        kernel: kernel.binary.clone(),
+        source,
+    })?;
+    drop(console);
+    let guard = KernelGuard(child.id() as i32);
+    let out_pump = pump(child.stdout.take(), false);
+    let err_pump = pump(child.stderr.take(), true);
+
+    let status = wait_or_stop(&mut child, &signals.flag);
+    let total = started.elapsed();
+    drop(guard);
+    let interrupted = signals.unregister();
+    let mut printed = Vec::new();
+    for pump in [out_pump, err_pump].into_iter().flatten() {
+        printed.extend(pump.join().unwrap_or_default());
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(run_dir_err)?;
+    let status = status?;
+    if interrupted {
+        return Err(RunnerError::Interrupted);
     }
-    let run_dir = RunDir(dir.clone());
-    // The guest's report of itself: which kernel it runs on, and whence.
+
+    let boot_to_ready = read_ready(&run_dir.path, started_wall);
+    let exit_code = read_exit_code(&run_dir.path)
+        .ok_or_else(|| no_status(kernel, &status, &console_path, &printed))?;
+    drop(run_dir);
+    Ok(UmlOutcome {
+        exit_code,
+        boot_to_ready,
+        total,
+    })
+}
+
+/// The job as the guest gets it: its report of itself (which kernel it runs
+/// on, and whence) added, and its temporary directory its own.
+fn guest_job(job: &GuestJob, kernel: &UmlKernel) -> GuestJob {
     let mut job = job.clone();
     job.env.retain(|(k, _)| {
         k.as_slice() != super::KERNEL_ORIGIN_ENV.as_bytes()
@@ -132,15 +212,13 @@ pub fn run(
             format!("{} {}", build.source_package, build.source_version).into_bytes(),
         ));
     }
-    let job_text = serde_json::to_vec(&job).expect("a GuestJob always serializes");
-    create_private(&dir.join(JOB_FILE))
-        .and_then(|mut f| f.write_all(&job_text))
-        .map_err(run_dir_err)?;
-    let console_path = dir.join(CONSOLE_LOG);
-    let console = create_private(&console_path).map_err(run_dir_err)?;
-    let console_fd = console.as_raw_fd();
+    job
+}
 
-    let cpu = opts.cpu.unwrap_or_else(pick_cpu);
+/// The kernel's command line and standard streams: hostfs root, this `lab`
+/// as init, and one console per stream.
+fn kernel_command(kernel: &UmlKernel, opts: &UmlOptions, run_dir: &RunDir) -> Command {
+    let dir = &run_dir.path;
     let mut cmd = Command::new(&kernel.binary);
     cmd.arg(format!("mem={}M", opts.mem_mib))
         .arg("rootfstype=hostfs")
@@ -166,7 +244,7 @@ pub fn run(
         .arg("quiet")
         .arg("loglevel=7")
         .arg(format!("uml_dir={}", dir.display()))
-        .arg(format!("umid={umid}"))
+        .arg(format!("umid={}", run_dir.umid))
         .arg(format!("{RUN_DIR_ENV}={}", dir.display()))
         .stdin(if opts.interactive {
             Stdio::inherit()
@@ -181,6 +259,12 @@ pub fn run(
             Stdio::piped()
         })
         .stderr(Stdio::piped());
+    cmd
+}
+
+/// Sets up the kernel process between fork and exec: its own session, the
+/// console log on fd 3, death with this lab, no core file, pinned to `cpu`.
+fn confine_kernel(cmd: &mut Command, console_fd: i32, cpu: usize) {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -210,95 +294,91 @@ pub fn run(
             Ok(())
         });
     }
+}
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let sig_ids = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
-        .iter()
-        .filter_map(|&s| signal_hook::flag::register(s, Arc::clone(&interrupted)).ok())
-        .collect::<Vec<_>>();
-    let unregister = || {
-        for id in &sig_ids {
+/// SIGINT, SIGTERM and SIGHUP caught into a flag while the guest runs, so
+/// that the guest is stopped rather than this lab; unregistered when dropped.
+struct StopSignals {
+    /// Set once one of the signals arrived.
+    flag: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl StopSignals {
+    fn register() -> Self {
+        let flag = Arc::new(AtomicBool::new(false));
+        let ids = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
+            .iter()
+            .filter_map(|&s| signal_hook::flag::register(s, Arc::clone(&flag)).ok())
+            .collect();
+        Self { flag, ids }
+    }
+
+    /// Stops catching the signals; true when one arrived meanwhile.
+    fn unregister(self) -> bool {
+        let flag = Arc::clone(&self.flag);
+        drop(self);
+        flag.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        for id in &self.ids {
             signal_hook::low_level::unregister(*id);
         }
-    };
-
-    // An interactive guest console does its own echo and line editing: put
-    // the host terminal in raw mode meanwhile (restored on every path).
-    let _raw = if opts.interactive {
-        RawTerminal::enter()
-    } else {
-        None
-    };
-    let started = Instant::now();
-    let started_wall = SystemTime::now();
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(source) => {
-            unregister();
-            return Err(RunnerError::Spawn {
-                kernel: kernel.binary.clone(),
-                source,
-            });
-        }
-    };
-    drop(console);
-    let guard = KernelGuard(child.id() as i32);
-    let out_pump = pump(child.stdout.take(), false);
-    let err_pump = pump(child.stderr.take(), true);
-
-    let status = wait_or_stop(&mut child, &interrupted);
-    let total = started.elapsed();
-    drop(guard);
-    unregister();
-    let mut printed = Vec::new();
-    for pump in [out_pump, err_pump].into_iter().flatten() {
-        printed.extend(pump.join().unwrap_or_default());
     }
-    let status = status?;
-    if interrupted.load(Ordering::SeqCst) {
-        return Err(RunnerError::Interrupted);
-    }
+}
 
-    let boot_to_ready = std::fs::read_to_string(dir.join(READY_FILE))
+/// When the guest started the job, from the wall-clock time it wrote to
+/// `ready`, relative to `started_wall`.
+fn read_ready(dir: &Path, started_wall: SystemTime) -> Option<Duration> {
+    std::fs::read_to_string(dir.join(READY_FILE))
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok())
         .and_then(|us| {
             (UNIX_EPOCH + Duration::from_micros(us))
                 .duration_since(started_wall)
                 .ok()
-        });
-    let exit_code = std::fs::read_to_string(dir.join(STATUS_FILE))
+        })
+}
+
+/// The job's exit code as the guest wrote it to `status`, if it did.
+fn read_exit_code(dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(dir.join(STATUS_FILE))
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
-        .ok_or_else(|| {
-            let console = std::fs::read(&console_path)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            // A binary that is not UML (or dies before its console is up)
-            // prints to its own stdout/stderr instead.
-            let log = if console.trim().is_empty() {
-                printed.join("\n")
-            } else {
-                console
-            };
-            RunnerError::NoStatus {
-                kernel: kernel.binary.clone(),
-                uml_status: status.to_string(),
-                cause: super::diagnose::diagnose(&log)
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| {
-                        "the guest's init failed or the kernel stopped; the console lines below say why"
-                            .into()
-                    }),
-                console_tail: super::diagnose::tail(&log, super::diagnose::TAIL_LINES),
-            }
-        })?;
-    drop(run_dir);
-    Ok(UmlOutcome {
-        exit_code,
-        boot_to_ready,
-        total,
-    })
+}
+
+/// The error for a guest that stopped without a status: the likely cause and
+/// the last lines of its console (or, when that is empty, of what it printed).
+fn no_status(
+    kernel: &UmlKernel,
+    status: &std::process::ExitStatus,
+    console_path: &Path,
+    printed: &[String],
+) -> RunnerError {
+    let console = std::fs::read(console_path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    // A binary that is not UML (or dies before its console is up)
+    // prints to its own stdout/stderr instead.
+    let log = if console.trim().is_empty() {
+        printed.join("\n")
+    } else {
+        console
+    };
+    RunnerError::NoStatus {
+        kernel: kernel.binary.clone(),
+        uml_status: status.to_string(),
+        cause: super::diagnose::diagnose(&log)
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| {
+                "the guest's init failed or the kernel stopped; the console lines below say why"
+                    .into()
+            }),
+        console_tail: super::diagnose::tail(&log, super::diagnose::TAIL_LINES),
+    }
 }
 
 /// Puts the host's stdin terminal in raw mode until dropped.
