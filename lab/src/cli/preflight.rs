@@ -120,7 +120,35 @@ fn namespaces_work() -> Result<(), String> {
 pub fn run(choice: runner::RunnerChoice) -> Preflight {
     let mut checks = Vec::new();
     let privileged = has_privileges();
-    checks.push(if privileged {
+    checks.push(privilege_check(privileged));
+    let netns = namespaces_work();
+    checks.push(namespaces_check(&netns));
+
+    let kernel = runner::kernel_release();
+    let host_ipvs = runner::host_has_ipvs();
+    let uml_severity = uml_severity(choice, host_ipvs);
+    checks.push(host_ipvs_check(choice, &kernel, host_ipvs));
+    let uml = runner::uml::UmlKernel::locate();
+    checks.push(uml_kernel_check(&uml, uml_severity));
+    // A kernel that exists may still die at boot on this CPU: boot it.
+    let booted = uml
+        .as_ref()
+        .ok()
+        .filter(|_| !runner::in_guest())
+        .map(runner::uml::probe);
+    let uml_boots = matches!(&booted, Some(Ok(outcome)) if outcome.exit_code == 0);
+    checks.extend(booted.map(|b| boot_probe_check(&b, uml_severity)));
+    checks.extend(TOOLS.iter().map(tool_check));
+
+    let runner = (privileged && netns.is_ok())
+        .then(|| working_runner(choice, host_ipvs, uml_boots))
+        .flatten();
+    Preflight { checks, runner }
+}
+
+/// Whether this process has the privileges to build a network.
+fn privilege_check(privileged: bool) -> Check {
+    if privileged {
         check("root / CAP_NET_ADMIN", Outcome::Ok, "yes".into(), None)
     } else {
         check(
@@ -129,9 +157,12 @@ pub fn run(choice: runner::RunnerChoice) -> Preflight {
             "missing".into(),
             Some("run as root (sudo -E)"),
         )
-    });
-    let netns = namespaces_work();
-    checks.push(match &netns {
+    }
+}
+
+/// Whether a network namespace could be created.
+fn namespaces_check(netns: &Result<(), String>) -> Check {
+    match netns {
         Ok(()) => check(
             "network namespaces",
             Outcome::Ok,
@@ -144,22 +175,28 @@ pub fn run(choice: runner::RunnerChoice) -> Preflight {
             format!("unshare(CLONE_NEWNET) failed: {e}"),
             Some("run as root on a kernel with CONFIG_NET_NS (containers need --privileged)"),
         ),
-    });
+    }
+}
 
-    let kernel = runner::kernel_release();
-    let host_ipvs = runner::host_has_ipvs();
-    // Whether the chosen runner depends on UML, and so how bad its failures are.
+/// How bad a UML failure is: fatal when the chosen runner depends on UML,
+/// a warning otherwise.
+fn uml_severity(choice: runner::RunnerChoice, host_ipvs: bool) -> Outcome {
     let needs_uml = match choice {
         runner::RunnerChoice::Host => false,
         runner::RunnerChoice::Uml => true,
         runner::RunnerChoice::Auto => !host_ipvs,
     };
-    let uml_severity = if needs_uml {
+    if needs_uml {
         Outcome::Fail
     } else {
         Outcome::Warn
-    };
-    checks.push(if host_ipvs {
+    }
+}
+
+/// Whether the host kernel (`kernel`, its release) has IPVS; fatal only
+/// when the host runner was asked for.
+fn host_ipvs_check(choice: runner::RunnerChoice, kernel: &str, host_ipvs: bool) -> Check {
+    if host_ipvs {
         check(
             "host IPVS",
             Outcome::Ok,
@@ -179,102 +216,155 @@ pub fn run(choice: runner::RunnerChoice) -> Preflight {
                 "none needed if User-Mode Linux works (below); else use a kernel with CONFIG_IP_VS",
             ),
         )
-    });
-    let uml = runner::uml::UmlKernel::locate();
-    checks.push(match &uml {
+    }
+}
+
+/// Whether a UML kernel was found.
+fn uml_kernel_check(
+    uml: &Result<runner::uml::UmlKernel, runner::RunnerError>,
+    severity: Outcome,
+) -> Check {
+    match uml {
         Ok(k) => check("User-Mode Linux kernel", Outcome::Ok, k.describe(), None),
         Err(e) => check(
             "User-Mode Linux kernel",
-            uml_severity,
+            severity,
             lab::error_chain(e),
             Some("make deps (builds the lab's own UML kernel), or set IPVSLAB_UML_KERNEL"),
         ),
-    });
-    // A kernel that exists may still die at boot on this CPU: boot it.
-    let booted = uml
-        .as_ref()
-        .ok()
-        .filter(|_| !runner::in_guest())
-        .map(runner::uml::probe);
-    let uml_boots = match &booted {
-        None => false,
-        Some(Ok(outcome)) if outcome.exit_code == 0 => {
-            checks.push(check(
-                "UML boot probe",
-                Outcome::Ok,
-                format!(
-                    "booted, ran init and powered off in {:.2} s{}",
-                    outcome.total.as_secs_f64(),
-                    outcome
-                        .boot_to_ready
-                        .map(|d| format!(" (ready after {:.2} s)", d.as_secs_f64()))
-                        .unwrap_or_default()
-                ),
-                None,
-            ));
-            true
-        }
-        Some(Ok(outcome)) => {
-            checks.push(check(
-                "UML boot probe",
-                uml_severity,
-                format!("the guest's init exited {}", outcome.exit_code),
-                Some("its message is above; `make deps` rebuilds the lab's kernel"),
-            ));
-            false
-        }
-        Some(Err(e)) => {
-            checks.push(check(
-                "UML boot probe",
-                uml_severity,
-                lab::error_chain(e),
-                Some("see the cause above; `make deps` builds a kernel that boots here, or set IPVSLAB_UML_KERNEL"),
-            ));
-            false
-        }
-    };
-    let tools: [(&'static str, &'static str, &str); 4] = [
-        (
-            "ipvsadm",
-            "ipvsadm",
-            "apt-get install ipvsadm (the independent IPVS reader)",
+    }
+}
+
+/// How the boot probe of the UML kernel went.
+fn boot_probe_check(
+    booted: &Result<runner::uml::UmlOutcome, runner::RunnerError>,
+    severity: Outcome,
+) -> Check {
+    match booted {
+        Ok(outcome) if outcome.exit_code == 0 => check(
+            "UML boot probe",
+            Outcome::Ok,
+            format!(
+                "booted, ran init and powered off in {:.2} s{}",
+                outcome.total.as_secs_f64(),
+                outcome
+                    .boot_to_ready
+                    .map(|d| format!(" (ready after {:.2} s)", d.as_secs_f64()))
+                    .unwrap_or_default()
+            ),
+            None,
         ),
-        ("iproute2 (ip)", "ip", "apt-get install iproute2"),
-        (
-            "keepalived",
-            "keepalived",
-            "apt-get install keepalived (for --keepalived runs)",
+        Ok(outcome) => check(
+            "UML boot probe",
+            severity,
+            format!("the guest's init exited {}", outcome.exit_code),
+            Some("its message is above; `make deps` rebuilds the lab's kernel"),
         ),
-        (
-            "h2load",
-            "h2load",
-            "apt-get install nghttp2-client (for make bench-loadgen)",
+        Err(e) => check(
+            "UML boot probe",
+            severity,
+            lab::error_chain(e),
+            Some(
+                "see the cause above; `make deps` builds a kernel that boots here, or set IPVSLAB_UML_KERNEL",
+            ),
         ),
-    ];
-    for (name, program, fix) in tools {
-        checks.push(
-            match runner::uml::find_on_path(program).or_else(|| {
-                ["/usr/sbin", "/sbin"]
-                    .iter()
-                    .map(|d| Path::new(d).join(program))
-                    .find(|p| p.is_file())
-            }) {
-                Some(p) => check(name, Outcome::Ok, p.display().to_string(), None),
-                None => check(name, Outcome::Warn, "not found".into(), Some(fix)),
-            },
-        );
+    }
+}
+
+/// A host tool the lab can use: check name, program, how to install it.
+type Tool = (&'static str, &'static str, &'static str);
+
+/// The optional host tools, in the order `lab check` lists them.
+const TOOLS: [Tool; 4] = [
+    (
+        "ipvsadm",
+        "ipvsadm",
+        "apt-get install ipvsadm (the independent IPVS reader)",
+    ),
+    ("iproute2 (ip)", "ip", "apt-get install iproute2"),
+    (
+        "keepalived",
+        "keepalived",
+        "apt-get install keepalived (for --keepalived runs)",
+    ),
+    (
+        "h2load",
+        "h2load",
+        "apt-get install nghttp2-client (for make bench-loadgen)",
+    ),
+];
+
+/// Whether a tool is on PATH or in the sbin directories (which a non-root
+/// PATH often lacks).
+fn tool_check(&(name, program, fix): &Tool) -> Check {
+    match runner::uml::find_on_path(program).or_else(|| {
+        ["/usr/sbin", "/sbin"]
+            .iter()
+            .map(|d| Path::new(d).join(program))
+            .find(|p| p.is_file())
+    }) {
+        Some(p) => check(name, Outcome::Ok, p.display().to_string(), None),
+        None => check(name, Outcome::Warn, "not found".into(), Some(fix)),
+    }
+}
+
+/// The runner `choice` resolves to, given what works here (root and
+/// namespaces assumed).
+fn working_runner(
+    choice: runner::RunnerChoice,
+    host_ipvs: bool,
+    uml_boots: bool,
+) -> Option<runner::RunnerKind> {
+    match choice {
+        runner::RunnerChoice::Host => host_ipvs.then_some(runner::RunnerKind::Host),
+        runner::RunnerChoice::Uml => uml_boots.then_some(runner::RunnerKind::Uml),
+        runner::RunnerChoice::Auto if host_ipvs => Some(runner::RunnerKind::Host),
+        runner::RunnerChoice::Auto => uml_boots.then_some(runner::RunnerKind::Uml),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runner::{RunnerChoice, RunnerKind};
+
+    #[test]
+    fn uml_failures_are_fatal_only_when_the_choice_needs_uml() {
+        assert_eq!(uml_severity(RunnerChoice::Uml, true), Outcome::Fail);
+        assert_eq!(uml_severity(RunnerChoice::Auto, false), Outcome::Fail);
+        assert_eq!(uml_severity(RunnerChoice::Auto, true), Outcome::Warn);
+        assert_eq!(uml_severity(RunnerChoice::Host, false), Outcome::Warn);
     }
 
-    let base_ok = privileged && netns.is_ok();
-    let runner = if !base_ok {
-        None
-    } else {
-        match choice {
-            runner::RunnerChoice::Host => host_ipvs.then_some(runner::RunnerKind::Host),
-            runner::RunnerChoice::Uml => uml_boots.then_some(runner::RunnerKind::Uml),
-            runner::RunnerChoice::Auto if host_ipvs => Some(runner::RunnerKind::Host),
-            runner::RunnerChoice::Auto => uml_boots.then_some(runner::RunnerKind::Uml),
-        }
-    };
-    Preflight { checks, runner }
+    #[test]
+    fn a_host_without_ipvs_fails_only_the_host_runner() {
+        let host = host_ipvs_check(RunnerChoice::Host, "6.1", false);
+        assert_eq!(host.outcome, Outcome::Fail);
+        assert!(host.fix.is_some());
+        let auto = host_ipvs_check(RunnerChoice::Auto, "6.1", false);
+        assert_eq!(auto.outcome, Outcome::Warn);
+        let ok = host_ipvs_check(RunnerChoice::Host, "6.1", true);
+        assert_eq!(ok.outcome, Outcome::Ok);
+        assert_eq!(ok.detail, "kernel 6.1 has ip_vs");
+        assert_eq!(ok.fix, None);
+    }
+
+    #[test]
+    fn auto_prefers_the_host_then_uml() {
+        assert_eq!(
+            working_runner(RunnerChoice::Auto, true, true),
+            Some(RunnerKind::Host)
+        );
+        assert_eq!(
+            working_runner(RunnerChoice::Auto, false, true),
+            Some(RunnerKind::Uml)
+        );
+        assert_eq!(working_runner(RunnerChoice::Auto, false, false), None);
+        assert_eq!(working_runner(RunnerChoice::Host, false, true), None);
+        assert_eq!(
+            working_runner(RunnerChoice::Uml, true, true),
+            Some(RunnerKind::Uml)
+        );
+        assert_eq!(working_runner(RunnerChoice::Uml, true, false), None);
+    }
 }
