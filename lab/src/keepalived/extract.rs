@@ -129,38 +129,94 @@ fn virtual_server(
     node: &Node,
     ignored: &mut Vec<Ignored>,
 ) -> Result<Option<VirtualServerConf>, ParseError> {
-    let Some(first) = node.args.first() else {
-        return Err(at(
-            &node.keyword,
-            "expected an address after virtual_server",
-        ));
-    };
-    if first.text == "fwmark" || first.text == "group" {
-        ignore(ignored, node, "", IgnoreReason::Unsupported);
+    let Some(head) = VirtualServerHead::read(node, ignored)? else {
         return Ok(None);
+    };
+    let mut vs = with_defaults(node.line(), head.vip, head.port);
+    let mut inherit = Inherit::default();
+    let mut real_servers = Vec::new();
+    // First pass: the virtual server's own keys, which real servers inherit
+    // wherever in the block they are written.
+    for child in head.children {
+        if inherit.take(child)? {
+            no_block(child)?;
+            continue;
+        }
+        no_block_unless(child, "real_server")?;
+        if child.name() == "real_server" {
+            real_servers.push(child);
+        } else {
+            virtual_server_key(child, &mut vs, &head.ctx, ignored)?;
+        }
     }
-    let vip = address(first, "virtual_server")?;
-    let Some(port_word) = node.args.get(1) else {
-        // keepalived allows a port-less (all ports) service when persistent;
-        // the lab's services always have a port.
-        ignore(ignored, node, "", IgnoreReason::Unsupported);
-        return Ok(None);
-    };
-    let port = port(port_word, "virtual_server")?;
-    no_extra(node, 2)?;
-    let ctx = format!(" in virtual_server {} {}", first.text, port_word.text);
-    let Some(children) = &node.block else {
-        return Err(at(
-            &node.keyword,
-            format!(
-                "expected '{{' after virtual_server {} {}",
-                first.text, port_word.text
-            ),
-        ));
-    };
+    vs.delay_loop = inherit.delay_loop.unwrap_or(defaults::DELAY_LOOP);
+    vs.alpha = inherit.alpha.unwrap_or(false);
+    if vs.persistence_granularity.is_some() && vs.persistence_timeout.is_none() {
+        // keepalived turns persistence on when only a granularity is given.
+        vs.persistence_timeout = Some(defaults::PERSISTENCE_TIMEOUT);
+    }
+    for rs in real_servers {
+        let rs = real_server(rs, &vs, inherit, ignored)?;
+        vs.real_servers.push(rs);
+    }
+    Ok(Some(vs))
+}
 
-    let mut vs = VirtualServerConf {
-        line: node.line(),
+/// The `virtual_server <address> <port> {` line of a service the lab takes.
+struct VirtualServerHead<'a> {
+    vip: IpAddr,
+    port: u16,
+    /// ` in virtual_server <address> <port>`, for [`Ignored`] entries.
+    ctx: String,
+    children: &'a [Node],
+}
+
+impl<'a> VirtualServerHead<'a> {
+    /// The head of `node`, or `None` (reported in `ignored`) for the forms
+    /// the lab does not take: `fwmark`, `group` and port-less services.
+    fn read(node: &'a Node, ignored: &mut Vec<Ignored>) -> Result<Option<Self>, ParseError> {
+        let Some(first) = node.args.first() else {
+            return Err(at(
+                &node.keyword,
+                "expected an address after virtual_server",
+            ));
+        };
+        if first.text == "fwmark" || first.text == "group" {
+            ignore(ignored, node, "", IgnoreReason::Unsupported);
+            return Ok(None);
+        }
+        let vip = address(first, "virtual_server")?;
+        let Some(port_word) = node.args.get(1) else {
+            // keepalived allows a port-less (all ports) service when
+            // persistent; the lab's services always have a port.
+            ignore(ignored, node, "", IgnoreReason::Unsupported);
+            return Ok(None);
+        };
+        let port = port(port_word, "virtual_server")?;
+        no_extra(node, 2)?;
+        let ctx = format!(" in virtual_server {} {}", first.text, port_word.text);
+        let Some(children) = &node.block else {
+            return Err(at(
+                &node.keyword,
+                format!(
+                    "expected '{{' after virtual_server {} {}",
+                    first.text, port_word.text
+                ),
+            ));
+        };
+        Ok(Some(Self {
+            vip,
+            port,
+            ctx,
+            children,
+        }))
+    }
+}
+
+/// A virtual server with keepalived's defaults and no real servers yet.
+fn with_defaults(line: usize, vip: IpAddr, port: u16) -> VirtualServerConf {
+    VirtualServerConf {
+        line,
         vip,
         port,
         delay_loop: defaults::DELAY_LOOP,
@@ -176,97 +232,98 @@ fn virtual_server(
         alpha: false,
         omega: false,
         real_servers: Vec::new(),
+    }
+}
+
+/// Applies one of a virtual server's own keys (neither inheritable nor
+/// `real_server`) to `vs`, or reports it in `ignored`.
+fn virtual_server_key(
+    child: &Node,
+    vs: &mut VirtualServerConf,
+    ctx: &str,
+    ignored: &mut Vec<Ignored>,
+) -> Result<(), ParseError> {
+    match child.name() {
+        "lb_algo" | "lvs_sched" => {
+            let w = one_arg(child)?;
+            vs.lb_algo = LbAlgo::from_name(&w.text)
+                .ok_or_else(|| at(w, format!("unknown {} '{}'", child.name(), w.text)))?;
+        }
+        "lb_kind" | "lvs_method" => lb_kind(child, vs, ctx, ignored)?,
+        "protocol" => {
+            let w = one_arg(child)?;
+            vs.protocol = Protocol::from_name(&w.text)
+                .ok_or_else(|| at(w, format!("unknown protocol '{}'", w.text)))?;
+        }
+        "persistence_timeout" => {
+            vs.persistence_timeout = Some(if child.args.is_empty() {
+                defaults::PERSISTENCE_TIMEOUT
+            } else {
+                positive_u32(child)?
+            });
+        }
+        "persistence_granularity" => {
+            let w = one_arg(child)?;
+            vs.persistence_granularity = Some(netmask(w)?);
+        }
+        "quorum" => vs.quorum = int(child)?,
+        "hysteresis" => vs.hysteresis = int(child)?,
+        "sorry_server" => vs.sorry_server = Some(sorry_server(child, vs.port)?),
+        "inhibit_on_failure" => vs.inhibit_on_failure = flag(child)?,
+        "omega" => vs.omega = flag(child)?,
+        "virtualhost" | "ha_suspend" | "smtp_alert" | "snmp_name" | "quorum_up" | "quorum_down"
+        | "ip_family" => ignore(ignored, child, ctx, IgnoreReason::NoEffect),
+        "sorry_server_inhibit"
+        | "sorry_server_lvs_method"
+        | "persistence_engine"
+        | "flag-1"
+        | "flag-2"
+        | "flag-3"
+        | "sh-port"
+        | "sh-fallback"
+        | "mh-port"
+        | "mh-fallback"
+        | "ops"
+        | "hashed" => ignore(ignored, child, ctx, IgnoreReason::Unsupported),
+        n if INCLUDES.contains(&n) => ignore(ignored, child, ctx, IgnoreReason::Include),
+        n => return Err(unknown(child, n, "virtual_server")),
+    }
+    Ok(())
+}
+
+/// `lb_kind` / `lvs_method`: `TUN` may carry tunnel options, which the lab
+/// reports as unsupported rather than rejecting.
+fn lb_kind(
+    child: &Node,
+    vs: &mut VirtualServerConf,
+    ctx: &str,
+    ignored: &mut Vec<Ignored>,
+) -> Result<(), ParseError> {
+    let Some(w) = child.args.first() else {
+        return Err(missing(child));
     };
-    let mut inherit = Inherit::default();
-    let mut real_servers = Vec::new();
-    // First pass: the virtual server's own keys, which real servers inherit
-    // wherever in the block they are written.
-    for child in children {
-        if inherit.take(child)? {
-            no_block(child)?;
-            continue;
-        }
-        no_block_unless(child, "real_server")?;
-        match child.name() {
-            "real_server" => real_servers.push(child),
-            "lb_algo" | "lvs_sched" => {
-                let w = one_arg(child)?;
-                vs.lb_algo = LbAlgo::from_name(&w.text)
-                    .ok_or_else(|| at(w, format!("unknown {} '{}'", child.name(), w.text)))?;
-            }
-            "lb_kind" | "lvs_method" => {
-                let Some(w) = child.args.first() else {
-                    return Err(missing(child));
-                };
-                vs.lb_kind = LbKind::from_name(&w.text)
-                    .ok_or_else(|| at(w, format!("unknown {} '{}'", child.name(), w.text)))?;
-                if vs.lb_kind == LbKind::Tun && child.args.len() > 1 {
-                    ignore(ignored, child, &ctx, IgnoreReason::Unsupported);
-                } else {
-                    no_extra(child, 1)?;
-                }
-            }
-            "protocol" => {
-                let w = one_arg(child)?;
-                vs.protocol = Protocol::from_name(&w.text)
-                    .ok_or_else(|| at(w, format!("unknown protocol '{}'", w.text)))?;
-            }
-            "persistence_timeout" => {
-                vs.persistence_timeout = Some(if child.args.is_empty() {
-                    defaults::PERSISTENCE_TIMEOUT
-                } else {
-                    positive_u32(child)?
-                });
-            }
-            "persistence_granularity" => {
-                let w = one_arg(child)?;
-                vs.persistence_granularity = Some(netmask(w)?);
-            }
-            "quorum" => vs.quorum = int(child)?,
-            "hysteresis" => vs.hysteresis = int(child)?,
-            "sorry_server" => {
-                let Some(a) = child.args.first() else {
-                    return Err(at(&child.keyword, "expected an address after sorry_server"));
-                };
-                let ip = address(a, "sorry_server")?;
-                let p = match child.args.get(1) {
-                    Some(w) => self::port(w, "sorry_server")?,
-                    None => vs.port,
-                };
-                no_extra(child, 2)?;
-                vs.sorry_server = Some(SocketAddr::new(ip, p));
-            }
-            "inhibit_on_failure" => vs.inhibit_on_failure = flag(child)?,
-            "omega" => vs.omega = flag(child)?,
-            "virtualhost" | "ha_suspend" | "smtp_alert" | "snmp_name" | "quorum_up"
-            | "quorum_down" | "ip_family" => ignore(ignored, child, &ctx, IgnoreReason::NoEffect),
-            "sorry_server_inhibit"
-            | "sorry_server_lvs_method"
-            | "persistence_engine"
-            | "flag-1"
-            | "flag-2"
-            | "flag-3"
-            | "sh-port"
-            | "sh-fallback"
-            | "mh-port"
-            | "mh-fallback"
-            | "ops"
-            | "hashed" => ignore(ignored, child, &ctx, IgnoreReason::Unsupported),
-            n if INCLUDES.contains(&n) => ignore(ignored, child, &ctx, IgnoreReason::Include),
-            n => return Err(unknown(child, n, "virtual_server")),
-        }
+    vs.lb_kind = LbKind::from_name(&w.text)
+        .ok_or_else(|| at(w, format!("unknown {} '{}'", child.name(), w.text)))?;
+    if vs.lb_kind == LbKind::Tun && child.args.len() > 1 {
+        ignore(ignored, child, ctx, IgnoreReason::Unsupported);
+    } else {
+        no_extra(child, 1)?;
     }
-    vs.delay_loop = inherit.delay_loop.unwrap_or(defaults::DELAY_LOOP);
-    vs.alpha = inherit.alpha.unwrap_or(false);
-    if vs.persistence_granularity.is_some() && vs.persistence_timeout.is_none() {
-        // keepalived turns persistence on when only a granularity is given.
-        vs.persistence_timeout = Some(defaults::PERSISTENCE_TIMEOUT);
-    }
-    for rs in real_servers {
-        let rs = real_server(rs, &vs, inherit, ignored)?;
-        vs.real_servers.push(rs);
-    }
-    Ok(Some(vs))
+    Ok(())
+}
+
+/// `sorry_server <address> [<port>]`; the port defaults to the service's.
+fn sorry_server(child: &Node, service_port: u16) -> Result<SocketAddr, ParseError> {
+    let Some(a) = child.args.first() else {
+        return Err(at(&child.keyword, "expected an address after sorry_server"));
+    };
+    let ip = address(a, "sorry_server")?;
+    let p = match child.args.get(1) {
+        Some(w) => port(w, "sorry_server")?,
+        None => service_port,
+    };
+    no_extra(child, 2)?;
+    Ok(SocketAddr::new(ip, p))
 }
 
 fn real_server(
