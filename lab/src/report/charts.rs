@@ -18,13 +18,14 @@ use std::sync::Mutex;
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::types::RangedCoordf64;
 use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use super::error::ReportError;
-use super::model::{ClientResult, Report, RunnerKind};
+use super::model::{ClientResult, Report, RunnerKind, ServerResult};
 
 /// The font plotters measures text with.
 pub const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -261,127 +262,14 @@ pub fn distribution_svg(report: &Report) -> Result<String, ReportError> {
         if servers.is_empty() {
             return draw_empty(root, &title, "no real servers in this report");
         }
-        let total_rpcs: u64 = servers.iter().map(|s| s.rpcs).sum();
-        let total_conns: u64 = servers.iter().map(|s| s.connections).sum();
-        let share = |v: u64, total: u64| {
-            if total == 0 {
-                0.0
-            } else {
-                v as f64 / total as f64
-            }
-        };
-        let rpc_shares: Vec<f64> = servers.iter().map(|s| share(s.rpcs, total_rpcs)).collect();
-        let conn_shares: Vec<f64> = servers
-            .iter()
-            .map(|s| share(s.connections, total_conns))
-            .collect();
-        let y_max = rpc_shares
-            .iter()
-            .chain(&conn_shares)
-            .chain(servers.iter().map(|s| &s.ideal_share))
-            .fold(0.0_f64, |m, &v| m.max(v));
-        // Headroom above the tallest bar for the value labels and the legend.
-        let y_max = (y_max * 1.4).clamp(0.1, 1.4);
-        let n = servers.len();
-        let centers: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
-        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
-
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, title_style())
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(64)
-            .build_cartesian_2d(KeyPointsAxis::new(0.0..n as f64, centers), 0.0..y_max)?;
-        let x_fmt = |x: &f64| {
-            let i = x.floor() as usize;
-            names.get(i).cloned().unwrap_or_default()
-        };
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc("real server")
-            .y_desc("share of the total")
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&|y| {
-                if *y <= 1.0 + 1e-9 {
-                    pct(*y)
-                } else {
-                    String::new()
-                }
-            })
-            .light_line_style(TRANSPARENT)
-            .x_label_style(label_style())
-            .y_label_style(label_style())
-            .axis_desc_style(desc_style())
-            .draw()?;
-
-        let rpc_color = server_color(0);
-        let conn_color = server_color(1);
-        let with_conns = total_conns > 0;
-        let (rpc_span, conn_span) = if with_conns {
-            ((0.12, 0.48), (0.52, 0.88))
-        } else {
-            ((0.25, 0.75), (0.0, 0.0))
-        };
-        chart
-            .draw_series(rpc_shares.iter().enumerate().map(|(i, &s)| {
-                let x = i as f64;
-                Rectangle::new(
-                    [(x + rpc_span.0, 0.0), (x + rpc_span.1, s)],
-                    rpc_color.filled(),
-                )
-            }))?
-            .label(format!("RPCs ({total_rpcs})"))
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 6), (x + 14, y + 6)], rpc_color.filled())
-            });
-        if with_conns {
-            chart
-                .draw_series(conn_shares.iter().enumerate().map(|(i, &s)| {
-                    let x = i as f64;
-                    Rectangle::new(
-                        [(x + conn_span.0, 0.0), (x + conn_span.1, s)],
-                        conn_color.filled(),
-                    )
-                }))?
-                .label(format!("TCP connections ({total_conns})"))
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], conn_color.filled())
-                });
-        }
-        chart
-            .draw_series(servers.iter().enumerate().map(|(i, s)| {
-                let x = i as f64;
-                PathElement::new(
-                    vec![(x + 0.06, s.ideal_share), (x + 0.94, s.ideal_share)],
-                    BLACK.stroke_width(3),
-                )
-            }))?
-            .label("ideal share (from weights)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.stroke_width(3)));
-
+        let shares = Shares::of(servers);
+        let mut chart = share_chart(root, &title, servers, shares.y_max)?;
+        let spans = BarSpans::new(shares.with_conns());
+        draw_share_bars(&mut chart, servers, &shares, spans)?;
         // Value labels above the bars, while there is room for them.
-        if n <= 12 {
-            let small = (FONT, 12)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Bottom));
-            let mut labels = Vec::new();
-            // Above the bar and above the ideal line, whichever is higher.
-            let above = |i: usize, s: f64| s.max(servers[i].ideal_share) + y_max * 0.015;
-            for (i, &s) in rpc_shares.iter().enumerate() {
-                let x = i as f64 + (rpc_span.0 + rpc_span.1) / 2.0;
-                labels.push(Text::new(pct(s), (x, above(i, s)), small.clone()));
-            }
-            if with_conns {
-                for (i, &s) in conn_shares.iter().enumerate() {
-                    let x = i as f64 + (conn_span.0 + conn_span.1) / 2.0;
-                    labels.push(Text::new(pct(s), (x, above(i, s)), small.clone()));
-                }
-            }
-            chart.draw_series(labels)?;
+        if servers.len() <= 12 {
+            draw_share_labels(&mut chart, servers, &shares, spans)?;
         }
-
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -391,6 +279,193 @@ pub fn distribution_svg(report: &Report) -> Result<String, ReportError> {
             .draw()?;
         Ok(())
     })
+}
+
+/// A chart whose x axis is [`KeyPointsAxis`] and y axis a plain `f64`.
+type KeyPointsChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<KeyPointsAxis, RangedCoordf64>>;
+
+/// Each server's share of the RPCs and of the connections, and the top of
+/// the y axis.
+struct Shares {
+    total_rpcs: u64,
+    total_conns: u64,
+    rpcs: Vec<f64>,
+    conns: Vec<f64>,
+    y_max: f64,
+}
+
+impl Shares {
+    fn of(servers: &[ServerResult]) -> Self {
+        let total_rpcs: u64 = servers.iter().map(|s| s.rpcs).sum();
+        let total_conns: u64 = servers.iter().map(|s| s.connections).sum();
+        let share = |v: u64, total: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                v as f64 / total as f64
+            }
+        };
+        let rpcs: Vec<f64> = servers.iter().map(|s| share(s.rpcs, total_rpcs)).collect();
+        let conns: Vec<f64> = servers
+            .iter()
+            .map(|s| share(s.connections, total_conns))
+            .collect();
+        let y_max = rpcs
+            .iter()
+            .chain(&conns)
+            .chain(servers.iter().map(|s| &s.ideal_share))
+            .fold(0.0_f64, |m, &v| m.max(v));
+        // Headroom above the tallest bar for the value labels and the legend.
+        let y_max = (y_max * 1.4).clamp(0.1, 1.4);
+        Self {
+            total_rpcs,
+            total_conns,
+            rpcs,
+            conns,
+            y_max,
+        }
+    }
+
+    /// Connection bars are drawn only when connections were counted.
+    fn with_conns(&self) -> bool {
+        self.total_conns > 0
+    }
+}
+
+/// Where, within a server's unit-wide slot, its RPC and connection bars sit.
+#[derive(Clone, Copy)]
+struct BarSpans {
+    rpc: (f64, f64),
+    conn: (f64, f64),
+}
+
+impl BarSpans {
+    /// Side by side with connections; one centred bar without.
+    fn new(with_conns: bool) -> Self {
+        let (rpc, conn) = if with_conns {
+            ((0.12, 0.48), (0.52, 0.88))
+        } else {
+            ((0.25, 0.75), (0.0, 0.0))
+        };
+        Self { rpc, conn }
+    }
+}
+
+/// The distribution chart's axes, mesh and labels, one slot per server.
+fn share_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    servers: &[ServerResult],
+    y_max: f64,
+) -> Result<KeyPointsChart<'a, 'b>, DrawingAreaErrorKind<std::io::Error>> {
+    let n = servers.len();
+    let centers: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
+    let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, title_style())
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(KeyPointsAxis::new(0.0..n as f64, centers), 0.0..y_max)?;
+    let x_fmt = |x: &f64| {
+        let i = x.floor() as usize;
+        names.get(i).cloned().unwrap_or_default()
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("real server")
+        .y_desc("share of the total")
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&|y| {
+            if *y <= 1.0 + 1e-9 {
+                pct(*y)
+            } else {
+                String::new()
+            }
+        })
+        .light_line_style(TRANSPARENT)
+        .x_label_style(label_style())
+        .y_label_style(label_style())
+        .axis_desc_style(desc_style())
+        .draw()?;
+    Ok(chart)
+}
+
+/// The RPC and connection bars and the ideal-share lines, with their legend
+/// entries.
+fn draw_share_bars(
+    chart: &mut KeyPointsChart<'_, '_>,
+    servers: &[ServerResult],
+    shares: &Shares,
+    spans: BarSpans,
+) -> DrawResult {
+    let rpc_color = server_color(0);
+    let conn_color = server_color(1);
+    chart
+        .draw_series(shares.rpcs.iter().enumerate().map(|(i, &s)| {
+            let x = i as f64;
+            Rectangle::new(
+                [(x + spans.rpc.0, 0.0), (x + spans.rpc.1, s)],
+                rpc_color.filled(),
+            )
+        }))?
+        .label(format!("RPCs ({})", shares.total_rpcs))
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], rpc_color.filled()));
+    if shares.with_conns() {
+        chart
+            .draw_series(shares.conns.iter().enumerate().map(|(i, &s)| {
+                let x = i as f64;
+                Rectangle::new(
+                    [(x + spans.conn.0, 0.0), (x + spans.conn.1, s)],
+                    conn_color.filled(),
+                )
+            }))?
+            .label(format!("TCP connections ({})", shares.total_conns))
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 6), (x + 14, y + 6)], conn_color.filled())
+            });
+    }
+    chart
+        .draw_series(servers.iter().enumerate().map(|(i, s)| {
+            let x = i as f64;
+            PathElement::new(
+                vec![(x + 0.06, s.ideal_share), (x + 0.94, s.ideal_share)],
+                BLACK.stroke_width(3),
+            )
+        }))?
+        .label("ideal share (from weights)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.stroke_width(3)));
+    Ok(())
+}
+
+/// The share in per cent above each bar.
+fn draw_share_labels(
+    chart: &mut KeyPointsChart<'_, '_>,
+    servers: &[ServerResult],
+    shares: &Shares,
+    spans: BarSpans,
+) -> DrawResult {
+    let small = (FONT, 12)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    let mut labels = Vec::new();
+    // Above the bar and above the ideal line, whichever is higher.
+    let above = |i: usize, s: f64| s.max(servers[i].ideal_share) + shares.y_max * 0.015;
+    for (i, &s) in shares.rpcs.iter().enumerate() {
+        let x = i as f64 + (spans.rpc.0 + spans.rpc.1) / 2.0;
+        labels.push(Text::new(pct(s), (x, above(i, s)), small.clone()));
+    }
+    if shares.with_conns() {
+        for (i, &s) in shares.conns.iter().enumerate() {
+            let x = i as f64 + (spans.conn.0 + spans.conn.1) / 2.0;
+            labels.push(Text::new(pct(s), (x, above(i, s)), small.clone()));
+        }
+    }
+    chart.draw_series(labels)?;
+    Ok(())
 }
 
 /// The server a client mostly reached, as an index into `servers`.
