@@ -523,23 +523,6 @@ pub fn clients_svg(report: &Report) -> Result<String, ReportError> {
         }
         let names = report.server_names();
         let clients = clients_in_chart_order(report);
-        let n = clients.len();
-        let labelled = n <= 12;
-        let addresses: Vec<String> = clients.iter().map(|c| c.address.clone()).collect();
-        // With few clients, keep bars from filling the whole width.
-        let pad = (4.0 - n as f64).max(0.0) / 2.0;
-        let x_spec = if labelled {
-            KeyPointsAxis::new(
-                -pad..n as f64 + pad,
-                (0..n).map(|i| i as f64 + 0.5).collect(),
-            )
-        } else {
-            let step = (n / 10).max(1);
-            KeyPointsAxis::new(
-                0.0..n as f64,
-                (0..=n).step_by(step).map(|i| i as f64).collect(),
-            )
-        };
         let legend: Vec<(String, Mark)> = names
             .iter()
             .enumerate()
@@ -547,68 +530,105 @@ pub fn clients_svg(report: &Report) -> Result<String, ReportError> {
             .collect();
         let area = root.titled(&title, title_style())?;
         let plot = with_side_legend(&area, &legend)?;
-        let mut chart = ChartBuilder::on(&plot)
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x_spec, 0.0..1.0)?;
-        let x_fmt = |x: &f64| {
-            if labelled {
-                addresses
-                    .get(x.floor() as usize)
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
-                format!("#{}", x.round() as usize)
-            }
-        };
-        let x_desc = if labelled {
-            "client IP (grouped by the server it mostly reached)".to_owned()
-        } else {
-            format!("{n} client IPs (index), grouped by the server each mostly reached")
-        };
-        let mut mesh = chart.configure_mesh();
-        mesh.disable_x_mesh()
-            .x_desc(x_desc)
-            .y_desc("share of the client's RPCs")
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&|y| pct(*y))
-            .light_line_style(TRANSPARENT)
-            .x_label_style(if labelled {
-                (FONT, 12).into_font().color(&BLACK)
-            } else {
-                label_style()
-            })
-            .y_label_style(label_style())
-            .axis_desc_style(desc_style());
-        mesh.draw()?;
-
-        let gap = if n <= 64 { 0.12 } else { 0.0 };
-        let totals: Vec<u64> = clients
-            .iter()
-            .map(|c| c.servers_seen.values().sum())
-            .collect();
-        let mut base = vec![0.0_f64; n];
-        for (si, name) in names.iter().enumerate() {
-            let color = server_color(si);
-            let mut bars = Vec::new();
-            for (ci, c) in clients.iter().enumerate() {
-                let count = c.servers_seen.get(*name).copied().unwrap_or(0);
-                if count == 0 || totals[ci] == 0 {
-                    continue;
-                }
-                let h = count as f64 / totals[ci] as f64;
-                let x = ci as f64;
-                bars.push(Rectangle::new(
-                    [(x + gap, base[ci]), (x + 1.0 - gap, base[ci] + h)],
-                    color.filled(),
-                ));
-                base[ci] += h;
-            }
-            chart.draw_series(bars)?;
-        }
-        Ok(())
+        let mut chart = clients_chart(&plot, &clients)?;
+        draw_client_stacks(&mut chart, &names, &clients)
     })
+}
+
+/// The clients chart's axes and mesh: each client's address under its bar
+/// while there are at most 12, otherwise an index every tenth of the way.
+fn clients_chart<'a, 'b>(
+    plot: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    clients: &[&ClientResult],
+) -> Result<KeyPointsChart<'a, 'b>, DrawingAreaErrorKind<std::io::Error>> {
+    let n = clients.len();
+    let labelled = n <= 12;
+    let addresses: Vec<String> = clients.iter().map(|c| c.address.clone()).collect();
+    // With few clients, keep bars from filling the whole width.
+    let pad = (4.0 - n as f64).max(0.0) / 2.0;
+    let x_spec = if labelled {
+        KeyPointsAxis::new(
+            -pad..n as f64 + pad,
+            (0..n).map(|i| i as f64 + 0.5).collect(),
+        )
+    } else {
+        let step = (n / 10).max(1);
+        KeyPointsAxis::new(
+            0.0..n as f64,
+            (0..=n).step_by(step).map(|i| i as f64).collect(),
+        )
+    };
+    let mut chart = ChartBuilder::on(plot)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_spec, 0.0..1.0)?;
+    let x_fmt = |x: &f64| {
+        if labelled {
+            addresses
+                .get(x.floor() as usize)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            format!("#{}", x.round() as usize)
+        }
+    };
+    let x_desc = if labelled {
+        "client IP (grouped by the server it mostly reached)".to_owned()
+    } else {
+        format!("{n} client IPs (index), grouped by the server each mostly reached")
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh()
+        .x_desc(x_desc)
+        .y_desc("share of the client's RPCs")
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&|y| pct(*y))
+        .light_line_style(TRANSPARENT)
+        .x_label_style(if labelled {
+            (FONT, 12).into_font().color(&BLACK)
+        } else {
+            label_style()
+        })
+        .y_label_style(label_style())
+        .axis_desc_style(desc_style());
+    mesh.draw()?;
+    Ok(chart)
+}
+
+/// One bar per client, stacked by the share each server answered, one
+/// series per server so the colours follow [`server_color`].
+fn draw_client_stacks(
+    chart: &mut KeyPointsChart<'_, '_>,
+    names: &[&str],
+    clients: &[&ClientResult],
+) -> DrawResult {
+    let n = clients.len();
+    let gap = if n <= 64 { 0.12 } else { 0.0 };
+    let totals: Vec<u64> = clients
+        .iter()
+        .map(|c| c.servers_seen.values().sum())
+        .collect();
+    let mut base = vec![0.0_f64; n];
+    for (si, name) in names.iter().enumerate() {
+        let color = server_color(si);
+        let mut bars = Vec::new();
+        for (ci, c) in clients.iter().enumerate() {
+            let count = c.servers_seen.get(*name).copied().unwrap_or(0);
+            if count == 0 || totals[ci] == 0 {
+                continue;
+            }
+            let h = count as f64 / totals[ci] as f64;
+            let x = ci as f64;
+            bars.push(Rectangle::new(
+                [(x + gap, base[ci]), (x + 1.0 - gap, base[ci] + h)],
+                color.filled(),
+            ));
+            base[ci] += h;
+        }
+        chart.draw_series(bars)?;
+    }
+    Ok(())
 }
 
 /// Percentile levels that get an x-axis label on the latency chart, as
