@@ -25,7 +25,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use super::error::ReportError;
-use super::model::{ClientResult, Report, RunnerKind, ServerResult};
+use super::model::{ClientResult, LatencySummary, Report, RunnerKind, ServerResult};
 
 /// The font plotters measures text with.
 pub const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -698,45 +698,7 @@ pub fn latency_svg(report: &Report, hist: Option<&Histogram<u64>>) -> Result<Str
             return draw_empty(root, &title, "no latency recorded in this report");
         }
         let y_max = points.iter().fold(0.0_f64, |m, p| m.max(p.1)).max(0.001) * 1.1;
-        let ticks: Vec<f64> = LATENCY_TICKS
-            .iter()
-            .map(|t| t.0)
-            .filter(|&x| x <= x_max + 1e-9)
-            .collect();
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, title_style())
-            .margin(16)
-            .margin_right(48)
-            .x_label_area_size(48)
-            .y_label_area_size(72)
-            .build_cartesian_2d(KeyPointsAxis::new(0.0..x_max, ticks), 0.0..y_max)?;
-        let x_fmt = |x: &f64| {
-            LATENCY_TICKS
-                .iter()
-                .find(|t| (t.0 - x).abs() < 1e-6)
-                .map(|t| t.1.to_owned())
-                .unwrap_or_default()
-        };
-        let y_fmt = |y: &f64| {
-            if y_max < 1.0 {
-                format!("{y:.3}")
-            } else if y_max < 10.0 {
-                format!("{y:.2}")
-            } else {
-                format!("{y:.1}")
-            }
-        };
-        chart
-            .configure_mesh()
-            .x_desc("percentile (log scale of 1/(1 − percentile))")
-            .y_desc("latency (ms)")
-            .light_line_style(TRANSPARENT)
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&y_fmt)
-            .x_label_style(label_style())
-            .y_label_style(label_style())
-            .axis_desc_style(desc_style())
-            .draw()?;
+        let mut chart = latency_chart(root, &title, x_max, y_max)?;
         let color = server_color(0);
         let count = hist
             .map(|h| h.len())
@@ -754,25 +716,7 @@ pub fn latency_svg(report: &Report, hist: Option<&Histogram<u64>>) -> Result<Str
             .map(super::hgrm::latency_summary)
             .or_else(|| report.latency_us.clone().filter(|l| l.count > 0));
         if let Some(l) = summary {
-            let marks = [
-                (LATENCY_TICKS[1].0, "p50", l.p50),
-                (1.0, "p90", l.p90),
-                (2.0, "p99", l.p99),
-                (3.0, "p99.9", l.p999),
-            ];
-            let font = (FONT, 12)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Right, VPos::Bottom));
-            for (x, name, us) in marks.into_iter().filter(|m| m.0 <= x_max) {
-                let y = us / 1000.0;
-                chart.draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))?;
-                chart.draw_series(std::iter::once(Text::new(
-                    format!("{name} {}", super::text::ms(us)),
-                    (x - x_max * 0.005, y + y_max * 0.015),
-                    font.clone(),
-                )))?;
-            }
+            draw_percentile_marks(&mut chart, &l, color, (x_max, y_max))?;
         }
         chart
             .configure_series_labels()
@@ -783,6 +727,86 @@ pub fn latency_svg(report: &Report, hist: Option<&Histogram<u64>>) -> Result<Str
             .draw()?;
         Ok(())
     })
+}
+
+/// The latency chart's axes and mesh: percentile ticks from
+/// [`LATENCY_TICKS`] up to `x_max`, ms with fewer decimals as `y_max` grows.
+fn latency_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    x_max: f64,
+    y_max: f64,
+) -> Result<KeyPointsChart<'a, 'b>, DrawingAreaErrorKind<std::io::Error>> {
+    let ticks: Vec<f64> = LATENCY_TICKS
+        .iter()
+        .map(|t| t.0)
+        .filter(|&x| x <= x_max + 1e-9)
+        .collect();
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, title_style())
+        .margin(16)
+        .margin_right(48)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(KeyPointsAxis::new(0.0..x_max, ticks), 0.0..y_max)?;
+    let x_fmt = |x: &f64| {
+        LATENCY_TICKS
+            .iter()
+            .find(|t| (t.0 - x).abs() < 1e-6)
+            .map(|t| t.1.to_owned())
+            .unwrap_or_default()
+    };
+    let y_fmt = |y: &f64| {
+        if y_max < 1.0 {
+            format!("{y:.3}")
+        } else if y_max < 10.0 {
+            format!("{y:.2}")
+        } else {
+            format!("{y:.1}")
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc("percentile (log scale of 1/(1 − percentile))")
+        .y_desc("latency (ms)")
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .x_label_style(label_style())
+        .y_label_style(label_style())
+        .axis_desc_style(desc_style())
+        .draw()?;
+    Ok(chart)
+}
+
+/// A dot and a `p99 0.639 ms` label at each quoted percentile within the
+/// x axis; `(x_max, y_max)` is the chart's extent, for the label offset.
+fn draw_percentile_marks(
+    chart: &mut KeyPointsChart<'_, '_>,
+    l: &LatencySummary,
+    color: RGBColor,
+    (x_max, y_max): (f64, f64),
+) -> DrawResult {
+    let marks = [
+        (LATENCY_TICKS[1].0, "p50", l.p50),
+        (1.0, "p90", l.p90),
+        (2.0, "p99", l.p99),
+        (3.0, "p99.9", l.p999),
+    ];
+    let font = (FONT, 12)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Right, VPos::Bottom));
+    for (x, name, us) in marks.into_iter().filter(|m| m.0 <= x_max) {
+        let y = us / 1000.0;
+        chart.draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{name} {}", super::text::ms(us)),
+            (x - x_max * 0.005, y + y_max * 0.015),
+            font.clone(),
+        )))?;
+    }
+    Ok(())
 }
 
 /// `timeline.svg`: successful RPCs per second per server over the run (one
