@@ -25,7 +25,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use super::error::ReportError;
-use super::model::{ClientResult, LatencySummary, Report, RunnerKind, ServerResult};
+use super::model::{
+    ClientResult, Event, EventKind, LatencySummary, Report, RunnerKind, ServerResult, Timeline,
+    TimelineBucket,
+};
 
 /// The font plotters measures text with.
 pub const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -823,52 +826,23 @@ pub fn timeline_svg(report: &Report) -> Result<String, ReportError> {
         if tl.buckets.is_empty() {
             return draw_empty(root, &title, "no timeline recorded in this report");
         }
-        let bucket_s = if tl.bucket_s > 0.0 { tl.bucket_s } else { 1.0 };
+        let scale = TimelineScale::of(report);
         let names = report.server_names();
-        let t_end = tl
-            .buckets
-            .iter()
-            .map(|b| b.t_s + bucket_s)
-            .fold(report.duration_s, f64::max)
-            .max(bucket_s);
-        let rate = |v: u64| v as f64 / bucket_s;
-        let data_max = tl
-            .buckets
-            .iter()
-            .flat_map(|b| b.ok.values().copied().chain(std::iter::once(b.errors)))
-            .map(rate)
-            .fold(0.0_f64, f64::max)
-            .max(1.0);
-        // The top band holds the event labels, in three staggered rows.
-        let label_rows = 3;
-        let band = if report.events.is_empty() { 0.1 } else { 0.32 };
-        let y_max = data_max * (1.0 + band);
         let has_errors = tl.buckets.iter().any(|b| b.errors > 0);
-
-        let mut legend: Vec<(String, Mark)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (format!("{n} (ok RPCs/s)"), Mark::Line(server_color(i))))
-            .collect();
-        if has_errors {
-            legend.push(("failed RPCs/s".to_owned(), Mark::Dashed(ERROR_COLOR)));
-        }
-        if !report.events.is_empty() {
-            legend.push(("event".to_owned(), Mark::Vertical(EVENT_COLOR)));
-        }
+        let legend = timeline_legend(&names, has_errors, !report.events.is_empty());
         let area = root.titled(&title, title_style())?;
         let plot = with_side_legend(&area, &legend)?;
         let mut chart = ChartBuilder::on(&plot)
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(72)
-            .build_cartesian_2d(0.0..t_end, 0.0..y_max)?;
+            .build_cartesian_2d(0.0..scale.t_end, 0.0..scale.y_max)?;
         chart
             .configure_mesh()
             .x_desc("time since start (s)")
             .y_desc("RPCs per second")
             .y_label_formatter(&|y| {
-                if *y <= data_max * 1.05 {
+                if *y <= scale.data_max * 1.05 {
                     format!("{y:.0}")
                 } else {
                     String::new()
@@ -879,65 +853,158 @@ pub fn timeline_svg(report: &Report) -> Result<String, ReportError> {
             .y_label_style(label_style())
             .axis_desc_style(desc_style())
             .draw()?;
-
         // Events first, so the data lines are drawn over them.
-        let event_style = EVENT_COLOR.mix(0.8).stroke_width(1);
-        let event_font = (FONT, 11).into_font().color(&EVENT_COLOR);
-        // Failed checks that changed nothing stay in report.md's table only.
-        let shown: Vec<&crate::report::model::Event> = report
-            .events
-            .iter()
-            .filter(|e| e.kind != crate::report::model::EventKind::Check)
-            .collect();
-        chart.draw_series(
-            shown
-                .iter()
-                .map(|e| PathElement::new(vec![(e.t_s, 0.0), (e.t_s, y_max)], event_style)),
-        )?;
-        let row_h = data_max * band / (label_rows as f64 + 0.5);
-        let mut texts = Vec::new();
-        for (i, e) in shown.iter().enumerate() {
-            let mut text = format!("{}: {}", e.kind.as_str(), e.detail);
-            if text.chars().count() > 30 {
-                text = text.chars().take(29).collect::<String>() + "…";
-            }
-            let y = y_max - row_h * (0.3 + (i % label_rows) as f64);
-            // Labels near the right edge run leftwards from their line.
-            let (x, pos) = if e.t_s > t_end * 0.75 {
-                (e.t_s - t_end * 0.005, Pos::new(HPos::Right, VPos::Top))
-            } else {
-                (e.t_s + t_end * 0.005, Pos::new(HPos::Left, VPos::Top))
-            };
-            texts.push(Text::new(text, (x, y), event_font.clone().pos(pos)));
-        }
-        chart.draw_series(texts)?;
-
-        for (i, name) in names.iter().enumerate() {
-            let points: Vec<(f64, f64)> = tl
-                .buckets
-                .iter()
-                .map(|b| {
-                    let ok = b.ok.get(*name).copied().unwrap_or(0);
-                    (b.t_s + bucket_s / 2.0, rate(ok))
-                })
-                .collect();
-            chart.draw_series(LineSeries::new(points, server_color(i).stroke_width(2)))?;
-        }
-        if has_errors {
-            let points: Vec<(f64, f64)> = tl
-                .buckets
-                .iter()
-                .map(|b| (b.t_s + bucket_s / 2.0, rate(b.errors)))
-                .collect();
-            chart.draw_series(DashedLineSeries::new(
-                points,
-                6,
-                4,
-                ERROR_COLOR.stroke_width(2),
-            ))?;
-        }
-        Ok(())
+        draw_events(&mut chart, &report.events, &scale)?;
+        draw_rates(&mut chart, tl, &names, &scale, has_errors)
     })
+}
+
+/// A chart with plain `f64` axes.
+type PlainChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Event labels sit in a band above the data, in this many staggered rows.
+const EVENT_LABEL_ROWS: usize = 3;
+
+/// The timeline's extent: time on x, RPCs per second on y with a band on
+/// top for the event labels.
+struct TimelineScale {
+    /// Bucket width in seconds (1 when the report has none).
+    bucket_s: f64,
+    /// The right end of the x axis.
+    t_end: f64,
+    /// The highest rate in the data (at least 1).
+    data_max: f64,
+    /// The label band's height as a fraction of `data_max`.
+    band: f64,
+    /// The top of the y axis.
+    y_max: f64,
+}
+
+impl TimelineScale {
+    fn of(report: &Report) -> Self {
+        let tl = &report.timeline;
+        let bucket_s = if tl.bucket_s > 0.0 { tl.bucket_s } else { 1.0 };
+        let t_end = tl
+            .buckets
+            .iter()
+            .map(|b| b.t_s + bucket_s)
+            .fold(report.duration_s, f64::max)
+            .max(bucket_s);
+        let data_max = tl
+            .buckets
+            .iter()
+            .flat_map(|b| b.ok.values().copied().chain(std::iter::once(b.errors)))
+            .map(|v| v as f64 / bucket_s)
+            .fold(0.0_f64, f64::max)
+            .max(1.0);
+        let band = if report.events.is_empty() { 0.1 } else { 0.32 };
+        Self {
+            bucket_s,
+            t_end,
+            data_max,
+            band,
+            y_max: data_max * (1.0 + band),
+        }
+    }
+
+    /// A bucket's count as a rate per second.
+    fn rate(&self, v: u64) -> f64 {
+        v as f64 / self.bucket_s
+    }
+}
+
+/// One line per server, then failed RPCs and events when there are any.
+fn timeline_legend(names: &[&str], has_errors: bool, has_events: bool) -> Vec<(String, Mark)> {
+    let mut legend: Vec<(String, Mark)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("{n} (ok RPCs/s)"), Mark::Line(server_color(i))))
+        .collect();
+    if has_errors {
+        legend.push(("failed RPCs/s".to_owned(), Mark::Dashed(ERROR_COLOR)));
+    }
+    if has_events {
+        legend.push(("event".to_owned(), Mark::Vertical(EVENT_COLOR)));
+    }
+    legend
+}
+
+/// A vertical line per event and its label, cut to 30 characters, in the
+/// band above the data.
+fn draw_events(
+    chart: &mut PlainChart<'_, '_>,
+    events: &[Event],
+    scale: &TimelineScale,
+) -> DrawResult {
+    let (t_end, y_max) = (scale.t_end, scale.y_max);
+    let event_style = EVENT_COLOR.mix(0.8).stroke_width(1);
+    let event_font = (FONT, 11).into_font().color(&EVENT_COLOR);
+    // Failed checks that changed nothing stay in report.md's table only.
+    let shown: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind != EventKind::Check)
+        .collect();
+    chart.draw_series(
+        shown
+            .iter()
+            .map(|e| PathElement::new(vec![(e.t_s, 0.0), (e.t_s, y_max)], event_style)),
+    )?;
+    let row_h = scale.data_max * scale.band / (EVENT_LABEL_ROWS as f64 + 0.5);
+    let mut texts = Vec::new();
+    for (i, e) in shown.iter().enumerate() {
+        let mut text = format!("{}: {}", e.kind.as_str(), e.detail);
+        if text.chars().count() > 30 {
+            text = text.chars().take(29).collect::<String>() + "…";
+        }
+        let y = y_max - row_h * (0.3 + (i % EVENT_LABEL_ROWS) as f64);
+        // Labels near the right edge run leftwards from their line.
+        let (x, pos) = if e.t_s > t_end * 0.75 {
+            (e.t_s - t_end * 0.005, Pos::new(HPos::Right, VPos::Top))
+        } else {
+            (e.t_s + t_end * 0.005, Pos::new(HPos::Left, VPos::Top))
+        };
+        texts.push(Text::new(text, (x, y), event_font.clone().pos(pos)));
+    }
+    chart.draw_series(texts)?;
+    Ok(())
+}
+
+/// Each server's successful RPCs per second and, if any failed, the failed
+/// RPCs per second as a dashed line, plotted at bucket centres.
+fn draw_rates(
+    chart: &mut PlainChart<'_, '_>,
+    tl: &Timeline,
+    names: &[&str],
+    scale: &TimelineScale,
+    has_errors: bool,
+) -> DrawResult {
+    let center = |b: &TimelineBucket| b.t_s + scale.bucket_s / 2.0;
+    for (i, name) in names.iter().enumerate() {
+        let points: Vec<(f64, f64)> = tl
+            .buckets
+            .iter()
+            .map(|b| {
+                let ok = b.ok.get(*name).copied().unwrap_or(0);
+                (center(b), scale.rate(ok))
+            })
+            .collect();
+        chart.draw_series(LineSeries::new(points, server_color(i).stroke_width(2)))?;
+    }
+    if has_errors {
+        let points: Vec<(f64, f64)> = tl
+            .buckets
+            .iter()
+            .map(|b| (center(b), scale.rate(b.errors)))
+            .collect();
+        chart.draw_series(DashedLineSeries::new(
+            points,
+            6,
+            4,
+            ERROR_COLOR.stroke_width(2),
+        ))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
