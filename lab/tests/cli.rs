@@ -92,3 +92,31 @@ fn verbosity_flags_parse_and_logs_go_to_stderr_not_stdout() {
         "{err}"
     );
 }
+
+/// One duration syntax on every command line: `lab scenario --duration`
+/// parses what `lab loadgen` and `lab server` parse (humantime, a bare
+/// number as seconds), and refuses the same garbage as a usage error.
+#[test]
+fn scenario_duration_takes_the_loadgen_syntax() {
+    for ok in ["2", "1.5", "1m 30s"] {
+        // Over an hour is refused by range, after parsing: "2" parses.
+        // An unwritable report folder stops the run before anything is built.
+        let (code, _, err) = lab(
+            &[
+                "scenario",
+                "rr",
+                "--quiet",
+                "--duration",
+                ok,
+                "--reports",
+                "/proc/x",
+            ],
+            None,
+        );
+        assert!(!err.contains("invalid duration"), "--duration {ok}: {err}");
+        assert_eq!(code, Some(73), "--duration {ok}: {err}");
+    }
+    let (code, _, err) = lab(&["scenario", "rr", "--duration", "2 parsecs"], None);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("invalid duration"), "{err}");
+}

@@ -120,8 +120,9 @@ pub(crate) struct ScenarioArgs {
     /// Where report folders are written.
     #[arg(long, default_value = "reports")]
     pub(crate) reports: PathBuf,
-    /// Override each scenario's load duration (e.g. 2s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Override each scenario's load duration (e.g. 2s, 500ms, 1m 30s; a
+    /// bare number is seconds, as for loadgen and server).
+    #[arg(long, value_parser = grpc_demo::duration::parse_duration)]
     pub(crate) duration: Option<Duration>,
     /// No progress line.
     #[arg(long, short)]
