@@ -3,21 +3,27 @@ CARGO ?= cargo
 SCENARIO ?= rr-persistence
 
 FUZZ_SECONDS ?= 600
+# Everything that measures runs an optimized build: a debug build's latency
+# and throughput describe the debug build (report.json records the profile,
+# report.md warns about an unoptimized one). Release builds the lab from
+# scratch in 275 s on 2 cores; a dev profile with opt-level 1 and optimized
+# dependencies took longer (see README, "Build profile").
+OPTIMIZE ?= --release
 
 .PHONY: deps build run test lint fmt doc bench bench-loadgen fuzz clean-lab help
 
 deps: ## install what the lab needs, its UML kernel included (idempotent; the first build ~10 min)
 	scripts/install-deps.sh
 
-build: deps ## build every target of the workspace
-	$(CARGO) build --workspace --all-targets
+build: deps ## build every target of the workspace (optimized)
+	$(CARGO) build $(OPTIMIZE) --workspace --all-targets
 
 run: deps ## run the main scenario (real IPVS, inside User-Mode Linux when the host has none)
-	$(CARGO) run -p lab -- scenario $(SCENARIO)
+	$(CARGO) run $(OPTIMIZE) -p lab -- scenario $(SCENARIO)
 
-test: deps ## every test: unit, host-namespace, IPVS in UML, scenario suite + baselines, cleanup
-	$(CARGO) build --workspace --all-targets
-	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
+test: deps ## every test (optimized build): unit, host-namespace, IPVS in UML, scenario suite + baselines, cleanup
+	$(CARGO) build $(OPTIMIZE) --workspace --all-targets
+	$(CARGO) test $(OPTIMIZE) --workspace --no-fail-fast -- --test-threads=1
 
 lint: ## rustfmt --check, clippy -D warnings, and no import pointing up the module order
 	$(CARGO) fmt --all -- --check
@@ -43,4 +49,4 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 clean-lab: ## remove leftovers of lab runs whose process is gone
-	$(CARGO) run -q -p lab -- gc
+	$(CARGO) run $(OPTIMIZE) -q -p lab -- gc

@@ -128,9 +128,53 @@ pub struct RunnerInfo {
     /// (e.g. `linux-source-7.2 7.2.13-1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_source: Option<String>,
+    /// How the `lab` binary that measured (and its embedded load generator
+    /// and servers) was compiled; `None` in reports from before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildInfo>,
+}
+
+/// How the measuring binary was compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    /// Cargo's base profile: `release` or `debug`.
+    pub profile: String,
+    /// rustc's opt-level (`0`..`3`, `s`, `z`).
+    pub opt_level: String,
+    /// Whether debug assertions were compiled in.
+    pub debug_assertions: bool,
+}
+
+impl BuildInfo {
+    /// This binary's own build, recorded by `lab/build.rs`.
+    pub fn of_this_binary() -> Self {
+        BuildInfo {
+            profile: env!("LAB_BUILD_PROFILE").to_owned(),
+            opt_level: env!("LAB_BUILD_OPT_LEVEL").to_owned(),
+            debug_assertions: cfg!(debug_assertions),
+        }
+    }
+
+    /// False for an unoptimized (opt-level 0) build, whose latency and
+    /// throughput describe the compiler's debug output, not the lab.
+    pub fn optimized(&self) -> bool {
+        self.opt_level != "0"
+    }
+
+    /// `release (opt-level 3)`.
+    pub fn describe(&self) -> String {
+        format!("{} (opt-level {})", self.profile, self.opt_level)
+    }
 }
 
 impl RunnerInfo {
+    /// True when the recorded build was unoptimized (an unrecorded build is
+    /// not assumed to be either).
+    pub fn unoptimized_build(&self) -> bool {
+        self.build.as_ref().is_some_and(|b| !b.optimized())
+    }
+
     /// True when the lab's own kernel build ran the scenario.
     pub fn lab_kernel(&self) -> bool {
         self.kernel_origin.as_deref() == Some("lab")

@@ -372,6 +372,12 @@ fn latency(md: &mut String, r: &Report, has_hgrm: bool) {
         md.push_str("No latency recorded.\n\n");
         return;
     };
+    if r.runner.unoptimized_build() {
+        md.push_str(&format!(
+            "> **{}**\n\n",
+            super::summary::UNOPTIMIZED_WARNING
+        ));
+    }
     let mut t = Table::new(&["p50", "p90", "p99", "p99.9", "max", "mean", "RPCs"])
         .align(0, super::text::Align::Right);
     t.row(vec![

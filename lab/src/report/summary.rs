@@ -169,7 +169,15 @@ fn write_latency(out: &mut String, r: &Report) {
             ""
         }
     );
+    if r.runner.unoptimized_build() {
+        let _ = writeln!(out, "{}", UNOPTIMIZED_WARNING);
+    }
 }
+
+/// Said under the latency of a report measured by an unoptimized binary.
+pub const UNOPTIMIZED_WARNING: &str = "Warning: measured by an unoptimized (debug) build of lab: latency and \
+     throughput describe the debug build, not IPVS. `make run` uses an optimized build (or pass --release \
+     to cargo).";
 
 /// The failed RPCs by status, if there were any.
 fn write_errors(out: &mut String, r: &Report) {
@@ -271,6 +279,28 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    /// A debug build's latency is flagged in the summary and in report.md;
+    /// an optimized one's, or one from a report that did not record its
+    /// build, is not.
+    #[test]
+    fn an_unoptimized_build_is_warned_about() {
+        let mut r = synthetic_report(4);
+        assert!(!render_summary(&r).contains(UNOPTIMIZED_WARNING));
+        r.runner.build = None;
+        assert!(!render_summary(&r).contains(UNOPTIMIZED_WARNING));
+        r.runner.build = Some(crate::report::model::BuildInfo {
+            profile: "debug".into(),
+            opt_level: "0".into(),
+            debug_assertions: true,
+        });
+        assert!(render_summary(&r).contains(UNOPTIMIZED_WARNING));
+        assert!(crate::report::render_md::render_markdown(&r).contains(UNOPTIMIZED_WARNING));
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""build":{"profile":"debug","opt_level":"0","debug_assertions":true}"#)
+        );
     }
 
     #[test]

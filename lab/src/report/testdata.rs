@@ -137,6 +137,11 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
             kernel: "7.2.13".to_owned(),
             kernel_origin: Some("lab".to_owned()),
             kernel_source: Some("linux-source-7.2 7.2.13-1".to_owned()),
+            build: Some(BuildInfo {
+                profile: "release".to_owned(),
+                opt_level: "3".to_owned(),
+                debug_assertions: false,
+            }),
         },
         started_at: "2025-06-24T10:00:00Z".to_owned(),
         duration_s: 40.0,

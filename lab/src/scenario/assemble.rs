@@ -99,6 +99,7 @@ fn runner_info() -> RunnerInfo {
         kernel: current.release,
         kernel_origin: current.origin.map(|o| o.as_str().to_owned()),
         kernel_source: current.source,
+        build: Some(crate::report::model::BuildInfo::of_this_binary()),
     }
 }
 
@@ -496,13 +497,18 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
         ));
     }
     notes.push(format!(
-        "Measured on the {} runner, kernel {}{}; bring-up {:.0} ms, teardown {:.0} ms. Latency from a 1-CPU UML guest describes UML, not production; distribution and persistence are the kernel's own.",
+        "Measured on the {} runner, kernel {}{}, by a {} build; bring-up {:.0} ms, teardown {:.0} ms. Latency from a 1-CPU UML guest describes UML, not production; distribution and persistence are the kernel's own.",
         report.runner.kind.as_str(),
         report.runner.kernel,
         match report.runner.kind {
             RunnerKind::Uml => format!(" ({})", report.runner.kernel_provenance()),
             RunnerKind::Host => String::new(),
         },
+        report
+            .runner
+            .build
+            .as_ref()
+            .map_or_else(|| "not recorded".to_owned(), |b| b.describe()),
         m.bringup.as_secs_f64() * 1000.0,
         m.teardown.as_secs_f64() * 1000.0
     ));
