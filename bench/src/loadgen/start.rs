@@ -28,6 +28,7 @@ use crate::wire::{encode_request, grpc_frame};
 /// in `aborted_callers`).
 pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     config.validate()?;
+    raise_open_file_limit();
     let connect_timeout = config.timeout.min(Duration::from_secs(3));
     let (lanes, drivers) = connect_lanes(&config, connect_timeout).await?;
     let threads = tokio::runtime::Handle::current()
@@ -54,6 +55,21 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         let _ = handle.await;
     }
     Ok(build_report(&config, &run, end, aborted))
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go's runtime
+/// does at start-up: a thousand source addresses times a few channels (or a
+/// connection per RPC) need more sockets than the usual soft limit of 1,024,
+/// and hitting it shows up as `Too many open files` in the middle of a run.
+/// Best effort: where the limit cannot be read or raised, the run goes on
+/// and a connect that fails for it is reported with its cause.
+pub fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
 }
 
 /// Connects every lane up front, so that an unreachable target fails here,
@@ -186,4 +202,18 @@ fn spawn_callers(
         }
     }
     callers
+}
+
+#[cfg(test)]
+mod open_file_limit_tests {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+    #[test]
+    fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        // Start from a low soft limit, as a login shell's 1,024 would be.
+        setrlimit(Resource::RLIMIT_NOFILE, 64.min(hard), hard).unwrap();
+        super::raise_open_file_limit();
+        assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).unwrap(), (hard, hard));
+    }
 }
