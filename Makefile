@@ -36,8 +36,9 @@ fmt: ## rustfmt the workspace
 doc: ## API docs of the workspace, every rustdoc warning an error (target/doc/)
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps
 
-bench: bench-loadgen ## all benchmarks (not tests)
+bench: bench-loadgen ## all benchmarks (not tests): loadgen vs h2load, loadgen's hot path, the lab's hot pure code
 	$(CARGO) bench -p bench
+	$(CARGO) bench -p lab --bench hot_pure
 
 bench-loadgen: deps ## loadgen against h2load on loopback -> reports/perf/loadgen-vs-h2load.md
 	bench/scripts/loadgen-vs-h2load.sh

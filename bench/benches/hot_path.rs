@@ -71,5 +71,11 @@ fn recording(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, request, attribution, recording);
+// No plots: criterion's plotters backend panics (FontUnavailable) on a
+// machine without system fonts, which these VMs are; the figures are text.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = request, attribution, recording
+}
 criterion_main!(benches);

@@ -66,6 +66,9 @@ pub mod topology;
 // A dependency of the `lab` binary only (a package's library and binary
 // share one dependency list).
 use tracing_subscriber as _;
+// A dev-dependency of `benches/hot_pure.rs` only; unit tests share the list.
+#[cfg(test)]
+use criterion as _;
 
 /// Formats an error with its sources, `a: b: c`: the lab's errors keep the
 /// errno or parse error as `#[source]`, and a message needs all of them.
