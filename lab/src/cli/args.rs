@@ -98,6 +98,9 @@ pub(crate) enum Verb {
     /// without building a network. For debugging the runner.
     #[command(hide = true)]
     GuestRun {
+        /// Boot the guest in time-travel mode (idle time skipped).
+        #[arg(long)]
+        time_travel: bool,
         /// The program and its arguments.
         #[arg(trailing_var_arg = true, required = true)]
         cmd: Vec<OsString>,
@@ -139,6 +142,13 @@ pub(crate) struct ScenarioArgs {
     /// host's own network.
     #[arg(long, value_name = "PATH")]
     pub(crate) keepalived_conf: Option<PathBuf>,
+    /// Run every scenario under User-Mode Linux time travel, as `[time]
+    /// mode = "travel"` in each file does: the guest's clock skips idle
+    /// time, so hours of IPVS and keepalived timers pass in seconds, and
+    /// every figure is guest time. Needs the UML runner and a kernel with
+    /// CONFIG_UML_TIME_TRAVEL_SUPPORT (the lab's own has it).
+    #[arg(long)]
+    pub(crate) time_travel: bool,
 }
 
 #[derive(Args, Debug, Clone)]

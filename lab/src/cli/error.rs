@@ -101,7 +101,9 @@ pub(crate) fn runner_error_code(e: &RunnerError) -> u8 {
         | RunnerError::HostHasNoIpvs { .. }
         | RunnerError::UmlModulesMissing { .. }
         | RunnerError::BadKernel { .. }
-        | RunnerError::NoStatus { .. } => exit::UNAVAILABLE,
+        | RunnerError::NoStatus { .. }
+        | RunnerError::NoTimeTravel { .. }
+        | RunnerError::TimeTravelOnHost { .. } => exit::UNAVAILABLE,
         RunnerError::NestedUml => exit::USAGE,
         _ => exit::OS_ERROR,
     }

@@ -11,6 +11,7 @@ use lab::exit;
 use lab::netns::RunId;
 use lab::network::LabNetwork;
 use lab::runner::{self, RunnerChoice};
+use lab::scenario::spec::TimeMode;
 use lab::scenario::{Scenario, plan};
 
 use super::RUN_ENV;
@@ -28,7 +29,7 @@ pub(crate) fn exec(
 ) -> Result<ExitCode, CliError> {
     let scenario = Scenario::load(name)?;
     check_host(&scenario, host)?;
-    if let Prepared::Done(code) = prepare(choice, interactive, &[])? {
+    if let Prepared::Done(code) = prepare(choice, interactive, &[], &[TimeMode::Real])? {
         return Ok(code);
     }
     let interrupted = interrupt_flag();

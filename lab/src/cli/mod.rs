@@ -50,6 +50,6 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Verb::Server(args) => Ok(grpc_demo::server::main_with_args(args)),
         Verb::Loadgen(args) => Ok(bench::loadgen::main_with_args(args)),
         Verb::Gc { all } => gc::gc(all),
-        Verb::GuestRun { cmd } => guest_run::guest_run(cmd),
+        Verb::GuestRun { time_travel, cmd } => guest_run::guest_run(time_travel, cmd),
     }
 }

@@ -11,6 +11,7 @@ use lab::exit;
 use lab::netns::RunId;
 use lab::network::LabNetwork;
 use lab::runner::{self, RunnerChoice, RunnerKind};
+use lab::scenario::spec::TimeMode;
 use lab::scenario::{Scenario, plan};
 
 use super::error::{CliError, ExitOnError};
@@ -34,30 +35,58 @@ pub(crate) fn require_privileges() -> Result<(), CliError> {
     }
 }
 
-/// Privileges, then the runner; on UML, runs the whole invocation there.
-/// `shared` names host paths the job writes (reports): the guest sees them
-/// even where its own `/tmp` would hide them.
+/// Privileges, then the runner; on UML, runs the whole invocation there,
+/// once per clock in `clocks` (a real-time guest and a time-travel guest
+/// cannot be one boot), stopping at the first guest that fails. `shared`
+/// names host paths the job writes (reports): the guest sees them even
+/// where its own `/tmp` would hide them.
 pub(crate) fn prepare(
     choice: RunnerChoice,
     interactive: bool,
     shared: &[PathBuf],
+    clocks: &[TimeMode],
 ) -> Result<Prepared, CliError> {
     require_privileges()?;
     let kind = runner::resolve(choice)?;
-    tracing::debug!("runner {kind:?} (asked for {choice:?})");
+    tracing::debug!("runner {kind:?} (asked for {choice:?}), clocks {clocks:?}");
     match kind {
-        RunnerKind::Host => Ok(Prepared::Here),
-        RunnerKind::Uml => {
-            let outcome = runner::rerun_self_in_uml(interactive, shared)?;
-            tracing::debug!(
-                "UML guest exited {} after {:.2} s",
-                outcome.exit_code,
-                outcome.total.as_secs_f64()
-            );
-            Ok(Prepared::Done(ExitCode::from(
-                outcome.exit_code.clamp(0, 255) as u8,
-            )))
+        RunnerKind::Host => {
+            if clocks.contains(&TimeMode::Travel) && !runner::in_guest() {
+                return Err(runner::RunnerError::TimeTravelOnHost {
+                    kernel: runner::kernel_release(),
+                }
+                .into());
+            }
+            Ok(Prepared::Here)
         }
+        RunnerKind::Uml => {
+            let mut code = exit::OK;
+            for &clock in clocks {
+                let travel = clock == TimeMode::Travel;
+                let outcome = runner::rerun_self_in_uml(interactive, shared, travel)?;
+                tracing::debug!(
+                    "UML guest ({}) exited {} after {:.2} s",
+                    clock.as_str(),
+                    outcome.exit_code,
+                    outcome.total.as_secs_f64()
+                );
+                code = outcome.exit_code.clamp(0, 255) as u8;
+                if code != exit::OK {
+                    break;
+                }
+            }
+            Ok(Prepared::Done(ExitCode::from(code)))
+        }
+    }
+}
+
+/// The clock the current process runs under: inside the lab's guest, the
+/// mode it was booted with; elsewhere real time.
+pub(crate) fn current_clock() -> TimeMode {
+    if runner::guest_time_travel() {
+        TimeMode::Travel
+    } else {
+        TimeMode::Real
     }
 }
 

@@ -11,11 +11,12 @@ use std::time::Duration;
 use lab::exit;
 use lab::runner::RunnerChoice;
 use lab::scenario::run::{Progress, RunOptions};
+use lab::scenario::spec::TimeMode;
 use lab::scenario::{Scenario, ScenarioError};
 
 use super::args::ScenarioArgs;
 use super::error::{self, CliError, ExitOnError};
-use super::prepare::{Prepared, interrupt_flag, prepare};
+use super::prepare::{Prepared, current_clock, interrupt_flag, prepare};
 
 /// Runs one or more scenarios, writes their reports, prints the summaries;
 /// 0 when every expectation held, 1 otherwise.
@@ -23,6 +24,9 @@ pub(crate) fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> Result<Exit
     let (scenarios, ignored) = load(args)?;
     if let Some(d) = args.duration {
         check_duration(d, &scenarios)?;
+    }
+    if args.time_travel {
+        check_time_travel(&scenarios)?;
     }
     let several = scenarios.len() > 1;
     let json_files: Vec<PathBuf> = args
@@ -36,15 +40,57 @@ pub(crate) fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> Result<Exit
         .collect();
     let claimed = lab::outputs::claim(&args.reports, &json_files).or_exit(exit::CANT_CREATE)?;
     tracing::debug!("claimed outputs {:?}", claimed.paths);
-    let result = match prepare(choice, false, &claimed.paths) {
+    let clocks = clocks(&scenarios, args);
+    let result = match prepare(choice, false, &claimed.paths, &clocks) {
         Err(e) => Err(e),
-        Ok(Prepared::Done(code)) => Ok(code),
-        Ok(Prepared::Here) => run_scenarios(&scenarios, &ignored, args),
+        Ok(Prepared::Done(code)) => {
+            if clocks.len() > 1 && code == ExitCode::SUCCESS {
+                let travel = scenarios
+                    .iter()
+                    .filter(|s| clock_of(s, args) == TimeMode::Travel)
+                    .count();
+                println!(
+                    "all {} scenarios passed ({} in real time, {travel} under time travel)",
+                    scenarios.len(),
+                    scenarios.len() - travel
+                );
+            }
+            Ok(code)
+        }
+        Ok(Prepared::Here) => {
+            // A guest runs the scenarios of its own clock; the host runner
+            // (which refuses time travel) runs them all.
+            let here = current_clock();
+            let mine: Vec<Scenario> = scenarios
+                .into_iter()
+                .filter(|s| !lab::runner::in_guest() || clock_of(s, args) == here)
+                .collect();
+            run_scenarios(&mine, &ignored, args)
+        }
     };
     if !matches!(result, Ok(code) if code == ExitCode::SUCCESS) {
         claimed.release_unused();
     }
     result
+}
+
+/// The clock `s` runs under: its `[time] mode`, or travel for all with
+/// `--time-travel`.
+fn clock_of(s: &Scenario, args: &ScenarioArgs) -> TimeMode {
+    if args.time_travel {
+        TimeMode::Travel
+    } else {
+        s.file.time.mode
+    }
+}
+
+/// The distinct clocks the scenarios need, real time first: one UML boot
+/// each.
+fn clocks(scenarios: &[Scenario], args: &ScenarioArgs) -> Vec<TimeMode> {
+    [TimeMode::Real, TimeMode::Travel]
+        .into_iter()
+        .filter(|c| scenarios.iter().any(|s| clock_of(s, args) == *c))
+        .collect()
 }
 
 /// Every scenario named, listed by `--all` or imported from
@@ -105,6 +151,22 @@ fn check_duration(d: Duration, scenarios: &[Scenario]) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `--time-travel` puts every scenario under time travel, which only a
+/// paced (open-loop) load survives.
+fn check_time_travel(scenarios: &[Scenario]) -> Result<(), CliError> {
+    match scenarios
+        .iter()
+        .find(|s| s.file.load.mode != lab::scenario::spec::LoadMode::Open)
+    {
+        Some(s) => Err(CliError::usage(format!(
+            "--time-travel cannot run {}: its load is a closed loop. {}",
+            s.name,
+            lab::scenario::validate::TRAVEL_NEEDS_OPEN_LOOP
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Runs the loaded scenarios here (on a kernel with IPVS) and prints the

@@ -133,6 +133,28 @@ pub struct RunnerInfo {
     /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildInfo>,
+    /// `travel` when the guest was booted in UML time-travel mode: its clock
+    /// skipped idle time, and every duration in the report is guest time.
+    #[serde(default, skip_serializing_if = "ClockMode::is_real")]
+    pub clock: ClockMode,
+}
+
+/// How the clock that timed the report advanced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockMode {
+    /// Wall-clock time.
+    #[default]
+    Real,
+    /// UML time travel: idle time skipped; durations are guest time.
+    Travel,
+}
+
+impl ClockMode {
+    /// True for wall-clock time (the default, left out of report.json).
+    pub fn is_real(&self) -> bool {
+        *self == ClockMode::Real
+    }
 }
 
 /// How the measuring binary was compiled.

@@ -703,6 +703,12 @@ fn runner(md: &mut String, r: &Report) {
             );
         }
     }
+    if r.runner.clock == super::model::ClockMode::Travel {
+        md.push_str(
+            "\n**Clock: UML time travel.** The guest's clock skipped idle time: every duration \
+             here is guest time, as the kernel's IPVS and TCP timers saw it.\n",
+        );
+    }
 }
 
 #[cfg(test)]

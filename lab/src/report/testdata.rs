@@ -142,6 +142,7 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
                 opt_level: "3".to_owned(),
                 debug_assertions: false,
             }),
+            clock: ClockMode::Real,
         },
         started_at: "2025-06-24T10:00:00Z".to_owned(),
         duration_s: 40.0,

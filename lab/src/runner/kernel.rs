@@ -155,6 +155,14 @@ pub fn release_of(binary: &Path) -> Option<String> {
     plausible.then(|| release.to_owned())
 }
 
+/// Whether UML's `--help` text offers the `time-travel` parameter (a line
+/// of its own, as `time-travel` or `time-travel=...`).
+pub fn lists_time_travel(help: &str) -> bool {
+    help.lines()
+        .map(str::trim)
+        .any(|l| l == "time-travel" || l.starts_with("time-travel="))
+}
+
 impl UmlKernel {
     /// Finds the kernel to boot: `$IPVSLAB_UML_KERNEL`, else the lab's own
     /// build, else the distribution's `linux.uml`.
@@ -224,6 +232,19 @@ impl UmlKernel {
         })
     }
 
+    /// Whether this kernel was built with CONFIG_UML_TIME_TRAVEL_SUPPORT.
+    /// UML's `--help` lists every boot parameter compiled in and exits
+    /// without booting, so the kernel itself answers (no config file needed).
+    pub fn supports_time_travel(&self) -> bool {
+        std::process::Command::new(&self.binary)
+            .arg("--help")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .map(|out| lists_time_travel(&String::from_utf8_lossy(&out.stdout)))
+            .unwrap_or(false)
+    }
+
     /// One line for people: binary, release, origin.
     pub fn describe(&self) -> String {
         let how = match (&self.build, &self.modules) {
@@ -252,6 +273,18 @@ impl UmlKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_travel_is_read_from_umls_help() {
+        // Lines as 7.2's `linux --help` prints them.
+        let with = "time-travel-start=<nanoseconds>\n    Configure the clock.\n\ntime-travel\n    \
+                    This option just enables basic time travel mode\ntime-travel=inf-cpu\n";
+        assert!(lists_time_travel(with));
+        let without = "mem=<Amount of desired ram>\n    This controls how much memory\n\
+                       time-travel-start=<nanoseconds>\n    only the start\n";
+        assert!(!lists_time_travel(without));
+        assert!(!lists_time_travel(""));
+    }
 
     #[test]
     fn a_build_record_is_read_from_beside_the_binary() {

@@ -161,6 +161,27 @@ pub enum RunnerError {
         /// The last lines of the kernel's console log.
         console_tail: String,
     },
+    /// Time travel was asked for, but the UML kernel lacks it.
+    #[error(
+        "time travel was asked for (`[time] mode = \"travel\"` or --time-travel), but the User-Mode \
+         Linux kernel {kernel} was built without CONFIG_UML_TIME_TRAVEL_SUPPORT (its `--help` \
+         offers no `time-travel`). Run `make deps` for the lab's own kernel, which has it, or \
+         unset IPVSLAB_UML_KERNEL, or run the scenario with `[time] mode = \"real\"`"
+    )]
+    NoTimeTravel {
+        /// The kernel binary.
+        kernel: PathBuf,
+    },
+    /// Time travel was asked for on a kernel that is not UML.
+    #[error(
+        "time travel was asked for (`[time] mode = \"travel\"` or --time-travel), but this run \
+         uses the host's kernel ({kernel}), whose clock the lab must not touch. Pass `--runner \
+         uml` to run it in the lab's User-Mode Linux guest, or set `[time] mode = \"real\"`"
+    )]
+    TimeTravelOnHost {
+        /// `uname -r` of the host.
+        kernel: String,
+    },
     /// The run was interrupted by SIGINT/SIGTERM.
     #[error("interrupted by a signal; the User-Mode Linux guest was stopped")]
     Interrupted,
@@ -176,6 +197,14 @@ pub fn kernel_release() -> String {
 /// True inside a job that the lab's UML guest started.
 pub fn in_guest() -> bool {
     std::env::var_os(GUEST_ENV).is_some()
+}
+
+/// True when this process runs in a guest booted in time-travel mode: its
+/// clock skips idle time, so every duration it measures is guest time.
+pub fn guest_time_travel() -> bool {
+    in_guest()
+        && std::fs::read_to_string("/proc/cmdline")
+            .is_ok_and(|c| c.split_whitespace().any(|a| a == uml::TIME_TRAVEL_ARG))
 }
 
 /// Whether the kernel this process runs on can do IPVS.
@@ -276,11 +305,20 @@ pub fn describe_current() -> CurrentKernel {
 /// `shared` names host paths the job will write (report folders, JSON
 /// files): each is shared into the guest even under the guest's private
 /// `/tmp`. They must exist already.
+///
+/// With `time_travel` the guest boots in time-travel mode (refused with
+/// [`RunnerError::NoTimeTravel`] on a kernel without it).
 pub fn rerun_self_in_uml(
     interactive: bool,
     shared: &[PathBuf],
+    time_travel: bool,
 ) -> Result<uml::UmlOutcome, RunnerError> {
     let kernel = uml::UmlKernel::locate()?;
+    if time_travel && !kernel.supports_time_travel() {
+        return Err(RunnerError::NoTimeTravel {
+            kernel: kernel.binary,
+        });
+    }
     let exe = uml::current_lab()?;
     let mut argv: Vec<std::ffi::OsString> = vec![exe.clone().into()];
     argv.extend(std::env::args_os().skip(1));
@@ -298,5 +336,6 @@ pub fn rerun_self_in_uml(
         .push((STDERR_TTY_ENV.as_bytes().to_vec(), tty.as_bytes().to_vec()));
     let mut opts = uml::UmlOptions::new(exe);
     opts.interactive = interactive;
+    opts.time_travel = time_travel;
     uml::run(&kernel, &job, &opts)
 }

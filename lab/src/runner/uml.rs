@@ -33,6 +33,10 @@ pub const CONSOLE_LOG: &str = "console.log";
 /// writes to: `console.log`, opened by the host before boot.
 const CONSOLE_FD: i32 = 3;
 
+/// The kernel parameter of basic time-travel mode (not `=inf-cpu`, which
+/// would make every CPU cost vanish from the measurements).
+pub const TIME_TRAVEL_ARG: &str = "time-travel";
+
 /// How to boot the guest.
 #[derive(Debug, Clone)]
 pub struct UmlOptions {
@@ -45,6 +49,11 @@ pub struct UmlOptions {
     pub cpu: Option<usize>,
     /// Give the guest's console the host's stdin (for `lab shell`).
     pub interactive: bool,
+    /// Boot with `time-travel`: the guest's clock skips forward whenever
+    /// the guest is idle, so hours of IPVS timers pass in seconds of host
+    /// time (CONFIG_UML_TIME_TRAVEL_SUPPORT; see
+    /// [`UmlKernel::supports_time_travel`]).
+    pub time_travel: bool,
 }
 
 impl UmlOptions {
@@ -55,6 +64,7 @@ impl UmlOptions {
             mem_mib: 384,
             cpu: None,
             interactive: false,
+            time_travel: false,
         }
     }
 }
@@ -246,6 +256,9 @@ fn kernel_command(kernel: &UmlKernel, opts: &UmlOptions, run_dir: &RunDir) -> Co
         .arg(format!("uml_dir={}", dir.display()))
         .arg(format!("umid={}", run_dir.umid))
         .arg(format!("{RUN_DIR_ENV}={}", dir.display()))
+        // Basic time travel: idle time is skipped, busy time runs at the
+        // host's speed, so latency measured while the guest works is kept.
+        .args(opts.time_travel.then_some(TIME_TRAVEL_ARG))
         .stdin(if opts.interactive {
             Stdio::inherit()
         } else {

@@ -88,6 +88,9 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
     (report, merged)
 }
 
+/// Said of every report timed under UML time travel.
+pub const TIME_TRAVEL_NOTE: &str = "Time travel: the guest booted with `time-travel`, so its clock skipped every idle stretch. Every duration, phase time, idle gap, timeline and detection time in this report is guest time, the clock the kernel's IPVS and TCP timers saw. The load was paced (open loop), so the guest had idle time to skip; a latency is the guest's time for that RPC.";
+
 /// The kernel this process runs on.
 fn runner_info() -> RunnerInfo {
     let current = crate::runner::describe_current();
@@ -100,6 +103,11 @@ fn runner_info() -> RunnerInfo {
         kernel_origin: current.origin.map(|o| o.as_str().to_owned()),
         kernel_source: current.source,
         build: Some(crate::report::model::BuildInfo::of_this_binary()),
+        clock: if crate::runner::guest_time_travel() {
+            crate::report::model::ClockMode::Travel
+        } else {
+            crate::report::model::ClockMode::Real
+        },
     }
 }
 
@@ -512,6 +520,9 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
         m.bringup.as_secs_f64() * 1000.0,
         m.teardown.as_secs_f64() * 1000.0
     ));
+    if report.runner.clock == crate::report::model::ClockMode::Travel {
+        notes.push(TIME_TRAVEL_NOTE.to_owned());
+    }
     notes
 }
 

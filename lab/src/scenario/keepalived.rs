@@ -176,6 +176,7 @@ pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, Impor
             ..Expect::default()
         },
         director: DirectorKind::Keepalived,
+        time: Default::default(),
     };
     Ok(Imported { file, ignored })
 }

@@ -36,6 +36,43 @@ pub struct ScenarioFile {
     /// Debian's keepalived with a keepalived.conf generated from this file.
     #[serde(default)]
     pub director: DirectorKind,
+    /// How the guest's clock runs (`[time] mode`).
+    #[serde(default)]
+    pub time: TimeSettings,
+}
+
+/// `[time]`: whether the scenario runs in real time or under UML time
+/// travel, where idle time is skipped and hours of IPVS and keepalived
+/// timers pass in seconds of host time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSettings {
+    /// `real` (default) or `travel`.
+    #[serde(default)]
+    pub mode: TimeMode,
+}
+
+/// How the clock of the kernel that runs the scenario advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeMode {
+    /// Wall-clock time, on the host kernel or in UML.
+    #[default]
+    Real,
+    /// UML booted with `time-travel`: the clock jumps over idle time, so
+    /// every duration in the report is guest time (busy time still runs at
+    /// the host's speed, so latency under load is kept).
+    Travel,
+}
+
+impl TimeMode {
+    /// The name used in scenario files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeMode::Real => "real",
+            TimeMode::Travel => "travel",
+        }
+    }
 }
 
 /// Who manages the IPVS service while the load runs.

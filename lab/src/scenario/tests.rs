@@ -323,3 +323,35 @@ fn invalid_values_carry_their_line_and_column() {
         "{err}"
     );
 }
+
+#[test]
+fn time_travel_needs_an_open_loop() {
+    let travel = format!("{REFERENCE}\n[time]\nmode = \"travel\"\n");
+    assert_problem_at(&travel, "time.mode");
+    let problems = problems_of(&travel);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("mode = \"open\"")),
+        "{problems:?}"
+    );
+    let paced = travel.replace(
+        "concurrency = 8\n",
+        "mode = \"open\"\nrps = 100\nconcurrency = 8\n",
+    );
+    let s = load(&paced).expect("a paced load may travel");
+    assert_eq!(s.file.time.mode, super::spec::TimeMode::Travel);
+    assert_eq!(
+        load(REFERENCE).unwrap().file.time.mode,
+        super::spec::TimeMode::Real,
+        "real time is the default"
+    );
+}
+
+#[test]
+fn an_unknown_time_mode_is_refused_with_its_line() {
+    let text = format!("{REFERENCE}\n[time]\nmode = \"warp\"\n");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.contains("warp"), "{err}");
+    assert!(err.contains("real") && err.contains("travel"), "{err}");
+}
