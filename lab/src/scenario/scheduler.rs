@@ -608,18 +608,19 @@ pub fn persistence_spread_note(report: &Report, timeout: u32) -> String {
 /// foreign.
 pub fn template_owner_notes(report: &Report) -> Vec<String> {
     let groups = groups_of_clients(report);
+    let masked = group_mask(&report.config).is_some();
     let clients: BTreeSet<&str> = report.clients.iter().map(|c| c.address.as_str()).collect();
     let mut group_templates = Vec::new();
     let mut foreign = 0;
     for t in &report.conn_table.templates {
-        if clients.contains(t.client.as_str()) {
-            continue;
-        }
+        // A group address can also be a client's own (172.22.37.0 in a
+        // range that crosses a /24): under a mask it is the group's.
         match groups.get(&t.client) {
-            Some(members) => {
+            Some(members) if masked => {
                 group_templates.push(format!("{} ({} client IPs)", t.client, members.len()))
             }
-            None => foreign += 1,
+            _ if clients.contains(t.client.as_str()) => {}
+            _ => foreign += 1,
         }
     }
     let mut notes = Vec::new();
@@ -1034,10 +1035,22 @@ mod tests {
             dest: "172.22.35.1:8080".into(),
             expires_s: 50,
         };
-        r.conn_table.templates = vec![template("172.22.36.0")];
+        // 172.22.37.0 is a client and the address of its own /24 group.
+        r.clients.push(ClientResult {
+            address: "172.22.37.0".into(),
+            ..Default::default()
+        });
+        r.conn_table.templates = vec![template("172.22.36.0"), template("172.22.37.0")];
         let notes = template_owner_notes(&r);
         assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(notes[0].contains("172.22.36.0 (2 client IPs)"), "{notes:?}");
+        assert!(
+            notes[0].contains("2 template(s) belong to persistence groups"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[0].contains("172.22.36.0 (2 client IPs), 172.22.37.0 (1 client IPs)"),
+            "{notes:?}"
+        );
         assert!(!notes[0].contains("not clients"), "{notes:?}");
         r.conn_table.templates.push(template("10.9.9.0"));
         let notes = template_owner_notes(&r);
@@ -1045,9 +1058,11 @@ mod tests {
             notes[1].contains("1 template(s) belong to addresses that are neither"),
             "{notes:?}"
         );
-        // Without the mask the same group address is foreign.
+        // Without the mask the group address 172.22.36.0 is foreign, and
+        // 172.22.37.0 is a client's own.
         r.config.persistence_granularity = None;
         let notes = template_owner_notes(&r);
+        assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(
             notes[0].starts_with("2 template(s) belong to addresses that are neither"),
             "{notes:?}"
