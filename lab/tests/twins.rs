@@ -97,7 +97,10 @@ const TWINS: &[Twin] = &[
     },
     Twin {
         scenario: "remove-vs-inhibit-expire",
-        edits: &[("expire_nodest_conn = 1", "expire_nodest_conn = 0")],
+        edits: &[(
+            "sysctls = { expire_nodest_conn = 1 }",
+            "sysctls = { expire_nodest_conn = 0 }",
+        )],
         mutation: "expire_nodest_conn back to 0: clients hang instead of failing fast",
         caught_by: "dominant_error = Unknown",
     },
@@ -112,7 +115,10 @@ const TWINS: &[Twin] = &[
     },
     Twin {
         scenario: "remove-vs-inhibit",
-        edits: &[("expire_nodest_conn = 0", "expire_nodest_conn = 1")],
+        edits: &[(
+            "sysctls = { expire_nodest_conn = 0 }",
+            "sysctls = { expire_nodest_conn = 1 }",
+        )],
         mutation: "expire_nodest_conn set to 1: clients fail fast instead of hanging",
         caught_by: "dominant_error = DeadlineExceeded",
     },
@@ -198,14 +204,32 @@ fn mutate(twin: &Twin) -> String {
         .join(format!("{}.toml", twin.scenario));
     let mut text = std::fs::read_to_string(&path).unwrap();
     for (from, to) in twin.edits {
-        assert!(
-            text.contains(from),
-            "{}: the twin's edit {from:?} no longer matches the scenario; update TWINS",
-            twin.scenario
-        );
-        text = text.replacen(from, to, 1);
+        let at = setting_at(&text, from).unwrap_or_else(|| {
+            panic!(
+                "{}: the twin's edit {from:?} matches no setting of the scenario; update TWINS",
+                twin.scenario
+            )
+        });
+        text.replace_range(at..at + from.len(), to);
     }
     text
+}
+
+/// Where `needle` first occurs outside a comment: scenario headers quote
+/// their own settings (`expire_nodest_conn = 1`), and a twin that edited
+/// the comment would test nothing.
+fn setting_at(text: &str, needle: &str) -> Option<usize> {
+    text.match_indices(needle).map(|(i, _)| i).find(|&i| {
+        let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);
+        !text[line_start..i].trim_start().starts_with('#')
+    })
+}
+
+#[test]
+fn a_twin_edits_settings_not_comments() {
+    let text = "# the default is x = 1\nx = 1\n";
+    assert_eq!(setting_at(text, "x = 1"), Some(23));
+    assert_eq!(setting_at("# x = 1\n", "x = 1"), None);
 }
 
 #[test]
