@@ -29,7 +29,9 @@
 //!     run in the director.
 //! 13. [`network`]: a lab network up and down: the [`network::Plan`] applied.
 //! 14. [`scenario`]: scenario files: parse, validate, plan, run, measure,
-//!     expect.
+//!     expect; [`scenario::scheduler`] judges each IPVS scheduler by its own
+//!     promise (hash mapping, remap on a change, weight-0 drain, least
+//!     connection).
 //!
 //! The CLI (`lab/src/cli/`, the verbs and `lab check`) belongs to the `lab`
 //! binary, above all of these.

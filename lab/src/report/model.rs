@@ -60,6 +60,16 @@ pub struct Report {
     /// The IPVS state sampled about once a second while the load ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ipvs_samples: Vec<IpvsSampleRow>,
+    /// Each load round on its own: when it ran and which server each client
+    /// IP reached in it (what the scheduler expectations compare).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundResult>,
+    /// The phases as applied, with their real times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseRecord>,
+    /// Where the "ideal" share of each server comes from.
+    #[serde(default)]
+    pub ideal_source: IdealSource,
     /// What managed IPVS during the run (the lab's checker or keepalived).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub director: Option<DirectorReport>,
@@ -601,6 +611,59 @@ pub struct Event {
     pub detail: String,
 }
 
+/// Where [`ServerResult::ideal_share`] comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdealSource {
+    /// The weights' shares (rr, wrr, the lc family).
+    #[default]
+    Weights,
+    /// A hash scheduler (sh, mh, dh, lblc, lblcr): each server's share of
+    /// what the clients it was hashed to sent, the kernel's own mapping.
+    /// The weight shares and chi-square are then informational only.
+    KernelMapping,
+}
+
+impl IdealSource {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdealSource::Weights => "weights",
+            IdealSource::KernelMapping => "kernel mapping",
+        }
+    }
+}
+
+/// One phase as it was applied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// When, seconds on the report's time axis.
+    pub t_s: f64,
+    /// The scenario's action name, e.g. `set_weight`, `remove_destination`.
+    pub action: String,
+    /// The real server's name, when the action targets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The new weight of a `set_weight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+}
+
+/// One load round.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundResult {
+    /// When its measured load started, seconds on the report's time axis.
+    pub start_s: f64,
+    /// When its last RPC completed.
+    pub end_s: f64,
+    /// Client IP → server name → successful RPCs in this round.
+    #[serde(default)]
+    pub clients: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Server name → connections the clients saw land on it in this round.
+    #[serde(default)]
+    pub connections: BTreeMap<String, u64>,
+}
+
 /// The IPVS state at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IpvsSampleRow {
@@ -630,6 +693,10 @@ pub struct IpvsDestSample {
     /// Persistence templates pointing here.
     #[serde(default)]
     pub persistent: u32,
+    /// Connections scheduled here so far (`stats.conns`; the kernel copies
+    /// it from per-CPU counters on its 2 s estimator tick, so it lags).
+    #[serde(default)]
+    pub conns: u64,
 }
 
 /// Who managed IPVS while the load ran.

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::charts;
-use super::model::{FairnessBasis, Report, RunnerKind, VirtualServerConfig};
+use super::model::{FairnessBasis, IdealSource, Report, RunnerKind, VirtualServerConfig};
 use super::text::{ClientSpread, Table, ms, p_is, p_value, pct, servers_seen};
 
 /// Most client rows listed in `report.md`; the rest are in `report.json`.
@@ -170,6 +170,14 @@ fn configuration(md: &mut String, r: &Report) {
     }
 }
 
+/// The "ideal" column's header: what the ideal share is.
+fn ideal_header(r: &Report) -> &'static str {
+    match r.ideal_source {
+        IdealSource::Weights => "ideal",
+        IdealSource::KernelMapping => "ideal (kernel mapping)",
+    }
+}
+
 fn servers(md: &mut String, r: &Report) {
     md.push_str("## Real servers\n\n");
     if r.servers.is_empty() {
@@ -184,7 +192,7 @@ fn servers(md: &mut String, r: &Report) {
         "RPCs (server)",
         "connections",
         "share",
-        "ideal",
+        ideal_header(r),
         "IPVS conns",
         "active/inactive",
         "persist",
@@ -220,6 +228,13 @@ fn servers(md: &mut String, r: &Report) {
          counters for that destination. In direct routing replies bypass the \
          director, so `outpkts` stays at 0.\n\n",
     );
+    if r.ideal_source == IdealSource::KernelMapping {
+        let _ = writeln!(
+            md,
+            "*ideal* is the kernel's own mapping: `{}` hashes an address to a server, so each server's expected share is what the clients hashed to it sent. The spread of client IPs over servers, the weight shares and χ² are informational.\n",
+            r.config.lb_algo
+        );
+    }
     for svc in &r.ipvs.services {
         let _ = writeln!(
             md,

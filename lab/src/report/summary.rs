@@ -84,6 +84,13 @@ fn write_servers(out: &mut String, r: &Report) {
         ]);
     }
     out.push_str(&t.render_text("  "));
+    if r.ideal_source == super::model::IdealSource::KernelMapping {
+        let _ = writeln!(
+            out,
+            "  ideal = the kernel's own mapping ({} hashes an address to a server); the weight shares and chi-square are informational",
+            r.config.lb_algo
+        );
+    }
     out.push('\n');
 }
 

@@ -248,6 +248,9 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
             ..Default::default()
         }),
         ipvs_samples: Vec::new(),
+        rounds: Vec::new(),
+        phases: Vec::new(),
+        ideal_source: IdealSource::Weights,
         director: None,
         expectations: vec![
             ExpectationResult {

@@ -1,7 +1,7 @@
 //! From what a run measured to the report: every independent view side by
 //! side, fairness, plain-language notes, and the verdict of `[expect]`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
@@ -63,6 +63,10 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         report.latency_us = Some(summary);
     }
     report.timeline = timeline(&m.rounds, file.load.idle.as_secs_f64());
+    report.rounds = round_results(m, file.load.idle.as_secs_f64());
+    report.phases = phase_records(m);
+    report.ideal_source = super::scheduler::ideal_source(&report.config);
+    super::scheduler::apply_kernel_mapping(&mut report, file.expect.basis);
     report.events = m.events.clone();
     report.ipvs_samples = m
         .samples
@@ -295,6 +299,74 @@ fn timeline(rounds: &[bench::report::LoadReport], idle_s: f64) -> Timeline {
     Timeline { bucket_s, buckets }
 }
 
+/// The applied phases, each server named as the plan names it.
+fn phase_records(m: &Measurements) -> Vec<PhaseRecord> {
+    use super::spec::PhaseAction;
+    m.applied
+        .iter()
+        .map(|a| {
+            let action = serde_json::to_value(&a.action)
+                .ok()
+                .and_then(|v| v.get("action").and_then(|x| x.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            let server = a.action.server().map(|name| {
+                m.plan
+                    .servers
+                    .iter()
+                    .find(|s| s.name == name || s.address.to_string() == name)
+                    .map_or_else(|| name.to_owned(), |s| s.name.clone())
+            });
+            let weight = match a.action {
+                PhaseAction::SetWeight { weight, .. } => Some(weight),
+                _ => None,
+            };
+            PhaseRecord {
+                t_s: a.t_s,
+                action,
+                server,
+                weight,
+            }
+        })
+        .collect()
+}
+
+/// Each round on the report's time axis, with its per-client mapping.
+/// Without recorded starts the rounds are placed end to end with the idle
+/// gaps between (an early bound: each loadgen also needs time to start).
+fn round_results(m: &Measurements, idle_s: f64) -> Vec<RoundResult> {
+    let mut offset = 0.0;
+    m.rounds
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let start_s = m.round_starts_s.get(i).copied().unwrap_or(offset);
+            offset = start_s + r.duration_s + idle_s;
+            RoundResult {
+                start_s,
+                end_s: start_s + r.duration_s,
+                clients: r
+                    .sources
+                    .iter()
+                    .map(|src| {
+                        let seen = src
+                            .servers
+                            .iter()
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(k, n)| (k.clone(), *n))
+                            .collect();
+                        (src.address.clone(), seen)
+                    })
+                    .collect(),
+                connections: r
+                    .servers
+                    .iter()
+                    .map(|s| (s.name.clone(), s.connections))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// Who managed IPVS, with keepalived's log lines stamped.
 fn director_report(d: &super::run::measurements::DirectorInfo) -> DirectorReport {
     DirectorReport {
@@ -454,9 +526,7 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
                 load.idle
             ));
         } else {
-            notes.push(format!(
-                "persistence_timeout {timeout}: {sticky} of {clients} client IPs stayed on one real server; IPVS spread the client IPs, not the connections."
-            ));
+            notes.push(super::scheduler::persistence_spread_note(report, timeout));
         }
         let templates = report.conn_table.templates.len();
         if templates > 0 {
@@ -465,7 +535,12 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
             ));
         }
     }
-    if load.connection == super::spec::ConnectionModel::Channel
+    let hashed = super::scheduler::single_server_cause(report);
+    if let Some(cause) = &hashed {
+        notes.push(cause.clone());
+    }
+    if hashed.is_none()
+        && load.connection == super::spec::ConnectionModel::Channel
         && load.max_connection_age.is_none()
         && receiving.len() == 1
         && report.servers.len() > 1
@@ -492,18 +567,7 @@ fn notes(scenario: &Scenario, report: &Report, m: &Measurements) -> Vec<String> 
             "Direct routing confirmed: the director forwarded {inp} inbound packets and saw 0 outbound; the real servers answered the clients directly from the VIP."
         ));
     }
-    let client_set: HashSet<&str> = report.clients.iter().map(|c| c.address.as_str()).collect();
-    let foreign = report
-        .conn_table
-        .templates
-        .iter()
-        .filter(|t| !client_set.contains(t.client.as_str()))
-        .count();
-    if foreign > 0 {
-        notes.push(format!(
-            "{foreign} template(s) belong to addresses that are not clients."
-        ));
-    }
+    notes.extend(super::scheduler::template_owner_notes(report));
     notes.push(format!(
         "Measured on the {} runner, kernel {}{}, by a {} build; bring-up {:.0} ms, teardown {:.0} ms. Latency from a 1-CPU UML guest describes UML, not production; distribution and persistence are the kernel's own.",
         report.runner.kind.as_str(),

@@ -74,6 +74,7 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     ]
     .into_iter()
     .flatten()
+    .chain(super::scheduler::evaluate(expect, report))
     .collect()
 }
 

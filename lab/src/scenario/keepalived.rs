@@ -219,6 +219,7 @@ fn virtual_server(
                     alpha: c.alpha,
                 }),
                 grpc_check: None,
+                max_connection_age: None,
             })
             .collect(),
     }

@@ -11,6 +11,7 @@ pub mod keepalived;
 pub mod locate;
 pub mod plan;
 pub mod run;
+pub mod scheduler;
 pub mod spec;
 pub mod validate;
 

@@ -166,6 +166,12 @@ pub struct RealServer {
     /// A gRPC health check (`grpc.health.v1`); keepalived has none.
     #[serde(default, rename = "GRPC_CHECK")]
     pub grpc_check: Option<GrpcCheck>,
+    /// This server's own GOAWAY age, overriding `load.max_connection_age`:
+    /// one server that ends its connections early makes connection
+    /// lifetimes unequal, which is what tells `lc` from `rr`. Not a
+    /// keepalived setting (the generated keepalived.conf leaves it out).
+    #[serde(default, with = "humantime_serde")]
+    pub max_connection_age: Option<Duration>,
 }
 
 fn default_weight() -> i32 {
@@ -516,6 +522,17 @@ impl PhaseAction {
         )
     }
 
+    /// Whether this action changes the destination set or its weights, so
+    /// that a hash scheduler may map client IPs anew.
+    pub fn changes_destinations(&self) -> bool {
+        matches!(
+            self,
+            PhaseAction::SetWeight { .. }
+                | PhaseAction::RemoveDestination { .. }
+                | PhaseAction::AddDestination { .. }
+        )
+    }
+
     /// Whether this action undoes a fault.
     pub fn is_repair(&self) -> bool {
         matches!(
@@ -606,6 +623,38 @@ pub struct Expect {
     /// no RPC failed.
     #[serde(default)]
     pub dominant_error: Option<String>,
+    /// Every client IP, or every persistence group after the
+    /// `persistence_granularity` mask, reached one and the same server in
+    /// every round (sh, mh, dh, persistence). See [`super::scheduler`].
+    #[serde(default)]
+    pub mapping_stable: Option<bool>,
+    /// The netmask `mapping_stable` groups client IPs by, when it should
+    /// not follow the service's own `persistence_granularity`: a scenario
+    /// about /24 groups says so here, so that a setup that lost its
+    /// granularity fails instead of being judged per IP.
+    #[serde(default)]
+    pub mapping_granularity: Option<Ipv4Addr>,
+    /// Most client IPs whose server changed between the round before and
+    /// the round after the first phase that removes, adds or reweights a
+    /// real server (0.30 = 30 %).
+    #[serde(default)]
+    pub remap_fraction_max: Option<f64>,
+    /// Fewest such client IPs (a fraction), e.g. to show that sh remaps
+    /// more than the removed server's own clients.
+    #[serde(default)]
+    pub remap_fraction_min: Option<f64>,
+    /// Whether a destination set to weight 0 by a phase still receives new
+    /// connections (`false`: none from the change plus a grace on).
+    #[serde(default)]
+    pub weight_zero_receives_new: Option<bool>,
+    /// The lc/wlc rule held: at the IPVS samples taken while the load ran,
+    /// the active connections per unit of weight stayed within
+    /// `active_spread_max` of each other (median over the samples).
+    #[serde(default)]
+    pub least_connection_respected: Option<bool>,
+    /// The spread `least_connection_respected` allows (default 2).
+    #[serde(default)]
+    pub active_spread_max: Option<f64>,
 }
 
 fn default_tolerance() -> f64 {

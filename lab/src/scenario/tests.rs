@@ -354,4 +354,66 @@ fn an_unknown_time_mode_is_refused_with_its_line() {
     let err = load(&text).unwrap_err().to_string();
     assert!(err.contains("warp"), "{err}");
     assert!(err.contains("real") && err.contains("travel"), "{err}");
+
+const MH_REMAP: &str = include_str!("../../../scenarios/scheduler-mh-remap.toml");
+
+#[test]
+fn scheduler_expectations_need_their_phase_and_rounds() {
+    assert!(load(MH_REMAP).is_ok());
+    // A remap fraction out of range, at its line and column.
+    let text = MH_REMAP.replace("remap_fraction_max = 0.40", "remap_fraction_max = 1.5");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("remap_fraction_max"))
+        .unwrap()
+        + 1;
+    let p = problems_of(&text);
+    let bad = p
+        .iter()
+        .find(|p| p.key == "expect.remap_fraction_max")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert_eq!(bad.at.map(|a| a.0), Some(line), "{bad}");
+    // min above max.
+    let text = MH_REMAP.replace(
+        "remap_fraction_max = 0.40",
+        "remap_fraction_max = 0.40\nremap_fraction_min = 0.5",
+    );
+    assert_problem_at(&text, "expect.remap_fraction_min");
+    // One round: nothing to compare before and after the phase.
+    let text = MH_REMAP.replace("rounds = 2", "rounds = 1");
+    assert_problem_at(&text, "load.rounds");
+    // No phase that changes the destinations.
+    let text = MH_REMAP.replace(
+        "action = \"remove_destination\"",
+        "action = \"kill_server\"",
+    );
+    assert_problem_at(&text, "expect.remap_fraction_max");
+    // weight_zero_receives_new needs a set_weight 0.
+    let text = MH_REMAP.replace(
+        "remap_fraction_max = 0.40",
+        "weight_zero_receives_new = false",
+    );
+    assert_problem_at(&text, "expect.weight_zero_receives_new");
+    // mapping_granularity must be a netmask, and the unit of mapping_stable.
+    let text = MH_REMAP.replace(
+        "remap_fraction_max = 0.40",
+        "remap_fraction_max = 0.40\nmapping_granularity = \"255.0.255.0\"",
+    );
+    let p = problems_of(&text);
+    assert_eq!(
+        p.iter()
+            .filter(|p| p.key == "expect.mapping_granularity")
+            .count(),
+        2,
+        "{p:?}"
+    );
+    // A real server's own GOAWAY age has a floor.
+    let text = MH_REMAP.replacen(
+        "port = 8080\n\n[[",
+        "port = 8080\nmax_connection_age = \"1ms\"\n\n[[",
+        1,
+    );
+    assert_problem_at(&text, "virtual_server.real_server[0].max_connection_age");
+    // A swapped scheduler still validates: its twin must run and fail.
+    assert!(load(&MH_REMAP.replace("lb_algo = \"mh\"", "lb_algo = \"rr\"")).is_ok());
 }

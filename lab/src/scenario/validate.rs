@@ -85,6 +85,7 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     problems.extend(check_ranges(file));
     check_description(&file.description, &mut problems);
     check_expect(&file.expect, &mut problems);
+    check_scheduler_expect(file, &mut problems);
     problems
 }
 
@@ -453,6 +454,89 @@ fn check_expect(expect: &super::spec::Expect, problems: &mut Vec<Invalid>) {
         && !(0.0..=1.0).contains(&rate)
     {
         problems.push(invalid("expect.max_error_rate", "must be between 0 and 1"));
+    }
+}
+
+/// The scheduler expectations ([`super::scheduler`]) need the phase and
+/// the rounds they compare. They do not require a particular scheduler: a
+/// scenario whose scheduler was swapped must run and fail them.
+fn check_scheduler_expect(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
+    let e = &file.expect;
+    if let Some(mask) = e.mapping_granularity {
+        let bits = u32::from(mask);
+        if bits.leading_ones() + bits.trailing_zeros() != 32 {
+            problems.push(invalid(
+                "expect.mapping_granularity",
+                format!("{mask} is not a netmask (ones followed by zeros)"),
+            ));
+        }
+        if e.mapping_stable.is_none() {
+            problems.push(invalid(
+                "expect.mapping_granularity",
+                "is the unit of mapping_stable: add mapping_stable = true (or false)",
+            ));
+        }
+    }
+    for (key, v) in [
+        ("expect.remap_fraction_max", e.remap_fraction_max),
+        ("expect.remap_fraction_min", e.remap_fraction_min),
+    ] {
+        if let Some(v) = v
+            && !(0.0..=1.0).contains(&v)
+        {
+            problems.push(invalid(key, format!("{v} must be between 0 and 1")));
+        }
+    }
+    if let (Some(min), Some(max)) = (e.remap_fraction_min, e.remap_fraction_max)
+        && min > max
+    {
+        problems.push(invalid(
+            "expect.remap_fraction_min",
+            format!("{min} is more than remap_fraction_max {max}"),
+        ));
+    }
+    if e.remap_fraction_max.is_some() || e.remap_fraction_min.is_some() {
+        if !file.phases.iter().any(|p| p.action.changes_destinations()) {
+            problems.push(invalid(
+                "expect.remap_fraction_max",
+                "needs a [[phase]] that removes, adds or reweights a real server (remove_destination, add_destination, set_weight), placed in an idle gap between rounds",
+            ));
+        }
+        if file.load.rounds < 2 {
+            problems.push(invalid(
+                "load.rounds",
+                "a remap fraction compares the round before the phase with the round after it: set rounds = 2 or more, with an idle gap that holds the phase",
+            ));
+        }
+    }
+    if e.weight_zero_receives_new.is_some()
+        && !file
+            .phases
+            .iter()
+            .any(|p| matches!(p.action, PhaseAction::SetWeight { weight: 0, .. }))
+    {
+        problems.push(invalid(
+            "expect.weight_zero_receives_new",
+            "needs a [[phase]] with action = \"set_weight\" and weight = 0",
+        ));
+    }
+    if let Some(v) = e.active_spread_max
+        && !(v.is_finite() && v >= 0.0)
+    {
+        problems.push(invalid(
+            "expect.active_spread_max",
+            format!("{v} must be a number of connections, 0 or more"),
+        ));
+    }
+    for (i, rs) in file.virtual_server.real_servers.iter().enumerate() {
+        if let Some(age) = rs.max_connection_age
+            && (age < std::time::Duration::from_millis(100) || age > MAX_LOAD_PART)
+        {
+            problems.push(invalid(
+                format!("virtual_server.real_server[{i}].max_connection_age"),
+                format!("{age:?} must be between 100ms and 1h"),
+            ));
+        }
     }
 }
 

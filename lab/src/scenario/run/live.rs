@@ -34,7 +34,8 @@ impl Origin {
 pub(super) struct Live<'a> {
     pub(super) lab: &'a LabNetwork,
     exe: PathBuf,
-    max_age: Option<Duration>,
+    /// Each server's GOAWAY age (plan order).
+    max_age: Vec<Option<Duration>>,
     /// One slot per planned server (plan order); `None` after a restart
     /// failed half-way.
     pub(super) servers: Vec<Option<ChildGuard>>,
@@ -46,6 +47,8 @@ pub(super) struct Live<'a> {
     pub(super) events: Vec<Event>,
     pub(super) applied: Vec<AppliedPhase>,
     pub(super) samples: Vec<SeenSample>,
+    /// When each round's measured load started (its loadgen's own clock).
+    pub(super) round_starts: Vec<Instant>,
     last_sample: Instant,
     pub(super) watcher: IpvsWatcher,
 }
@@ -55,7 +58,7 @@ impl<'a> Live<'a> {
     pub(super) fn new(
         lab: &'a LabNetwork,
         exe: PathBuf,
-        max_age: Option<Duration>,
+        max_age: Vec<Option<Duration>>,
         servers: Vec<Option<ChildGuard>>,
         pending: PendingPhases,
     ) -> Self {
@@ -69,6 +72,7 @@ impl<'a> Live<'a> {
             events: Vec::new(),
             applied: Vec::new(),
             samples: Vec::new(),
+            round_starts: Vec::new(),
             last_sample: Instant::now() - Duration::from_secs(2),
             watcher: IpvsWatcher::open(lab),
         }
@@ -97,7 +101,7 @@ impl<'a> Live<'a> {
                 self.lab,
                 &mut self.servers,
                 &self.exe,
-                self.max_age,
+                &self.max_age,
                 &action,
             )
             .map_err(|detail| RunError::Phase {

@@ -41,6 +41,9 @@ pub struct Measurements {
     pub health_changes: Vec<HealthChange>,
     /// IPVS state sampled about once a second while the load ran.
     pub samples: Vec<IpvsSample>,
+    /// When each round's measured load started (empty: not recorded; the
+    /// report then places rounds end to end with the idle gaps between).
+    pub round_starts_s: Vec<f64>,
     /// Who managed IPVS.
     pub director: DirectorInfo,
     /// Bring-up duration.

@@ -98,11 +98,11 @@ fn with_lab(
         source,
     })?;
     let work = tempdir_for(&lab.plan().topology.run)?;
-    let max_age = scenario.file.load.max_connection_age;
+    let max_age = servers::max_ages(scenario);
 
     // Servers, then the manager that checks them, then the load.
     status.say("starting gRPC servers");
-    let servers = servers::start_all(lab, &exe, max_age)?;
+    let servers = servers::start_all(lab, &exe, &max_age)?;
     let (manager, mut director) = director::start(scenario, opts, lab, &work, status)?;
     let mut live = Live::new(
         lab,
@@ -145,6 +145,7 @@ fn with_lab(
         ipvs_changes: observed.ipvs_changes,
         health_changes: observed.health_changes,
         samples: observed.samples,
+        round_starts_s: observed.round_starts_s,
         director,
         bringup: Duration::ZERO,
         teardown: Duration::ZERO,
@@ -160,6 +161,7 @@ struct Observed {
     ipvs_changes: Vec<IpvsChange>,
     health_changes: Vec<HealthChange>,
     samples: Vec<IpvsSample>,
+    round_starts_s: Vec<f64>,
 }
 
 impl Observed {
@@ -185,6 +187,7 @@ impl Observed {
             events,
             applied: live.applied,
             samples: live.samples.iter().map(|s| s.rebase(origin)).collect(),
+            round_starts_s: live.round_starts.iter().map(|&t| origin.secs(t)).collect(),
             ipvs_changes,
             health_changes: manager.health_changes,
         }

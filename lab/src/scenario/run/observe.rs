@@ -175,6 +175,7 @@ pub(super) fn sample(lab: &LabNetwork, at: Instant) -> Option<SeenSample> {
             active: d.active_conns,
             inactive: d.inactive_conns,
             persistent: d.persist_conns,
+            conns: d.stats.conns,
         })
         .collect();
     Some(SeenSample {

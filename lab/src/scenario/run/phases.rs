@@ -63,7 +63,7 @@ pub(super) fn apply_phase(
     lab: &LabNetwork,
     servers: &mut [Option<ChildGuard>],
     exe: &Path,
-    max_age: Option<Duration>,
+    max_age: &[Option<Duration>],
     action: &PhaseAction,
 ) -> Result<String, String> {
     let plan = lab.plan();
@@ -119,8 +119,13 @@ pub(super) fn apply_phase(
             if let Some(mut old) = servers[i].take() {
                 old.wait_timeout(Duration::from_secs(5));
             }
-            let guard =
-                start_server(lab, exe, &plan.servers[i], max_age).map_err(|e| error_chain(&e))?;
+            let guard = start_server(
+                lab,
+                exe,
+                &plan.servers[i],
+                max_age.get(i).copied().flatten(),
+            )
+            .map_err(|e| error_chain(&e))?;
             servers[i] = Some(guard);
             Ok(format!("{name} started"))
         }

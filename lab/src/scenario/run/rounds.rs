@@ -91,11 +91,14 @@ impl Rounds<'_> {
         let spawned = Instant::now();
         let mut child = self.spawn_loadgen(live, &json, &log)?;
         let lines = progress_lines(child.take_stdout().expect("piped"));
+        let mut round_start = None;
         let ended = loop {
             self.check_interrupted()?;
             while let Ok((arrived, line)) = lines.try_recv() {
+                let start = *round_start
+                    .get_or_insert_with(|| origin_of(&line, arrived, spawned, load.warmup));
                 if live.origin.is_none() {
-                    live.origin = Some(origin_of(&line, arrived, spawned, load.warmup));
+                    live.origin = Some(start);
                 }
                 status.tick(&format!(
                     "round {}/{} {}",
@@ -113,6 +116,8 @@ impl Rounds<'_> {
         if live.origin.is_none() {
             live.origin = Some(Origin(spawned + load.warmup));
         }
+        live.round_starts
+            .push(round_start.map_or(spawned + load.warmup, |o| o.0));
         check_ended(ended, &log, status)?;
         read_load_report(json)
     }

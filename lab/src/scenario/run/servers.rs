@@ -18,12 +18,24 @@ use crate::process::ChildGuard;
 pub(super) fn start_all(
     lab: &LabNetwork,
     exe: &Path,
-    max_age: Option<Duration>,
+    max_age: &[Option<Duration>],
 ) -> Result<Vec<Option<ChildGuard>>, RunError> {
     lab.plan()
         .servers
         .iter()
-        .map(|s| start_server(lab, exe, s, max_age).map(Some))
+        .enumerate()
+        .map(|(i, s)| start_server(lab, exe, s, max_age.get(i).copied().flatten()).map(Some))
+        .collect()
+}
+
+/// Each real server's GOAWAY age (file order, which is plan order): its
+/// own `max_connection_age`, else the load's.
+pub(super) fn max_ages(scenario: &crate::scenario::Scenario) -> Vec<Option<Duration>> {
+    let file = &scenario.file;
+    file.virtual_server
+        .real_servers
+        .iter()
+        .map(|rs| rs.max_connection_age.or(file.load.max_connection_age))
         .collect()
 }
 

@@ -217,10 +217,12 @@ pub(crate) fn steady_measurements(scenario: &Scenario) -> Measurements {
                         active: 4,
                         inactive: 0,
                         persistent: 0,
+                        conns: 0,
                     })
                     .into(),
             })
             .collect(),
+        round_starts_s: Vec::new(),
         director: DirectorInfo {
             kind: "lab".into(),
             ..Default::default()
