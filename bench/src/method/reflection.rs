@@ -68,8 +68,9 @@ macro_rules! reflection_version {
                     Some(MessageResponse::ListServicesResponse(l)) => {
                         Answer::Services(l.service.into_iter().map(|s| s.name).collect())
                     }
-                    Some(MessageResponse::ErrorResponse(_)) | None => Answer::NotFound,
-                    Some(_) => Answer::NotFound,
+                    // An error response (NOT_FOUND for an unknown symbol),
+                    // or an answer to a question not asked.
+                    _ => Answer::NotFound,
                 })
             }
         }
