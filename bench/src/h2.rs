@@ -129,6 +129,8 @@ impl H2Conn {
         *req.method_mut() = Method::POST;
         *req.uri_mut() = self.uri.clone();
         let headers = req.headers_mut();
+        // One allocation for all of them, however many `--metadata` there are.
+        headers.reserve(2 + self.headers.len());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(TE, HeaderValue::from_static("trailers"));
         for (name, value) in self.headers.iter() {

@@ -374,7 +374,7 @@ fn check_generic_call(load: &super::spec::Load, problems: &mut Vec<Invalid>) {
         },
         data,
     };
-    let checked = method::proto::compile(&[proto.clone()], &[])
+    let checked = method::proto::compile(std::slice::from_ref(proto), &[])
         .and_then(|pool| method::resolve_in(&pool, &spec, "proto"));
     if let Err(e) = checked {
         let key = match e {
