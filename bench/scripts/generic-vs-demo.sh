@@ -136,7 +136,9 @@ for r in rows:
     w(f"| {r[0]} | {r[1].replace('x', ' × ')} | {r[2]} | {int(r[3]):,} | {r[4]} | {r[5]} |")
 w("")
 w("Notes: differences under ~15% are noise on shared machines (see /work/shared/BENCHMARKING.md);")
-w("the per-pair ratios show how much of that noise a single pair carries.")
+w("the per-pair ratios show how much of that noise a single pair carries. Generic mode also sends")
+w("`grpc-timeout` (the `--timeout` deadline, as gRPC clients and ghz do), which the server turns into a")
+w("timer per call: that cost is in the ratio, as it would be for any real client.")
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
