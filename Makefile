@@ -40,8 +40,9 @@ bench: bench-loadgen ## all benchmarks (not tests): loadgen vs h2load, loadgen's
 	$(CARGO) bench -p bench
 	$(CARGO) bench -p lab --bench hot_pure
 
-bench-loadgen: deps ## loadgen against h2load on loopback -> reports/perf/loadgen-vs-h2load.md
+bench-loadgen: deps ## loadgen vs h2load, and generic vs demo mode, on loopback -> reports/perf/
 	bench/scripts/loadgen-vs-h2load.sh
+	bench/scripts/generic-vs-demo.sh
 
 fuzz: ## every fuzz target for FUZZ_SECONDS each (default 600; not in CI): executions and crashes
 	scripts/fuzz.sh $(FUZZ_SECONDS)

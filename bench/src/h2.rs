@@ -19,13 +19,13 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::h2::client::SendRequest;
 use bytes::{Buf, Bytes, BytesMut};
 use grpc_demo::client::{ConnectError, SourceConnector, error_chain};
-use http::header::{CONTENT_TYPE, HeaderValue, TE};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, TE};
 use http::{Method, Request, StatusCode, Uri};
 use tonic::{Code, Status};
 
@@ -35,13 +35,41 @@ const CONN_WINDOW: u32 = 5 * 1024 * 1024;
 const MAX_SEND_BUF: usize = 1024 * 1024;
 const INITIAL_MAX_SEND_STREAMS: usize = 100;
 
+/// What every call of a run sends besides its message: the method's path
+/// and the extra request headers (`--metadata`, and `grpc-timeout` in
+/// generic mode), converted once so a call only clones reference counts.
+#[derive(Debug, Clone)]
+pub struct CallHead {
+    /// `/pkg.Service/Method`.
+    pub path: String,
+    /// Extra headers, in order.
+    pub headers: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+impl CallHead {
+    /// The demo mode's `WhoAmI`, with no extra headers.
+    pub fn demo() -> Self {
+        Self {
+            path: grpc_demo::WHOAMI_PATH.to_string(),
+            headers: Arc::new([]),
+        }
+    }
+}
+
+/// Numbers the connections of this process, so a report can name a
+/// connection without the server's help (see [`H2Conn::serial`]).
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
 /// One HTTP/2 connection to a gRPC server; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct H2Conn {
     send: SendRequest<Bytes>,
     /// Absolute URI of the method (`http://target/pkg.Service/Method`).
     uri: Uri,
+    headers: Arc<[(HeaderName, HeaderValue)]>,
     closed: Arc<AtomicBool>,
+    serial: u64,
+    local: Option<SocketAddr>,
 }
 
 /// Why a call failed.
@@ -71,6 +99,19 @@ impl H2Conn {
         self.closed.load(Ordering::Relaxed)
     }
 
+    /// This process's number for the connection (1, 2, ... in connect
+    /// order), unique for the process's life.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The local address (source IP and port) the kernel gave the socket at
+    /// connect time: with the target, the 4-tuple that IPVS's connection
+    /// table names a real server for.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
+    }
+
     /// Marks the connection unusable, so callers sharing it reconnect.
     pub fn mark_closed(&self) {
         self.closed.store(true, Ordering::Relaxed);
@@ -88,8 +129,13 @@ impl H2Conn {
         *req.method_mut() = Method::POST;
         *req.uri_mut() = self.uri.clone();
         let headers = req.headers_mut();
+        // One allocation for all of them, however many `--metadata` there are.
+        headers.reserve(2 + self.headers.len());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(TE, HeaderValue::from_static("trailers"));
+        for (name, value) in self.headers.iter() {
+            headers.append(name.clone(), value.clone());
+        }
         let (response, mut body) = self.send.send_request(req, false).map_err(not_sent)?;
         body.send_data(frame, true).map_err(failed)?;
         let response = response.await.map_err(failed)?;
@@ -204,22 +250,22 @@ pub type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub async fn connect(
     source: Option<IpAddr>,
     target: SocketAddr,
-    path: &str,
+    head: &CallHead,
     timeout: Duration,
 ) -> Result<H2Conn, ConnectError> {
-    let (conn, driver) = connect_with_driver(source, target, path, timeout).await?;
+    let (conn, driver) = connect_with_driver(source, target, head, timeout).await?;
     tokio::spawn(driver);
     Ok(conn)
 }
 
 /// Connects from `source` to `target` (TCP_NODELAY, bound before connect)
-/// and completes the HTTP/2 handshake within `timeout`. Calls go to `path`
-/// (e.g. [`grpc_demo::WHOAMI_PATH`]). The caller must poll the returned
+/// and completes the HTTP/2 handshake within `timeout`. Calls go to
+/// `head.path` with `head.headers`. The caller must poll the returned
 /// [`Driver`] (or spawn it).
 pub async fn connect_with_driver(
     source: Option<IpAddr>,
     target: SocketAddr,
-    path: &str,
+    head: &CallHead,
     timeout: Duration,
 ) -> Result<(H2Conn, Driver), ConnectError> {
     let fail = |error: String| ConnectError::Connect {
@@ -227,14 +273,17 @@ pub async fn connect_with_driver(
         target,
         error,
     };
+    let path = &head.path;
     let uri: Uri = format!("http://{target}{path}")
         .parse()
         .map_err(|_| fail(format!("invalid URI for {path}")))?;
+    let headers = head.headers.clone();
     let work = async {
         let stream = SourceConnector { source, target }
             .connect()
             .await
             .map_err(|e| fail(error_chain(&e)))?;
+        let local = stream.local_addr().ok();
         let (send, conn) = ::h2::client::Builder::new()
             .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
             .initial_window_size(STREAM_WINDOW)
@@ -250,7 +299,16 @@ pub async fn connect_with_driver(
             let _ = conn.await;
             flag.store(true, Ordering::Relaxed);
         });
-        Ok((H2Conn { send, uri, closed }, driver))
+        let serial = NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
+        let conn = H2Conn {
+            send,
+            uri,
+            headers,
+            closed,
+            serial,
+            local,
+        };
+        Ok((conn, driver))
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,

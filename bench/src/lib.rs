@@ -7,6 +7,8 @@
 //!   ([`loadgen::run`]) and the program ([`loadgen::main_with_args`]);
 //! - [`report`]: [`report::LoadReport`], the `--json` schema, and `.hgrm` output;
 //! - [`record`]: per-call attribution and histograms;
+//! - [`method`]: generic mode, any unary method from a `.proto` or server
+//!   reflection, the request from JSON, encoded once;
 //! - [`h2`]: a lean gRPC unary client on the `h2` crate (no tower, no
 //!   per-request tasks);
 //! - [`deadline`]: per-caller RPC deadlines without a timer per call;
@@ -22,6 +24,7 @@
 pub mod deadline;
 pub mod h2;
 pub mod loadgen;
+pub mod method;
 pub mod record;
 pub mod report;
 pub mod sources;

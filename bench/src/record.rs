@@ -182,12 +182,35 @@ impl Default for SourceAcc {
     }
 }
 
-/// One server-side connection.
+/// The server id of generic mode's replies, which name no server. It is
+/// registered as the first (and only) server of the run's
+/// [`ServerTable`], so recording indexes vectors as in the demo mode; the
+/// report leaves it out of `servers` (see
+/// [`LoadReport::servers`](crate::report::LoadReport::servers)).
+pub const UNATTRIBUTED: u16 = 0;
+
+/// The name [`UNATTRIBUTED`] is registered under (a timeline key).
+pub const UNATTRIBUTED_NAME: &str = "unattributed";
+
+/// The connection a success came over.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnSeen {
+    /// The server's connection id (demo mode), or the client's connection
+    /// serial (generic mode).
+    pub id: u64,
+    /// The client's port: as the server saw it (demo), or the socket's own
+    /// local port at connect time (generic).
+    pub local_port: u16,
+    /// The client address as the server saw it (demo mode only).
+    pub observed_ip: Option<IpAddr>,
+}
+
+/// One connection.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnAcc {
     /// Index of the source address.
     pub source: u32,
-    /// Client port as the server saw it.
+    /// The client's port (see [`ConnSeen::local_port`]).
     pub local_port: u16,
     /// Measured successes.
     pub rpcs: u64,
@@ -259,12 +282,31 @@ impl Shard {
         &mut self.timeline[idx]
     }
 
-    /// Records a success. `bucket` is the timeline index (None in warmup).
+    /// Records a success named by the demo's reply. `bucket` is the
+    /// timeline index (None in warmup).
     pub fn record_ok(
         &mut self,
         source: usize,
         server: u16,
         view: &ReplyView<'_>,
+        latency_us: u64,
+        bucket: Option<usize>,
+    ) {
+        let conn = ConnSeen {
+            id: view.conn_id,
+            local_port: view.peer_port().unwrap_or(0),
+            observed_ip: view.peer_ip(),
+        };
+        self.record_ok_on(source, server, conn, latency_us, bucket);
+    }
+
+    /// Records a success on connection `conn` of `server` (in generic mode
+    /// [`UNATTRIBUTED`] and the client's own connection serial).
+    pub fn record_ok_on(
+        &mut self,
+        source: usize,
+        server: u16,
+        conn: ConnSeen,
         latency_us: u64,
         bucket: Option<usize>,
     ) {
@@ -291,14 +333,14 @@ impl Shard {
         }
         src.per_server[i] += 1;
         if src.observed_ip.is_none() {
-            src.observed_ip = view.peer_ip();
+            src.observed_ip = conn.observed_ip;
         }
         let c = self
             .conns
-            .entry((server, view.conn_id))
+            .entry((server, conn.id))
             .or_insert_with(|| ConnAcc {
                 source: source as u32,
-                local_port: view.peer_port().unwrap_or(0),
+                local_port: conn.local_port,
                 rpcs: 0,
             });
         c.rpcs += 1;

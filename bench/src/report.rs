@@ -98,16 +98,24 @@ pub struct SourceReport {
     pub latency_us: LatencySummary,
 }
 
-/// One TCP connection, as identified by the server.
+/// One TCP connection: in demo mode as the server identified it, in
+/// generic mode as the client knows it.
+///
+/// `source` and `local_port` with the target are the connection's 4-tuple,
+/// which names one real server in the director's IPVS connection table
+/// (`/proc/net/ip_vs_conn`): that is how generic mode's connections are
+/// attributed, without the server's help.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionReport {
     /// Source IP.
     pub source: String,
-    /// Client port as the server saw it (`peer_addr`).
+    /// The client's port: demo mode, as the server saw it (`peer_addr`);
+    /// generic mode, the socket's local port read at connect time.
     pub local_port: u16,
-    /// Server name.
+    /// Server name; empty in generic mode (replies name no server).
     pub server: String,
-    /// The server's connection id.
+    /// Demo mode: the server's connection id. Generic mode: loadgen's own
+    /// connection serial (1, 2, ... in connect order).
     pub server_conn_id: u64,
     /// Successful RPCs over this connection in the measured phase.
     pub rpcs: u64,
@@ -160,20 +168,49 @@ pub struct LoadReport {
     /// The overall histogram, HdrHistogram V2 serialization *without*
     /// deflate, base64 (standard alphabet, padded); values in µs.
     pub histogram_b64: String,
-    /// Per server, by name.
+    /// Per server, by the name in its replies.
+    ///
+    /// **Empty in generic mode** ([`LoadReport::call`] is set): a foreign
+    /// service's replies carry no server identity, and loadgen does not
+    /// invent one. A placeholder entry would be summed, shared and judged
+    /// as if it were a real server; an empty list says plainly "not
+    /// attributed by the client". Attribute generic runs per connection
+    /// instead ([`LoadReport::connections`], `source` + `local_port`,
+    /// against the director's connection table); every RPC is still in
+    /// `total_rpcs`, `ok_rpcs`, `errors` and `status_codes`.
     pub servers: Vec<ServerReport>,
-    /// Per source address, in `--source-ips` order.
+    /// Per source address, in `--source-ips` order (in generic mode each
+    /// source's `servers` map is empty, as above).
     pub sources: Vec<SourceReport>,
     /// Per connection with at least one measured success.
     pub connections: Vec<ConnectionReport>,
-    /// Measured RPCs per gRPC status name (`OK`, `UNAVAILABLE`, ...).
+    /// Measured RPCs per gRPC status name (`OK`, `UNAVAILABLE`, ...). Every
+    /// non-OK status counts as an error (unlike h2load, which counts any
+    /// HTTP 200 as a success, whatever its `grpc-status`).
     pub status_codes: BTreeMap<String, u64>,
     /// `--timeline-interval` in seconds.
     pub timeline_interval_s: f64,
-    /// Completions over time.
+    /// Completions over time (in generic mode successes are under the one
+    /// key `unattributed`).
     pub timeline: Vec<TimelineBucket>,
     /// RPC callers still running at the hard stop (should be 0).
     pub aborted_callers: u64,
+    /// Generic mode (`--call`): what was called. Absent in demo mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallReport>,
+}
+
+/// The method of a generic-mode run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallReport {
+    /// The HTTP/2 path called, `/pkg.Service/Method`.
+    pub method: String,
+    /// `proto` (`--proto`) or `reflection` (the server's reflection service).
+    pub described_by: String,
+    /// The first successful reply in protobuf JSON (warmup included), to
+    /// check that the server answered what was meant; absent when no call
+    /// succeeded.
+    pub first_reply: Option<String>,
 }
 
 /// Canonical gRPC status names, indexed by code.
@@ -279,6 +316,18 @@ impl LoadReport {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let _ = writeln!(s, "status: {}", codes.join(" "));
+        if let Some(call) = &self.call {
+            let _ = writeln!(
+                s,
+                "generic call {} (described by {}): replies name no server, so servers are not attributed here; {} connections in the JSON report",
+                call.method,
+                call.described_by,
+                self.connections.len()
+            );
+            if let Some(reply) = &call.first_reply {
+                let _ = writeln!(s, "first reply: {reply}");
+            }
+        }
         s
     }
 }

@@ -58,6 +58,106 @@ fn bad_input_exits_64_with_a_clear_message() -> Result<()> {
     Ok(())
 }
 
+/// Generic mode's bad input: exit 65 before any connection (the target
+/// is never dialled: port 1 would refuse), one paragraph naming the thing.
+#[test]
+fn generic_mode_bad_input_exits_65_before_any_load() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broken = dir.path().join("broken.proto");
+    std::fs::write(
+        &broken,
+        "syntax = \"proto3\";\npackage p;\nmessage M {\n  string name = ;\n}\n",
+    )?;
+    let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/hello.proto");
+    let broken = broken.to_str().unwrap();
+    let base = ["--target", "127.0.0.1:1", "--duration", "1s"];
+    for (args, needles) in [
+        (
+            vec!["--proto", broken, "--call", "p.S/M"],
+            vec!["broken.proto:4:", "--import-path"],
+        ),
+        (
+            vec!["--proto", hello, "--call", "helloworld.Greeter/SayHi"],
+            vec![
+                "Greeter has no method SayHi",
+                "helloworld.Greeter/SayHello",
+                "helloworld.Greeter/SayHelloStream",
+            ],
+        ),
+        (
+            vec![
+                "--proto",
+                hello,
+                "--call",
+                "helloworld.Greeter/SayHelloStream",
+            ],
+            vec!["server-streaming", "only unary"],
+        ),
+        (
+            vec![
+                "--proto",
+                hello,
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "--data",
+                r#"{"nam": "lab"}"#,
+            ],
+            vec!["no field \"nam\"", "name"],
+        ),
+        (
+            vec![
+                "--proto",
+                hello,
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "--data",
+                r#"{"name": 5}"#,
+            ],
+            vec!["field name (string)"],
+        ),
+        (
+            vec!["--proto", hello, "--call", "SayHello"],
+            vec!["pkg.Service/Method"],
+        ),
+        (
+            vec!["--call", "a.B/C", "--metadata", "Bad Key=1"],
+            vec!["metadata key"],
+        ),
+    ] {
+        let mut argv: Vec<&str> = base.to_vec();
+        argv.extend(&args);
+        let out = loadgen(&argv)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: no {needle:?} in {err}");
+        }
+        assert!(!err.contains("refused"), "dialled before checking: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn generic_request_frame_is_the_json_request() -> Result<()> {
+    let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/hello.proto");
+    let out = loadgen(&[
+        "--print-request-frame",
+        "--proto",
+        hello,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--data",
+        r#"{"name": "lab"}"#,
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"\0\0\0\0\x05\x0a\x03lab");
+    Ok(())
+}
+
 #[test]
 fn unreachable_target_exits_1() -> Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?

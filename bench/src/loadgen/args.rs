@@ -12,6 +12,8 @@ use grpc_demo::duration::parse_duration;
 use super::config::{Churn, LoadModel, LoadgenConfig, LoadgenError};
 #[cfg(doc)]
 use super::progress::ProgressLine;
+use crate::method::metadata::parse_metadata;
+use crate::method::{CallSpec, MethodError, Schema, read_data};
 use crate::sources::parse_source_ips;
 
 /// How live progress is shown.
@@ -96,6 +98,27 @@ pub struct LoadgenArgs {
     /// Print the gRPC request frame (for h2load -d) on stdout and exit.
     #[arg(long)]
     pub print_request_frame: bool,
+    /// Generic mode: call this unary method, pkg.Service/Method, instead of
+    /// the demo's WhoAmI. Described by --proto, or else by the server's
+    /// reflection service (grpc.reflection.v1, then v1alpha).
+    #[arg(long)]
+    pub call: Option<String>,
+    /// Generic mode: a .proto file that defines --call, compiled at start
+    /// (protox, no protoc). Repeatable.
+    #[arg(long, requires = "call")]
+    pub proto: Vec<PathBuf>,
+    /// Where --proto's imports are looked up. Repeatable; default: each
+    /// --proto file's own directory.
+    #[arg(long, requires = "proto")]
+    pub import_path: Vec<PathBuf>,
+    /// Generic mode: the request message in protobuf's JSON mapping, or
+    /// @FILE to read it from a file (default {}). Encoded once at start.
+    #[arg(long, requires = "call")]
+    pub data: Option<String>,
+    /// A request header (gRPC metadata) KEY=VALUE sent on every call.
+    /// Repeatable.
+    #[arg(long)]
+    pub metadata: Vec<String>,
 }
 
 impl LoadgenArgs {
@@ -134,6 +157,11 @@ impl LoadgenArgs {
             hgrm,
             threads,
             print_request_frame,
+            call,
+            proto,
+            import_path,
+            data,
+            metadata,
         } = self;
         let human = |d: &Duration| humantime::format_duration(*d).to_string();
         let progress = clap::ValueEnum::to_possible_value(progress)
@@ -162,6 +190,8 @@ impl LoadgenArgs {
             ("--source-ips", source_ips.clone()),
             ("--churn-rpcs", churn_rpcs.map(|n| n.to_string())),
             ("--churn-interval", churn_interval.as_ref().map(human)),
+            ("--call", call.clone()),
+            ("--data", data.clone()),
         ];
         args.extend(
             optional
@@ -174,6 +204,11 @@ impl LoadgenArgs {
                 .into_iter()
                 .filter_map(|(flag, p)| Some((flag, p.clone()?.into_os_string()))),
         );
+        let repeated = [("--proto", proto), ("--import-path", import_path)];
+        for (flag, paths) in repeated {
+            args.extend(paths.iter().map(|p| (flag, p.clone().into_os_string())));
+        }
+        args.extend(metadata.iter().map(|m| ("--metadata", m.into())));
         // `--flag=value`, so that a value starting with `-` stays a value.
         let mut argv: Vec<OsString> = args
             .into_iter()
@@ -241,9 +276,34 @@ impl LoadgenArgs {
             progress: self.progress,
             progress_interval: self.progress_interval,
             timeline_interval: self.timeline_interval,
+            call: self.call_spec()?,
+            metadata: parse_metadata(&self.metadata).map_err(MethodError::from)?,
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+impl LoadgenArgs {
+    /// The generic call of `--call`/`--proto`/`--data`, if any (`--data
+    /// @FILE` is read here, so a missing file fails before anything runs).
+    pub fn call_spec(&self) -> Result<Option<CallSpec>, MethodError> {
+        let Some(method) = &self.call else {
+            return Ok(None);
+        };
+        let schema = if self.proto.is_empty() {
+            Schema::Reflection
+        } else {
+            Schema::Proto {
+                files: self.proto.clone(),
+                import_paths: self.import_path.clone(),
+            }
+        };
+        Ok(Some(CallSpec {
+            method: method.clone(),
+            schema,
+            data: read_data(self.data.as_deref())?,
+        }))
     }
 }
 
@@ -276,6 +336,14 @@ mod tests {
         a.json = Some(PathBuf::from("/tmp/run dir/report.json"));
         a.hgrm = Some(PathBuf::from("-latency.hgrm"));
         a.threads = 2;
+        a.call = Some("helloworld.Greeter/SayHello".into());
+        a.proto = vec![
+            PathBuf::from("examples/a b.proto"),
+            PathBuf::from("x.proto"),
+        ];
+        a.import_path = vec![PathBuf::from("examples"), PathBuf::from("/usr/include")];
+        a.data = Some(r#"{"name": "--lab"}"#.into());
+        a.metadata = vec!["x-user=lab".into(), "x-two=a=b".into()];
         let mut b = LoadgenArgs::new("[::1]:9000".parse().unwrap());
         b.churn_interval = Some(Duration::from_millis(750));
         b.progress = ProgressMode::None;
@@ -320,10 +388,20 @@ mod tests {
             hgrm,
             threads,
             print_request_frame,
+            call,
+            proto,
+            import_path,
+            data,
+            metadata,
         } = LoadgenArgs::new("127.0.0.1:1".parse().unwrap());
         let all = fixtures();
         let covered = |differs: &dyn Fn(&LoadgenArgs) -> bool| all.iter().any(differs);
-        let checks: [(&str, bool); 21] = [
+        let checks: [(&str, bool); 26] = [
+            ("call", covered(&|x| x.call != call)),
+            ("proto", covered(&|x| x.proto != proto)),
+            ("import_path", covered(&|x| x.import_path != import_path)),
+            ("data", covered(&|x| x.data != data)),
+            ("metadata", covered(&|x| x.metadata != metadata)),
             ("target", covered(&|x| x.target != target)),
             ("concurrency", covered(&|x| x.concurrency != concurrency)),
             ("rps", covered(&|x| x.rps != rps)),

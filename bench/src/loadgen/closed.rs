@@ -9,7 +9,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use super::lanes::{Run, deadline_exceeded};
+use super::lanes::{ConnTag, Run, deadline_exceeded};
 use crate::deadline::Deadline;
 use crate::h2::Driver;
 use crate::record::NameCache;
@@ -73,7 +73,8 @@ async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
             .await
             .unwrap_or_else(|| Err(deadline_exceeded()));
         let end = Instant::now();
-        run.record(shard, lane, start, end, result, &mut names);
+        let tag = Some(ConnTag::of(&conn.conn));
+        run.record(shard, lane, start, end, tag, result, &mut names);
     }
     run.callers_left.fetch_sub(1, Ordering::Relaxed);
 }

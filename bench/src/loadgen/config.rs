@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use grpc_demo::client::ConnectError;
+use http::{HeaderName, HeaderValue};
 
 #[cfg(doc)]
 use super::args::LoadgenArgs;
 use super::args::ProgressMode;
+use crate::method::{CallSpec, MethodError};
 use crate::sources::SourceIpsError;
 
 /// How connections are replaced during the run.
@@ -74,6 +76,12 @@ pub struct LoadgenConfig {
     pub progress_interval: Duration,
     /// Timeline bucket width.
     pub timeline_interval: Duration,
+    /// Generic mode: the method to call and its request (None: the demo's
+    /// `WhoAmI`). Resolved at the start of [`run`](super::run), before
+    /// any connection.
+    pub call: Option<CallSpec>,
+    /// Extra request headers on every call (`--metadata`).
+    pub metadata: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl LoadgenConfig {
@@ -94,6 +102,8 @@ impl LoadgenConfig {
             progress: ProgressMode::None,
             progress_interval: Duration::from_secs(1),
             timeline_interval: Duration::from_secs(1),
+            call: None,
+            metadata: Vec::new(),
         }
     }
 
@@ -197,12 +207,17 @@ pub enum LoadgenError {
     /// Serializing the report failed.
     #[error("cannot serialize the report: {0}")]
     Json(#[from] serde_json::Error),
+    /// Generic mode: the method, its request or the metadata is wrong.
+    #[error("{0}")]
+    Method(#[from] MethodError),
 }
 
 impl LoadgenError {
-    /// 64 (EX_USAGE) for bad input, 1 for runtime failures.
+    /// 64 (EX_USAGE) for bad flags, 65 (EX_DATAERR) for a proto, method,
+    /// request or metadata that cannot be used, 1 for runtime failures.
     pub fn exit_code(&self) -> u8 {
         match self {
+            LoadgenError::Method(e) => e.exit_code(),
             LoadgenError::Connect(_)
             | LoadgenError::Runtime(_)
             | LoadgenError::Output { .. }

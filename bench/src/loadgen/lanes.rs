@@ -3,16 +3,17 @@
 //! churn or after GOAWAY, and the recording of each finished RPC.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::config::Churn;
-use crate::h2::{CallError, H2Conn};
-use crate::record::{GapTracker, NameCache, ServerTable, Shard};
+use crate::h2::{CallError, CallHead, H2Conn};
+use crate::method::ResolvedCall;
+use crate::record::{ConnSeen, GapTracker, NameCache, ServerTable, Shard, UNATTRIBUTED};
 use crate::wire::ReplyView;
 
 /// One channel slot: a source address and its current connection.
@@ -37,6 +38,12 @@ pub(super) struct Run {
     pub(super) churn: Churn,
     /// The request as a complete gRPC frame, shared by every call.
     pub(super) frame: Bytes,
+    /// The method's path and the extra headers of every call.
+    pub(super) head: CallHead,
+    /// Generic mode: the resolved method (replies carry no identity).
+    pub(super) generic: Option<ResolvedCall>,
+    /// Generic mode: the first successful reply, decoded for the report.
+    pub(super) first_reply: OnceLock<Bytes>,
     pub(super) t0: Instant,
     pub(super) measure_start: Instant,
     pub(super) measure_end: Instant,
@@ -79,14 +86,9 @@ impl Run {
 
     pub(super) async fn connect(&self, source: Option<IpAddr>) -> Result<H2Conn, tonic::Status> {
         self.channels_opened.fetch_add(1, Ordering::Relaxed);
-        crate::h2::connect(
-            source,
-            self.target,
-            grpc_demo::WHOAMI_PATH,
-            self.connect_timeout,
-        )
-        .await
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))
+        crate::h2::connect(source, self.target, &self.head, self.connect_timeout)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))
     }
 
     /// Replaces the lane's connection unless another caller already did
@@ -185,13 +187,16 @@ impl Run {
         }
     }
 
-    /// Records one finished RPC that was intended to start at `intended`.
+    /// Records one finished RPC that was intended to start at `intended`,
+    /// sent on connection `conn` (None when no connection could be had).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn record(
         &self,
         shard: usize,
         lane: usize,
         intended: Instant,
         end: Instant,
+        conn: Option<ConnTag>,
         result: Result<Bytes, tonic::Status>,
         names: &mut NameCache,
     ) {
@@ -200,6 +205,9 @@ impl Run {
         let since = end.saturating_duration_since(self.measure_start).as_nanos() as u64;
         let bucket = measured.then_some((since / self.timeline_ns) as usize);
         let latency_us = end.saturating_duration_since(intended).as_micros() as u64;
+        if self.generic.is_some() {
+            return self.record_generic(shard, source, conn, result, latency_us, bucket, since);
+        }
         match result {
             Ok(bytes) => match ReplyView::parse(&bytes) {
                 Ok(view) => {
@@ -223,6 +231,65 @@ impl Run {
                 let mut s = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
                 s.record_err(source, status.code() as usize, server, bucket);
             }
+        }
+    }
+}
+
+impl Run {
+    /// Generic mode: a reply is a success when its status is OK (its bytes
+    /// are not parsed on the hot path; the first one is kept for the
+    /// report), and every failure is counted under its status code.
+    #[allow(clippy::too_many_arguments)]
+    fn record_generic(
+        &self,
+        shard: usize,
+        source: usize,
+        conn: Option<ConnTag>,
+        result: Result<Bytes, tonic::Status>,
+        latency_us: u64,
+        bucket: Option<usize>,
+        since: u64,
+    ) {
+        match (result, conn) {
+            (Ok(reply), Some(conn)) => {
+                if self.first_reply.get().is_none() {
+                    let _ = self.first_reply.set(reply);
+                }
+                if bucket.is_some() {
+                    self.gaps[source].success(since);
+                }
+                let seen = ConnSeen {
+                    id: conn.serial,
+                    local_port: conn.local_port,
+                    observed_ip: None,
+                };
+                let mut s = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+                s.record_ok_on(source, UNATTRIBUTED, seen, latency_us, bucket);
+            }
+            (Ok(_), None) => {
+                let mut s = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+                s.record_err(source, tonic::Code::Internal as usize, None, bucket);
+            }
+            (Err(status), _) => {
+                let mut s = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+                s.record_err(source, status.code() as usize, None, bucket);
+            }
+        }
+    }
+}
+
+/// Which connection an RPC went over, as the client knows it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ConnTag {
+    serial: u64,
+    local_port: u16,
+}
+
+impl ConnTag {
+    pub(super) fn of(conn: &H2Conn) -> Self {
+        Self {
+            serial: conn.serial(),
+            local_port: conn.local_addr().map_or(0, |a| a.port()),
         }
     }
 }

@@ -1,5 +1,9 @@
 //! The load generator: flags, validation, callers, progress and the report.
 //!
+//! What is called: the demo's `WhoAmI` (replies name their server), or in
+//! generic mode (`--call`, see [`crate::method`]) any unary method, whose
+//! replies are counted by status only and attributed per connection.
+//!
 //! Load models:
 //! - closed loop (`--concurrency N`): N callers, each sends its next RPC
 //!   when the previous one completes; latency is measured from the send;
@@ -54,7 +58,7 @@ pub fn main_with_args(args: LoadgenArgs) -> ExitCode {
 
 fn main_inner(args: LoadgenArgs) -> Result<(), LoadgenError> {
     if args.print_request_frame {
-        let frame = grpc_frame(&encode_request(args.payload_size, args.response_size));
+        let frame = request_frame(&args)?;
         let mut out = std::io::stdout().lock();
         out.write_all(&frame)
             .and_then(|_| out.flush())
@@ -85,6 +89,24 @@ fn main_inner(args: LoadgenArgs) -> Result<(), LoadgenError> {
     }
     eprint!("{}", report.summary());
     Ok(())
+}
+
+/// The frame `--print-request-frame` prints: the demo's `WhoAmIRequest`,
+/// or in generic mode the `--data` request of `--call` (so that h2load can
+/// send exactly what loadgen sends).
+fn request_frame(args: &LoadgenArgs) -> Result<Vec<u8>, LoadgenError> {
+    let Some(spec) = args.call_spec()? else {
+        return Ok(grpc_frame(&encode_request(
+            args.payload_size,
+            args.response_size,
+        )));
+    };
+    let target = args
+        .target
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let runtime = grpc_demo::cli::runtime(1).map_err(LoadgenError::Runtime)?;
+    let call = runtime.block_on(crate::method::resolve(&spec, target))?;
+    Ok(call.frame.to_vec())
 }
 
 /// Decodes `histogram_b64` back into a histogram (µs).

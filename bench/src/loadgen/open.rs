@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use super::lanes::{Run, deadline_exceeded};
+use super::lanes::{ConnTag, Run, deadline_exceeded};
 use crate::h2::{CallError, H2Conn};
 use crate::record::NameCache;
 
@@ -53,20 +53,21 @@ pub(super) async fn open_caller(
         }
         tokio::select! {
             biased;
-            Some((intended, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                run.record(shard, lane, intended, Instant::now(), result, &mut names);
+            Some((intended, tag, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                run.record(shard, lane, intended, Instant::now(), tag, result, &mut names);
             }
             _ = tokio::time::sleep_until(next), if issuing && in_flight.len() < cap => {
                 let intended = next;
                 next += period;
                 let h2 = run.client(&mut conn, Instant::now()).await.map(|g| g.clone());
                 let (frame, timeout) = (run.frame.clone(), run.timeout);
+                let tag = h2.as_ref().ok().map(ConnTag::of);
                 in_flight.push(async move {
                     let result = match h2 {
                         Ok(h2) => call(h2, frame, timeout).await,
                         Err(status) => Err(status),
                     };
-                    (intended, result)
+                    (intended, tag, result)
                 });
             }
         }

@@ -60,7 +60,8 @@ pub struct ProgressLine {
     pub errors: u64,
     /// Successful RPCs per second over the last interval.
     pub rate: f64,
-    /// Successful RPCs per server name so far.
+    /// Successful RPCs per server name so far (in generic mode, whose
+    /// replies name no server, all under `unattributed`).
     pub servers: BTreeMap<String, u64>,
 }
 

@@ -2,7 +2,7 @@
 //! load model, show progress, stop at the deadline and build the report.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,8 +15,10 @@ use super::lanes::{Lane, Run};
 use super::open::open_caller;
 use super::progress::spawn_progress;
 use super::tally::build_report;
-use crate::h2::Driver;
-use crate::record::{GapTracker, ServerTable, Shard};
+use crate::h2::{CallHead, Driver};
+use crate::method::ResolvedCall;
+use crate::method::metadata::grpc_timeout;
+use crate::record::{GapTracker, ServerTable, Shard, UNATTRIBUTED, UNATTRIBUTED_NAME};
 use crate::report::LoadReport;
 use crate::wire::{encode_request, grpc_frame};
 
@@ -29,13 +31,27 @@ use crate::wire::{encode_request, grpc_frame};
 pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     config.validate()?;
     raise_open_file_limit();
+    // Generic mode: the method and its request are settled before any
+    // connection, so bad input fails before any load.
+    let generic = match &config.call {
+        Some(spec) => Some(crate::method::resolve(spec, config.target).await?),
+        None => None,
+    };
+    let head = call_head(&config, generic.as_ref());
     let connect_timeout = config.timeout.min(Duration::from_secs(3));
-    let (lanes, drivers) = connect_lanes(&config, connect_timeout).await?;
+    let (lanes, drivers) = connect_lanes(&config, &head, connect_timeout).await?;
     let threads = tokio::runtime::Handle::current()
         .metrics()
         .num_workers()
         .max(1);
-    let run = Arc::new(new_run(&config, lanes, connect_timeout, threads));
+    let setup = Setup {
+        lanes,
+        head,
+        generic,
+        connect_timeout,
+        threads,
+    };
+    let run = Arc::new(new_run(&config, setup));
     let mut callers = spawn_callers(&config, &run, drivers, threads);
     let progress = spawn_progress(&config, run.clone());
     let hard_stop = run.measure_end + config.timeout + Duration::from_secs(1);
@@ -72,11 +88,34 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// The path and extra headers of every call: the demo's `WhoAmI` or the
+/// generic method, `--metadata`, and in generic mode `grpc-timeout` (as
+/// ghz and grpc clients send the deadline; the demo mode keeps its
+/// historical headers, which h2load comparisons rely on).
+fn call_head(config: &LoadgenConfig, generic: Option<&ResolvedCall>) -> CallHead {
+    let mut headers = config.metadata.clone();
+    let path = match generic {
+        Some(call) => {
+            headers.push((
+                http::HeaderName::from_static("grpc-timeout"),
+                grpc_timeout(config.timeout),
+            ));
+            call.path.clone()
+        }
+        None => grpc_demo::WHOAMI_PATH.to_string(),
+    };
+    CallHead {
+        path,
+        headers: headers.into(),
+    }
+}
+
 /// Connects every lane up front, so that an unreachable target fails here,
 /// clearly, before any load. Returns the lanes and their connections'
 /// drivers, in lane order.
 async fn connect_lanes(
     config: &LoadgenConfig,
+    head: &CallHead,
     connect_timeout: Duration,
 ) -> Result<(Vec<Lane>, Vec<Driver>), LoadgenError> {
     let mut connects = Vec::with_capacity(config.lanes());
@@ -84,14 +123,9 @@ async fn connect_lanes(
         for _ in 0..config.channels {
             let (source, target) = (*source, config.target);
             connects.push(async move {
-                crate::h2::connect_with_driver(
-                    source,
-                    target,
-                    grpc_demo::WHOAMI_PATH,
-                    connect_timeout,
-                )
-                .await
-                .map(|ch| (source_idx, source, ch))
+                crate::h2::connect_with_driver(source, target, head, connect_timeout)
+                    .await
+                    .map(|ch| (source_idx, source, ch))
             });
         }
     }
@@ -113,25 +147,48 @@ async fn connect_lanes(
     Ok((lanes, drivers))
 }
 
-/// The shared state of a run that starts now: one shard per runtime
-/// thread, one gap tracker per source.
-fn new_run(
-    config: &LoadgenConfig,
+/// What a run starts from besides its config.
+struct Setup {
     lanes: Vec<Lane>,
+    head: CallHead,
+    generic: Option<ResolvedCall>,
     connect_timeout: Duration,
     threads: usize,
-) -> Run {
+}
+
+/// The shared state of a run that starts now: one shard per runtime
+/// thread, one gap tracker per source.
+fn new_run(config: &LoadgenConfig, setup: Setup) -> Run {
+    let Setup {
+        lanes,
+        head,
+        generic,
+        connect_timeout,
+        threads,
+    } = setup;
     let t0 = Instant::now();
     let measure_start = t0 + config.warmup;
+    let frame = match &generic {
+        Some(call) => call.frame.clone(),
+        None => Bytes::from(grpc_frame(&encode_request(
+            config.payload_size,
+            config.response_size,
+        ))),
+    };
+    let servers = ServerTable::default();
+    if generic.is_some() {
+        let id = servers.id_of(UNATTRIBUTED_NAME.as_bytes(), b"");
+        debug_assert_eq!(id, UNATTRIBUTED);
+    }
     Run {
         target: config.target,
         timeout: config.timeout,
         connect_timeout,
         churn: config.churn,
-        frame: Bytes::from(grpc_frame(&encode_request(
-            config.payload_size,
-            config.response_size,
-        ))),
+        frame,
+        head,
+        generic,
+        first_reply: OnceLock::new(),
         t0,
         measure_start,
         measure_end: measure_start + config.duration,
@@ -139,7 +196,7 @@ fn new_run(
         tickets: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         timeline_ns: config.timeline_interval.as_nanos().max(1) as u64,
-        servers: ServerTable::default(),
+        servers,
         shards: (0..threads)
             .map(|_| Mutex::new(Shard::new(config.sources.len())))
             .collect(),

@@ -14,8 +14,8 @@ use super::config::{LoadModel, LoadgenConfig};
 use super::lanes::Run;
 use crate::record::{Bucket, ConnAcc, ServerIdent, Shard, new_histogram, new_small_histogram};
 use crate::report::{
-    ConnectionReport, LatencySummary, LoadReport, SCHEMA_VERSION, STATUS_NAMES, ServerReport,
-    SourceReport, TimelineBucket,
+    CallReport, ConnectionReport, LatencySummary, LoadReport, SCHEMA_VERSION, STATUS_NAMES,
+    ServerReport, SourceReport, TimelineBucket,
 };
 
 /// The report of a run that ended at `end` with `aborted` callers cut off.
@@ -60,6 +60,25 @@ pub(super) fn build_report(
         LoadModel::Closed { concurrency } => ("closed", concurrency as u64, None),
         LoadModel::Open { rps, max_in_flight } => ("open", max_in_flight as u64, Some(rps)),
     };
+    let call = run.generic.as_ref().map(|g| {
+        // Replies name no server: leave the placeholder out (see
+        // `LoadReport::servers`).
+        m.servers.clear();
+        for src in &mut m.sources {
+            src.servers.clear();
+        }
+        CallReport {
+            method: g.path.clone(),
+            described_by: g.described_by.to_string(),
+            first_reply: run.first_reply.get().map(|r| g.reply_json(r)),
+        }
+    });
+    let mut connections = connections;
+    if call.is_some() {
+        for c in &mut connections {
+            c.server.clear();
+        }
+    }
     LoadReport {
         schema: SCHEMA_VERSION,
         target: config.target.to_string(),
@@ -84,6 +103,7 @@ pub(super) fn build_report(
         timeline_interval_s: interval_s,
         timeline,
         aborted_callers: aborted,
+        call,
     }
 }
 

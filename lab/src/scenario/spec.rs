@@ -366,6 +366,23 @@ pub struct Load {
     /// The idle gap between rounds.
     #[serde(default, with = "humantime_serde")]
     pub idle: Duration,
+    /// Generic mode: the unary method loadgen calls instead of the demo's
+    /// `WhoAmI`, `pkg.Service/Method` (`lab loadgen --call`).
+    #[serde(default)]
+    pub call: Option<String>,
+    /// Generic mode: the `.proto` that defines `call`, relative to the
+    /// current directory (where `lab` runs, as `scenarios/` itself is);
+    /// its imports are looked up in its own directory. Without it, the
+    /// servers' reflection service describes `call`.
+    #[serde(default)]
+    pub proto: Option<std::path::PathBuf>,
+    /// Generic mode: the request message as a string of JSON (protobuf's
+    /// JSON mapping, exactly what `--data` takes); default `{}`.
+    #[serde(default)]
+    pub data: Option<String>,
+    /// Request headers (gRPC metadata) sent on every call, in any mode.
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 fn default_concurrency() -> u32 {
@@ -400,6 +417,10 @@ impl Default for Load {
             timeout: default_timeout(),
             rounds: default_rounds(),
             idle: Duration::ZERO,
+            call: None,
+            proto: None,
+            data: None,
+            metadata: Default::default(),
         }
     }
 }

@@ -354,6 +354,7 @@ fn an_unknown_time_mode_is_refused_with_its_line() {
     let err = load(&text).unwrap_err().to_string();
     assert!(err.contains("warp"), "{err}");
     assert!(err.contains("real") && err.contains("travel"), "{err}");
+}
 
 const MH_REMAP: &str = include_str!("../../../scenarios/scheduler-mh-remap.toml");
 
@@ -416,4 +417,74 @@ fn scheduler_expectations_need_their_phase_and_rounds() {
     assert_problem_at(&text, "virtual_server.real_server[0].max_connection_age");
     // A swapped scheduler still validates: its twin must run and fail.
     assert!(load(&MH_REMAP.replace("lb_algo = \"mh\"", "lb_algo = \"rr\"")).is_ok());
+}
+
+/// `[load]` with the generic-mode keys set to `lines`.
+fn with_generic_load(lines: &str) -> String {
+    edit("[load]", &format!("[load]\n{lines}"))
+}
+
+#[test]
+fn a_generic_call_is_checked_against_its_proto() {
+    // Relative to the current directory (a crate's tests run in the crate).
+    let proto = "proto = \"../bench/tests/python/hello.proto\"";
+    let ok = with_generic_load(&format!(
+        "call = \"helloworld.Greeter/SayHello\"\n{proto}\ndata = '{{\"name\": \"lab\"}}'\nmetadata = {{ \"x-user\" = \"lab\" }}"
+    ));
+    let s = load(&ok).expect("a valid generic load");
+    assert_eq!(
+        s.file.load.call.as_deref(),
+        Some("helloworld.Greeter/SayHello")
+    );
+    assert_eq!(
+        s.file.load.metadata.get("x-user").map(String::as_str),
+        Some("lab")
+    );
+    for (lines, key, needle) in [
+        (
+            format!("call = \"helloworld.Greeter/Nope\"\n{proto}"),
+            "load.call",
+            "helloworld.Greeter/SayHello",
+        ),
+        (
+            format!("call = \"helloworld.Greeter/SayHello\"\n{proto}\ndata = '{{\"nam\": 1}}'"),
+            "load.data",
+            "no field \"nam\"",
+        ),
+        (
+            "call = \"helloworld.Greeter/SayHello\"\nproto = \"../nonexistent/x.proto\""
+                .to_string(),
+            "load.proto",
+            "x.proto",
+        ),
+        (
+            "call = \"SayHello\"".to_string(),
+            "load.call",
+            "pkg.Service/Method",
+        ),
+        (
+            "call = \"a.B/C\"\ndata = '{'".to_string(),
+            "load.data",
+            "not JSON",
+        ),
+        (
+            "data = '{}'".to_string(),
+            "load.data",
+            "only used with call",
+        ),
+        (
+            "metadata = { \"X Y\" = \"1\" }".to_string(),
+            "load.metadata",
+            "metadata key",
+        ),
+    ] {
+        let text = with_generic_load(&lines);
+        let problems = problems_of(&text);
+        let p = problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("no problem at {key} for {lines}: {problems:?}"));
+        assert!(p.message.contains(needle), "{lines}: {p}");
+        assert!(p.at.is_some(), "{lines}: {p} has no line");
+    }
 }

@@ -80,6 +80,7 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     check_network(file, &seen_addr, &mut problems);
     check_load(&file.load, &mut problems);
     check_time(file, &mut problems);
+    check_generic_call(&file.load, &mut problems);
     check_phases(file, &mut problems);
     check_ipvs(file, &mut problems);
     problems.extend(check_ranges(file));
@@ -340,6 +341,66 @@ fn check_time(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
         && file.load.mode != super::spec::LoadMode::Open
     {
         problems.push(invalid("time.mode", TRAVEL_NEEDS_OPEN_LOOP));
+    }
+}
+
+/// Generic mode's `call`, `proto`, `data` and `metadata`: what `lab
+/// loadgen` would refuse at start is refused here, before anything is
+/// built. With a `proto` the file is compiled and the request encoded, so
+/// a proto error, an unknown method and a field that does not fit are all
+/// caught; without one (reflection) only the forms are checked.
+fn check_generic_call(load: &super::spec::Load, problems: &mut Vec<Invalid>) {
+    use bench::method::{self, CallSpec, MethodError, Schema};
+    let pairs: Vec<String> = load
+        .metadata
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if let Err(e) = method::metadata::parse_metadata(&pairs) {
+        problems.push(invalid("load.metadata", e.to_string()));
+    }
+    let Some(call) = &load.call else {
+        for (key, set) in [
+            ("load.proto", load.proto.is_some()),
+            ("load.data", load.data.is_some()),
+        ] {
+            if set {
+                problems.push(invalid(
+                    key,
+                    "only used with call = \"pkg.Service/Method\" (generic mode)",
+                ));
+            }
+        }
+        return;
+    };
+    if let Err(e) = method::split_call(call) {
+        problems.push(invalid("load.call", e.to_string()));
+        return;
+    }
+    let data = load.data.clone().unwrap_or_else(|| "{}".to_string());
+    let Some(proto) = &load.proto else {
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&data) {
+            problems.push(invalid("load.data", format!("not JSON: {e}")));
+        }
+        return;
+    };
+    let spec = CallSpec {
+        method: call.clone(),
+        schema: Schema::Proto {
+            files: vec![proto.clone()],
+            import_paths: Vec::new(),
+        },
+        data,
+    };
+    let checked = method::proto::compile(std::slice::from_ref(proto), &[])
+        .and_then(|pool| method::resolve_in(&pool, &spec, "proto"));
+    if let Err(e) = checked {
+        let key = match e {
+            MethodError::Proto { .. } => "load.proto",
+            MethodError::Data(_) => "load.data",
+            _ => "load.call",
+        };
+        problems.push(invalid(key, e.to_string()));
     }
 }
 

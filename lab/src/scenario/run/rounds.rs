@@ -233,7 +233,21 @@ fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Loadgen
         ConnectionModel::Churn => args.churn_rpcs = Some(u64::from(load.churn_rpcs.unwrap_or(100))),
         ConnectionModel::PerRpc => args.conn_per_rpc = true,
     }
+    args.call = load.call.clone();
+    // Relative to the lab's own directory; made absolute so that loadgen
+    // finds it wherever it is started.
+    args.proto = load.proto.iter().map(|p| absolute(p)).collect();
+    args.data = load.data.clone();
+    args.metadata = load
+        .metadata
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     args
+}
+
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 #[cfg(test)]
