@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashSet};
 use hdrhistogram::Histogram;
 
 use super::Scenario;
+use super::attribution::{PerClientRpcs, Servers, attribute, client_conns};
 use super::expect::{basis_counts, evaluate, fairness_basis};
 use super::run::Measurements;
 use crate::ipvs::IpvsTable;
+use crate::report::attribution::{Attribution, AttributionMethod};
 use crate::report::fairness;
 use crate::report::hgrm;
 use crate::report::model::*;
@@ -53,6 +55,14 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         .collect();
     report.servers = server_results(&report, m, &tallies, &weights);
     report.clients = client_results(m);
+    let (attribution, per_client) = attribution(m);
+    if let Some(a) = &attribution
+        && a.method == AttributionMethod::KernelTable
+        && a.connections > 0
+    {
+        from_table(&mut report, a, &per_client);
+    }
+    report.attribution = attribution;
     let counts = basis_counts(&report, file.expect.basis);
     report.fairness = fairness::evaluate(fairness_basis(file.expect.basis), &counts, &weights);
 
@@ -219,6 +229,52 @@ fn server_results(
         s.share = share;
     }
     servers
+}
+
+/// The join of the load generator's connections with the connection table;
+/// `None` when there is neither (nothing to attribute).
+fn attribution(m: &Measurements) -> (Option<Attribution>, PerClientRpcs) {
+    let conns = client_conns(&m.rounds, &m.round_windows);
+    if conns.is_empty() && m.conn_log.samples() == 0 {
+        return (None, PerClientRpcs::new());
+    }
+    let (a, per_client) = attribute(&conns, &m.conn_log, &Servers::of(&m.plan), &m.server_peers);
+    (Some(a), per_client)
+}
+
+/// The replies named no server: per-server RPCs (and connections, where
+/// the server could not say) and each client's servers come from the table.
+fn from_table(report: &mut Report, a: &Attribution, per_client: &PerClientRpcs) {
+    for s in &mut report.servers {
+        let Some(t) = a.per_server.get(&s.name) else {
+            continue;
+        };
+        s.rpcs = t.rpcs;
+        if s.connections == 0 {
+            s.connections = t.table_connections;
+        }
+    }
+    let counts: Vec<u64> = report.servers.iter().map(|s| s.rpcs).collect();
+    for (s, share) in report.servers.iter_mut().zip(fairness::shares(&counts)) {
+        s.share = share;
+    }
+    for c in &mut report.clients {
+        let Some(seen) = c
+            .address
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .and_then(|ip| per_client.get(&ip))
+        else {
+            continue;
+        };
+        c.servers_seen = seen
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        c.rpcs = c.servers_seen.values().sum();
+        c.sticky = c.servers_seen.len() == 1;
+    }
 }
 
 /// Per client IP: the servers it reached, its errors and connections.

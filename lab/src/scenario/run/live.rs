@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::RunError;
 use super::measurements::AppliedPhase;
-use super::observe::{IpvsWatcher, SeenSample};
+use super::observe::{IpvsWatcher, SeenSample, Trackers};
 use super::phases::{PendingPhases, apply_phase, phase_kind};
 use crate::network::LabNetwork;
 use crate::process::ChildGuard;
@@ -48,6 +48,11 @@ pub(super) struct Live<'a> {
     pub(super) samples: Vec<SeenSample>,
     last_sample: Instant,
     pub(super) watcher: IpvsWatcher,
+    /// The connection table's mappings and the servers' peers, sampled
+    /// with `samples`.
+    pub(super) trackers: Trackers,
+    /// Each round's load generator, from its spawn to its exit.
+    pub(super) round_windows: Vec<(Instant, Instant)>,
 }
 
 impl<'a> Live<'a> {
@@ -71,6 +76,8 @@ impl<'a> Live<'a> {
             samples: Vec::new(),
             last_sample: Instant::now() - Duration::from_secs(2),
             watcher: IpvsWatcher::open(lab),
+            trackers: Trackers::new(lab.plan()),
+            round_windows: Vec::new(),
         }
     }
 
@@ -83,7 +90,9 @@ impl<'a> Live<'a> {
         self.watcher.poll(self.lab.plan());
         if self.last_sample.elapsed() >= Duration::from_secs(1) {
             self.last_sample = Instant::now();
-            if let Some(sample) = super::observe::sample(self.lab, self.last_sample) {
+            if let Some(sample) =
+                super::observe::sample(self.lab, self.last_sample, &mut self.trackers)
+            {
                 self.samples.push(sample);
             }
         }

@@ -113,6 +113,7 @@ impl Rounds<'_> {
         if live.origin.is_none() {
             live.origin = Some(Origin(spawned + load.warmup));
         }
+        live.round_windows.push((spawned, Instant::now()));
         check_ended(ended, &log, status)?;
         read_load_report(json)
     }
