@@ -268,6 +268,33 @@ mod tests {
         assert_eq!(log.connections().count(), 1);
     }
 
+    /// 100k connections, sampled twice: one life each, bounded by the
+    /// connections, not the samples. Prints how long a sample took.
+    #[test]
+    fn a_hundred_thousand_connections_fold_into_one_life_each() {
+        let mut text = HEAD.to_owned();
+        for i in 0..100_000u32 {
+            let ip = 0xAC16_0000 + (i / 50_000);
+            let port = 1024 + (i % 50_000) as u16;
+            text.push_str(&format!(
+                "TCP {ip:08X} {port:04X} C0A87A01 1F90 AC1623{:02X} 1F90 ESTABLISHED     899\n",
+                1 + i % 2
+            ));
+        }
+        let mut log = ConnLog::new();
+        for t in [1.0, 2.0] {
+            let started = std::time::Instant::now();
+            log.observe_text(t, &text);
+            println!("sample of 100k entries folded in {:?}", started.elapsed());
+        }
+        assert_eq!(log.connections().count(), 100_000);
+        assert!(
+            log.connections()
+                .all(|(_, _, l)| l.first_s == 1.0 && l.last_s == 2.0)
+        );
+        assert_eq!(log.unparsed_lines(), 0);
+    }
+
     #[test]
     fn bad_lines_are_counted_and_shift_moves_every_time() {
         let mut log = ConnLog::new();

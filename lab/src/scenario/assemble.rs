@@ -687,6 +687,76 @@ mod tests {
         assert!(report.expectations.iter().any(|e| e.name.contains("fault")));
     }
 
+    /// A conn-table line: `client` to `dest` through `vip`.
+    fn table_line(
+        client: std::net::SocketAddr,
+        vip: std::net::SocketAddr,
+        dest: std::net::SocketAddr,
+    ) -> String {
+        let hex = |a: std::net::SocketAddr| match a {
+            std::net::SocketAddr::V4(v4) => {
+                format!("{:08X} {:04X}", u32::from(*v4.ip()), v4.port())
+            }
+            std::net::SocketAddr::V6(_) => unreachable!("the lab's plans are IPv4"),
+        };
+        format!(
+            "TCP {} {} {} ESTABLISHED 899\n",
+            hex(client),
+            hex(vip),
+            hex(dest)
+        )
+    }
+
+    #[test]
+    fn without_server_identity_the_table_gives_the_per_server_counts() {
+        let s = failover_scenario();
+        let mut m = steady_measurements(&s);
+        let client = std::net::IpAddr::V4(m.plan.client_addresses[0]);
+        let vip = m.plan.target;
+        let dests: Vec<std::net::SocketAddr> = m
+            .plan
+            .servers
+            .iter()
+            .map(|p| std::net::SocketAddr::new(p.destination.address, p.destination.port))
+            .collect();
+        // What a load generator without server identity reports.
+        let round = &mut m.rounds[0];
+        round.servers.clear();
+        for src in &mut round.sources {
+            src.servers.clear();
+        }
+        round.connections = (0..4u16)
+            .map(|i| bench::report::ConnectionReport {
+                source: client.to_string(),
+                local_port: 40_000 + i,
+                server: String::new(),
+                server_conn_id: u64::from(i),
+                rpcs: 100 * (u64::from(i) + 1),
+            })
+            .collect();
+        m.server_counts = vec![None; m.plan.servers.len()];
+        let mut text = String::from(
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n",
+        );
+        for i in 0..4u16 {
+            let c = std::net::SocketAddr::new(client, 40_000 + i);
+            text.push_str(&table_line(c, vip, dests[usize::from(i) % 2]));
+        }
+        m.conn_log.observe_text(1.0, &text);
+        let (report, _) = assemble(&s, &m);
+        let a = report.attribution.as_ref().expect("attributed");
+        assert_eq!(a.method, AttributionMethod::KernelTable);
+        assert_eq!((a.in_table, a.unseen), (4, 0));
+        assert_eq!(report.servers[0].rpcs, 100 + 300);
+        assert_eq!(report.servers[1].rpcs, 200 + 400);
+        assert_eq!(report.servers[0].connections, 2);
+        assert_eq!(report.servers[1].share, 0.6);
+        let c = &report.clients[0];
+        assert_eq!(c.rpcs, 1_000);
+        assert_eq!(c.servers_seen.len(), 2);
+        assert!(!c.sticky);
+    }
+
     #[test]
     fn ipvsadm_disagreeing_is_a_note() {
         let s = failover_scenario();
