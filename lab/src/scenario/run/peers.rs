@@ -124,7 +124,7 @@ mod tests {
             ["172.22.35.100:40000".parse::<SocketAddr>().unwrap()]
         );
         let mapped = |ip: Ipv4Addr| {
-            let b = Ipv6Addr::from(ip.to_ipv6_mapped()).octets();
+            let b = ip.to_ipv6_mapped().octets();
             b.chunks(4)
                 .map(|c| format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
                 .collect::<String>()
