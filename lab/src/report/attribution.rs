@@ -129,6 +129,10 @@ impl Attribution {
                 "server identity in the replies ({} connections); the connection table could not be used",
                 self.connections
             ),
+            AttributionMethod::KernelTable if self.connections == 0 => format!(
+                "kernel connection table alone: no load-generator connections to join; the table showed {} connections and {} persistence templates",
+                self.table_connections, self.table_templates
+            ),
             AttributionMethod::KernelTable => format!(
                 "kernel connection table: the replies name no server; {} of {} connections found in /proc/net/ip_vs_conn",
                 self.in_table, self.connections
@@ -279,5 +283,11 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["method"], "both_disagree");
+        let alone = Attribution {
+            method: AttributionMethod::KernelTable,
+            table_connections: 12,
+            ..Default::default()
+        };
+        assert!(alone.headline().contains("the table showed 12 connections"));
     }
 }
