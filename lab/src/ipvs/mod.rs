@@ -9,8 +9,11 @@
 //!   one network namespace; one method per `ipvsadm` operation.
 //! - [`conntable`]: the connection table of `/proc/net/ip_vs_conn`, which is
 //!   not available over netlink.
+//! - [`connlog`]: every mapping the connection table showed over a run's
+//!   samples, with first and last seen times (for attribution).
 //! - [`format`](mod@format): `ipvsadm -Ln` and `ipvsadm -Ln --stats`, byte for byte.
 
+pub mod connlog;
 pub mod conntable;
 pub mod consts;
 pub mod format;
@@ -18,6 +21,7 @@ pub mod handle;
 pub mod message;
 pub mod types;
 
+pub use connlog::{ConnLife, ConnLog};
 pub use conntable::{ConnEntry, ConnTableError, read_conn_table};
 pub use handle::{IpvsError, IpvsHandle, Op};
 pub use types::{

@@ -11,6 +11,7 @@
 //! | `latency.hgrm` | HdrHistogram percentile distribution, in ms |
 //!
 //! - [`model`] — the JSON model.
+//! - [`attribution`] — which server each connection went to, and how the lab knows.
 //! - [`fairness`] — max deviation, Jain's index, chi-square and its p-value.
 //! - [`charts`] — SVG charts (plotters).
 //! - [`render_md`] — `report.md`.
@@ -20,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attribution;
 pub mod charts;
 pub mod compare;
 pub mod error;

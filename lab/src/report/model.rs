@@ -79,6 +79,10 @@ pub struct Report {
     /// Failed RPCs.
     #[serde(default)]
     pub errors: ErrorSummary,
+    /// Which server each connection went to, from the servers' identity,
+    /// the kernel's connection table, or both compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<super::attribution::Attribution>,
     /// Plain-language findings, e.g. "persistence pinned the single client IP
     /// to rs1: every connection went to one server".
     #[serde(default)]

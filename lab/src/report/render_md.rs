@@ -33,6 +33,9 @@ pub fn render_markdown_with(report: &Report, has_hgrm: bool) -> String {
     servers(&mut md, report);
     fairness(&mut md, report);
     clients(&mut md, report);
+    if let Some(a) = &report.attribution {
+        super::attribution::markdown_section(&mut md, a);
+    }
     latency(&mut md, report, has_hgrm);
     timeline(&mut md, report);
     failover(&mut md, report);

@@ -21,6 +21,11 @@ pub fn render_summary(r: &Report) -> String {
     write_latency(&mut out, r);
     write_errors(&mut out, r);
     write_failover(&mut out, r);
+    if let Some(a) = &r.attribution {
+        for line in super::attribution::summary_lines(a) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     for finding in cross_check_findings(r) {
         let _ = writeln!(out, "Cross-check: {finding}");
     }

@@ -277,6 +277,7 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
             "persistence pinned most client IPs to one server for the 50 s timeout".to_owned(),
             "rs2 was removed by TCP_CHECK 3.2 s after the fault".to_owned(),
         ],
+        attribution: None,
         passed: false,
     }
 }

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::Scenario;
+use super::attribution::{PerClientRpcs, Servers, attribute, client_conns};
 use super::expect::{basis_counts, evaluate, fairness_basis};
 use super::run::Measurements;
 use crate::ipvs::IpvsTable;
+use crate::report::attribution::{Attribution, AttributionMethod};
 use crate::report::fairness;
 use crate::report::hgrm;
 use crate::report::model::*;
@@ -53,6 +55,14 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         .collect();
     report.servers = server_results(&report, m, &tallies, &weights);
     report.clients = client_results(m);
+    let (attribution, per_client) = attribution(m);
+    if let Some(a) = &attribution
+        && a.method == AttributionMethod::KernelTable
+        && a.connections > 0
+    {
+        from_table(&mut report, a, &per_client);
+    }
+    report.attribution = attribution;
     let counts = basis_counts(&report, file.expect.basis);
     report.fairness = fairness::evaluate(fairness_basis(file.expect.basis), &counts, &weights);
 
@@ -231,6 +241,52 @@ fn server_results(
         s.share = share;
     }
     servers
+}
+
+/// The join of the load generator's connections with the connection table;
+/// `None` when there is neither (nothing to attribute).
+fn attribution(m: &Measurements) -> (Option<Attribution>, PerClientRpcs) {
+    let conns = client_conns(&m.rounds, &m.round_windows);
+    if conns.is_empty() && m.conn_log.samples() == 0 {
+        return (None, PerClientRpcs::new());
+    }
+    let (a, per_client) = attribute(&conns, &m.conn_log, &Servers::of(&m.plan), &m.server_peers);
+    (Some(a), per_client)
+}
+
+/// The replies named no server: per-server RPCs (and connections, where
+/// the server could not say) and each client's servers come from the table.
+fn from_table(report: &mut Report, a: &Attribution, per_client: &PerClientRpcs) {
+    for s in &mut report.servers {
+        let Some(t) = a.per_server.get(&s.name) else {
+            continue;
+        };
+        s.rpcs = t.rpcs;
+        if s.connections == 0 {
+            s.connections = t.table_connections;
+        }
+    }
+    let counts: Vec<u64> = report.servers.iter().map(|s| s.rpcs).collect();
+    for (s, share) in report.servers.iter_mut().zip(fairness::shares(&counts)) {
+        s.share = share;
+    }
+    for c in &mut report.clients {
+        let Some(seen) = c
+            .address
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .and_then(|ip| per_client.get(&ip))
+        else {
+            continue;
+        };
+        c.servers_seen = seen
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        c.rpcs = c.servers_seen.values().sum();
+        c.sticky = c.servers_seen.len() == 1;
+    }
 }
 
 /// Per client IP: the servers it reached, its errors and connections.
@@ -704,6 +760,76 @@ mod tests {
             report.notes
         );
         assert!(report.expectations.iter().any(|e| e.name.contains("fault")));
+    }
+
+    /// A conn-table line: `client` to `dest` through `vip`.
+    fn table_line(
+        client: std::net::SocketAddr,
+        vip: std::net::SocketAddr,
+        dest: std::net::SocketAddr,
+    ) -> String {
+        let hex = |a: std::net::SocketAddr| match a {
+            std::net::SocketAddr::V4(v4) => {
+                format!("{:08X} {:04X}", u32::from(*v4.ip()), v4.port())
+            }
+            std::net::SocketAddr::V6(_) => unreachable!("the lab's plans are IPv4"),
+        };
+        format!(
+            "TCP {} {} {} ESTABLISHED 899\n",
+            hex(client),
+            hex(vip),
+            hex(dest)
+        )
+    }
+
+    #[test]
+    fn without_server_identity_the_table_gives_the_per_server_counts() {
+        let s = failover_scenario();
+        let mut m = steady_measurements(&s);
+        let client = std::net::IpAddr::V4(m.plan.client_addresses[0]);
+        let vip = m.plan.target;
+        let dests: Vec<std::net::SocketAddr> = m
+            .plan
+            .servers
+            .iter()
+            .map(|p| std::net::SocketAddr::new(p.destination.address, p.destination.port))
+            .collect();
+        // What a load generator without server identity reports.
+        let round = &mut m.rounds[0];
+        round.servers.clear();
+        for src in &mut round.sources {
+            src.servers.clear();
+        }
+        round.connections = (0..4u16)
+            .map(|i| bench::report::ConnectionReport {
+                source: client.to_string(),
+                local_port: 40_000 + i,
+                server: String::new(),
+                server_conn_id: u64::from(i),
+                rpcs: 100 * (u64::from(i) + 1),
+            })
+            .collect();
+        m.server_counts = vec![None; m.plan.servers.len()];
+        let mut text = String::from(
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n",
+        );
+        for i in 0..4u16 {
+            let c = std::net::SocketAddr::new(client, 40_000 + i);
+            text.push_str(&table_line(c, vip, dests[usize::from(i) % 2]));
+        }
+        m.conn_log.observe_text(1.0, &text);
+        let (report, _) = assemble(&s, &m);
+        let a = report.attribution.as_ref().expect("attributed");
+        assert_eq!(a.method, AttributionMethod::KernelTable);
+        assert_eq!((a.in_table, a.unseen), (4, 0));
+        assert_eq!(report.servers[0].rpcs, 100 + 300);
+        assert_eq!(report.servers[1].rpcs, 200 + 400);
+        assert_eq!(report.servers[0].connections, 2);
+        assert_eq!(report.servers[1].share, 0.6);
+        let c = &report.clients[0];
+        assert_eq!(c.rpcs, 1_000);
+        assert_eq!(c.servers_seen.len(), 2);
+        assert!(!c.sticky);
     }
 
     #[test]

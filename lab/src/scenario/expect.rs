@@ -333,12 +333,30 @@ pub fn ipvs_consistency(report: &Report) -> (bool, String) {
     if checked == 0 {
         problems.push("no IPVS statistics were collected".into());
     }
+    let attributed = report
+        .attribution
+        .as_ref()
+        .filter(|a| a.agree + a.disagree > 0);
+    if let Some(a) = attributed.filter(|a| a.disagree > 0) {
+        problems.push(format!(
+            "the servers' identity and the kernel connection table disagree on {} of {} connections: {}",
+            a.disagree,
+            a.agree + a.disagree,
+            a.mismatch_text()
+        ));
+    }
     if problems.is_empty() {
         let out: u64 = report.ipvs_destinations().map(|d| d.stats.outpkts).sum();
+        let joined = attributed.map_or_else(String::new, |a| {
+            format!(
+                "; server identity and connection table agree on all {} connections both saw",
+                a.agree
+            )
+        });
         (
             true,
             format!(
-                "client, server and IPVS counts agree for {checked} server(s); director outbound packets {out} (DR)"
+                "client, server and IPVS counts agree for {checked} server(s); director outbound packets {out} (DR){joined}"
             ),
         )
     } else {
@@ -579,8 +597,29 @@ mod tests {
         no_packets.ipvs.services[0].destinations[1].stats.inpkts = 0;
         assert!(!ipvs_consistency(&no_packets).0);
 
-        let mut missing = good;
+        let mut missing = good.clone();
         missing.ipvs.services.clear();
         assert!(!ipvs_consistency(&missing).0);
+
+        let mut joined = good;
+        joined.attribution = Some(crate::report::attribution::Attribution {
+            agree: 5,
+            ..Default::default()
+        });
+        let (ok, detail) = ipvs_consistency(&joined);
+        assert!(
+            ok && detail.contains("agree on all 5 connections"),
+            "{detail}"
+        );
+        let a = joined.attribution.as_mut().unwrap();
+        a.disagree = 1;
+        a.mismatches.push(crate::report::attribution::Mismatch {
+            client: "172.22.35.100:40000".into(),
+            server_says: "rs1".into(),
+            table_says: "rs2".into(),
+        });
+        let (ok, detail) = ipvs_consistency(&joined);
+        assert!(!ok, "{detail}");
+        assert!(detail.contains("disagree on 1 of 6 connections: 172.22.35.100:40000: server says rs1, table says rs2"), "{detail}");
     }
 }

@@ -5,6 +5,7 @@
 //! is built for it.
 
 pub mod assemble;
+pub mod attribution;
 pub mod expect;
 pub mod failover;
 pub mod keepalived;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::RunError;
 use super::measurements::AppliedPhase;
-use super::observe::{IpvsWatcher, SeenSample};
+use super::observe::{IpvsWatcher, SeenSample, Trackers};
 use super::phases::{PendingPhases, apply_phase, phase_kind};
 use crate::network::LabNetwork;
 use crate::process::ChildGuard;
@@ -50,7 +50,17 @@ pub(super) struct Live<'a> {
     /// When each round's measured load started (its loadgen's own clock).
     pub(super) round_starts: Vec<Instant>,
     last_sample: Instant,
+    /// One second, or five times what the last sample took: a table of
+    /// 100k connections takes 0.2-0.4 s to fold on the host, and the
+    /// sampler must not eat the guest's one CPU (entries live on for
+    /// minutes in TIME_WAIT, so a slower sampler still sees them).
+    sample_every: Duration,
     pub(super) watcher: IpvsWatcher,
+    /// The connection table's mappings and the servers' peers, sampled
+    /// with `samples`.
+    pub(super) trackers: Trackers,
+    /// Each round's load generator, from its spawn to its exit.
+    pub(super) round_windows: Vec<(Instant, Instant)>,
 }
 
 impl<'a> Live<'a> {
@@ -74,22 +84,28 @@ impl<'a> Live<'a> {
             samples: Vec::new(),
             round_starts: Vec::new(),
             last_sample: Instant::now() - Duration::from_secs(2),
+            sample_every: Duration::from_secs(1),
             watcher: IpvsWatcher::open(lab),
+            trackers: Trackers::new(lab.plan()),
+            round_windows: Vec::new(),
         }
     }
 
-    /// Applies the phases that are due, samples IPVS once a second and
-    /// polls it for changes every 100 ms.
+    /// Applies the phases that are due, samples IPVS once a second (less
+    /// often when a sample is slow) and polls it for changes every 100 ms.
     pub(super) fn tick(&mut self) -> Result<(), RunError> {
         if let Some(origin) = self.origin {
             self.apply_due(origin)?;
         }
         self.watcher.poll(self.lab.plan());
-        if self.last_sample.elapsed() >= Duration::from_secs(1) {
+        if self.last_sample.elapsed() >= self.sample_every {
             self.last_sample = Instant::now();
-            if let Some(sample) = super::observe::sample(self.lab, self.last_sample) {
+            if let Some(sample) =
+                super::observe::sample(self.lab, self.last_sample, &mut self.trackers)
+            {
                 self.samples.push(sample);
             }
+            self.sample_every = Duration::from_secs(1).max(self.last_sample.elapsed() * 5);
         }
         Ok(())
     }

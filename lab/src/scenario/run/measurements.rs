@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use bench::report::LoadReport;
 
-use crate::ipvs::{ConnEntry, IpvsTable};
+use crate::ipvs::{ConnEntry, ConnLog, IpvsTable};
 use crate::network::Plan;
 use crate::report::model::{Event, IpvsDestSample};
+use crate::scenario::run::peers::PeerLog;
 use crate::scenario::spec::PhaseAction;
 
 /// Everything one run measured, before it is judged.
@@ -31,6 +32,14 @@ pub struct Measurements {
     pub ipvsadm_stats: Option<String>,
     /// The connection table at the end.
     pub conn_table: Vec<ConnEntry>,
+    /// Every connection and template the table showed, sampled with
+    /// [`Self::samples`] and once more at the end.
+    pub conn_log: ConnLog,
+    /// Per server (plan order): its established peers on the service port,
+    /// read from its namespace's `/proc/net/tcp` at each sample.
+    pub server_peers: Vec<PeerLog>,
+    /// Each round's load generator, from its spawn to its exit.
+    pub round_windows: Vec<(f64, f64)>,
     /// Timed events, sorted by time: phases, IPVS changes, health.
     pub events: Vec<Event>,
     /// The phases as applied, with their real times.

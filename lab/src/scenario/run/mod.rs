@@ -12,6 +12,7 @@ mod error;
 mod live;
 pub mod measurements;
 mod observe;
+pub mod peers;
 mod phases;
 mod progress;
 mod rounds;
@@ -124,6 +125,10 @@ fn with_lab(
     status.say("waiting for IPVS counters to settle (estimator tick ~2 s)");
     let ipvs = observe::settle_ipvs(lab, &opts.interrupted)?;
     let conn_table = observe::conn_table(lab)?;
+    // The last look: connections still in the table or on a server.
+    let now = Instant::now();
+    let _ = live.trackers.observe_table(lab, now);
+    live.trackers.observe_servers(lab, now);
     let ipvsadm_stats = observe::ipvsadm_in(lab, &["-Ln", "--stats", "--exact"]);
     let origin = live.origin.unwrap_or(Origin(Instant::now()));
     let manager_log = manager.stop(origin, &mut director);
@@ -140,6 +145,9 @@ fn with_lab(
         ipvs,
         ipvsadm_stats,
         conn_table,
+        conn_log: observed.conn_log,
+        server_peers: observed.server_peers,
+        round_windows: observed.round_windows,
         events: observed.events,
         applied: observed.applied,
         ipvs_changes: observed.ipvs_changes,
@@ -162,6 +170,9 @@ struct Observed {
     health_changes: Vec<HealthChange>,
     samples: Vec<IpvsSample>,
     round_starts_s: Vec<f64>,
+    conn_log: crate::ipvs::ConnLog,
+    server_peers: Vec<peers::PeerLog>,
+    round_windows: Vec<(f64, f64)>,
 }
 
 impl Observed {
@@ -174,6 +185,12 @@ impl Observed {
             .iter()
             .map(|c| c.rebase(origin))
             .collect();
+        let round_windows = live
+            .round_windows
+            .iter()
+            .map(|(a, b)| (origin.secs(*a), origin.secs(*b)))
+            .collect();
+        let (conn_log, server_peers) = live.trackers.rebase(origin);
         let mut events = live.events;
         events.extend(manager.events);
         events.extend(ipvs_changes.iter().map(|c| Event {
@@ -190,6 +207,9 @@ impl Observed {
             round_starts_s: live.round_starts.iter().map(|&t| origin.secs(t)).collect(),
             ipvs_changes,
             health_changes: manager.health_changes,
+            conn_log,
+            server_peers,
+            round_windows,
         }
     }
 }

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use super::RunError;
 use super::live::Origin;
 use super::measurements::{IpvsChange, IpvsSample, ServerCount};
+use super::peers::PeerLog;
 use crate::error_chain;
-use crate::ipvs::{ConnEntry, IpvsTable};
+use crate::ipvs::{ConnEntry, ConnLog, IpvsTable};
 use crate::network::Plan;
 use crate::network::{BringupError, LabNetwork};
 use crate::process::ChildGuard;
@@ -153,18 +154,73 @@ impl SeenSample {
     }
 }
 
+/// What the samplers keep over the whole run: every connection-table
+/// mapping and every server's established peers, on one clock
+/// (seconds since `base`).
+#[derive(Debug)]
+pub(super) struct Trackers {
+    base: Instant,
+    pub(super) conn_log: ConnLog,
+    pub(super) peers: Vec<PeerLog>,
+}
+
+impl Trackers {
+    /// Empty trackers, one peer log per planned server.
+    pub(super) fn new(plan: &Plan) -> Self {
+        Trackers {
+            base: Instant::now(),
+            conn_log: ConnLog::new(),
+            peers: vec![PeerLog::default(); plan.servers.len()],
+        }
+    }
+
+    fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.base).as_secs_f64()
+    }
+
+    /// Folds in the director's connection table as read at `at`; the number
+    /// of templates, `None` when it could not be read.
+    pub(super) fn observe_table(&mut self, lab: &LabNetwork, at: Instant) -> Option<usize> {
+        let text = lab
+            .director()
+            .run(crate::ipvs::conntable::read_conn_text)
+            .ok()?
+            .ok()?;
+        Some(self.conn_log.observe_text(self.secs(at), &text))
+    }
+
+    /// Folds in each real server's established peers on its port, read in
+    /// its own namespace (a server whose namespace cannot be entered is
+    /// skipped for this sample).
+    pub(super) fn observe_servers(&mut self, lab: &LabNetwork, at: Instant) {
+        let t_s = self.secs(at);
+        for (s, log) in lab.plan().servers.iter().zip(&mut self.peers) {
+            let port = s.port;
+            let Ok(ns) = lab.ns(&s.name) else { continue };
+            if let Ok(peers) = ns.run(move || super::peers::read_established_peers(port)) {
+                log.observe(t_s, &peers);
+            }
+        }
+    }
+
+    /// Both logs on the report's time axis.
+    pub(super) fn rebase(mut self, origin: Origin) -> (ConnLog, Vec<PeerLog>) {
+        let by = origin.secs(self.base);
+        self.conn_log.shift(by);
+        for p in &mut self.peers {
+            p.shift(by);
+        }
+        (self.conn_log, self.peers)
+    }
+}
+
 /// Reads the IPVS state once: persistence templates and, per destination,
-/// weight and connection counts.
-pub(super) fn sample(lab: &LabNetwork, at: Instant) -> Option<SeenSample> {
+/// weight and connection counts; folds the connection table and the
+/// servers' peers into `trackers` on the way.
+pub(super) fn sample(lab: &LabNetwork, at: Instant, trackers: &mut Trackers) -> Option<SeenSample> {
     let table = lab.ipvs(|h| h.table()).ok()?;
-    let templates = lab
-        .director()
-        .run(crate::ipvs::read_conn_table)
-        .ok()
-        .and_then(Result::ok)
-        .map_or(0, |entries| {
-            entries.iter().filter(|e| e.is_template).count()
-        });
+    let templates = trackers.observe_table(lab, at).unwrap_or(0);
+    trackers.observe_servers(lab, at);
     let destinations = table
         .services
         .iter()

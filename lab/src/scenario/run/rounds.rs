@@ -118,6 +118,7 @@ impl Rounds<'_> {
         }
         live.round_starts
             .push(round_start.map_or(spawned + load.warmup, |o| o.0));
+        live.round_windows.push((spawned, Instant::now()));
         check_ended(ended, &log, status)?;
         read_load_report(json)
     }
