@@ -80,6 +80,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
     if let Some(f) = &report.failover {
         report.notes.extend(super::failover::notes(f));
     }
+    report.notes.extend(super::byo_view::notes(m));
     if let Some(cross) = ipvsadm_cross_check(m) {
         report.notes.push(cross);
     }
@@ -184,6 +185,7 @@ fn server_results(
     weights: &[u32],
 ) -> Vec<ServerResult> {
     let ideal = fairness::ideal_shares(weights);
+    let from_table = super::byo_view::connections_by_server(m);
     let mut servers: Vec<ServerResult> = m
         .plan
         .servers
@@ -207,7 +209,14 @@ fn server_results(
                 } else {
                     None
                 },
-                connections: own.map(|o| o.connections).unwrap_or(0),
+                // A user's server cannot be asked: the kernel's table counts.
+                connections: match own {
+                    Some(o) => o.connections,
+                    None if m.user_servers.get(i).copied().unwrap_or(false) => {
+                        from_table.get(&p.name).copied().unwrap_or(0)
+                    }
+                    None => 0,
+                },
                 ipvs_conns,
                 share: 0.0,
                 ideal_share: ideal[i],
@@ -224,6 +233,12 @@ fn server_results(
 /// Per client IP: the servers it reached, its errors and connections.
 fn client_results(m: &Measurements) -> Vec<ClientResult> {
     let per_client = servers_per_client(&m.rounds);
+    // With the user's client, only the kernel's table knows who went where.
+    let from_table = if m.client.is_some() {
+        super::byo_view::connections_by_client(m)
+    } else {
+        BTreeMap::new()
+    };
     let mut client_errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut client_conns: BTreeMap<String, u64> = BTreeMap::new();
     for r in &m.rounds {
@@ -238,12 +253,23 @@ fn client_results(m: &Measurements) -> Vec<ClientResult> {
         .map(|a| {
             let address = a.to_string();
             let seen = per_client.get(&address).cloned().unwrap_or_default();
-            let seen: BTreeMap<String, u64> = seen.into_iter().filter(|(_, n)| *n > 0).collect();
+            let rpcs = seen.values().sum();
+            let mut seen: BTreeMap<String, u64> =
+                seen.into_iter().filter(|(_, n)| *n > 0).collect();
+            let table = from_table.get(&address);
+            for (server, n) in table.into_iter().flatten() {
+                *seen.entry(server.clone()).or_default() += n;
+            }
+            let table_conns = table.map(|t| t.values().sum::<u64>());
+            let round_conns = client_conns.get(&address).copied();
             ClientResult {
-                rpcs: seen.values().sum(),
+                rpcs,
                 sticky: seen.len() == 1,
                 servers_seen: seen,
-                connections: client_conns.get(&address).copied(),
+                connections: match (round_conns, table_conns) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                },
                 errors: client_errors.get(&address).copied().unwrap_or(0),
                 address,
             }

@@ -176,6 +176,8 @@ pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, Impor
             ..Expect::default()
         },
         director: DirectorKind::Keepalived,
+        server: None,
+        client: None,
     };
     Ok(Imported { file, ignored })
 }
@@ -218,6 +220,7 @@ fn virtual_server(
                     alpha: c.alpha,
                 }),
                 grpc_check: None,
+                command: None,
             })
             .collect(),
     }

@@ -36,6 +36,12 @@ pub struct ScenarioFile {
     /// Debian's keepalived with a keepalived.conf generated from this file.
     #[serde(default)]
     pub director: DirectorKind,
+    /// The real servers run this user command instead of `lab server`.
+    #[serde(default)]
+    pub server: Option<super::byo::ServerCommand>,
+    /// The user's own client, run as a round in the client namespace.
+    #[serde(default)]
+    pub client: Option<super::byo::ClientCommand>,
 }
 
 /// Who manages the IPVS service while the load runs.
@@ -129,6 +135,10 @@ pub struct RealServer {
     /// A gRPC health check (`grpc.health.v1`); keepalived has none.
     #[serde(default, rename = "GRPC_CHECK")]
     pub grpc_check: Option<GrpcCheck>,
+    /// This server's own command (overrides `[server] command`), e.g. a
+    /// different version on one server.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
 }
 
 fn default_weight() -> i32 {

@@ -84,6 +84,7 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     problems.extend(check_ranges(file));
     check_description(&file.description, &mut problems);
     check_expect(&file.expect, &mut problems);
+    super::byo::validate(file, &mut problems);
     problems
 }
 
