@@ -223,8 +223,14 @@ fn server_results(
             }
         })
         .collect();
-    let rpc_counts: Vec<u64> = servers.iter().map(|s| s.rpcs).collect();
-    for (s, share) in servers.iter_mut().zip(fairness::shares(&rpc_counts)) {
+    // Without the load generator (the user's client only) there are no
+    // RPC counts: the shares are of connections.
+    let counts: Vec<u64> = if m.client.is_some() && m.rounds.is_empty() {
+        servers.iter().map(|s| s.connections).collect()
+    } else {
+        servers.iter().map(|s| s.rpcs).collect()
+    };
+    for (s, share) in servers.iter_mut().zip(fairness::shares(&counts)) {
         s.share = share;
     }
     servers

@@ -7,6 +7,12 @@
 //! paths are left alone and resolve against the directory `lab` was started
 //! from, which the UML guest keeps as its own working directory; the
 //! `{scenario_dir}` placeholder is there for paths next to the scenario.
+//!
+//! `[client]` and `[load]`: by default the client round replaces the load
+//! generator (the `[load]` rounds do not run; its `max_connection_age`
+//! still reaches the servers). With `after_load = true` the `[load]`
+//! rounds run first and the client round follows. Phases count from the
+//! start of the first round that runs, the client's when it is the only one.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -328,10 +334,10 @@ pub fn check_programs(file: &ScenarioFile, scenario_dir: &Path) -> Vec<Invalid> 
         if program.contains('{') {
             continue; // a per-server placeholder: checked when it starts.
         }
-        if let Err(why) = resolve_program(&program) {
-            if !problems.iter().any(|p| p.key == key) {
-                problems.push(invalid(&key, why));
-            }
+        if let Err(why) = resolve_program(&program)
+            && !problems.iter().any(|p| p.key == key)
+        {
+            problems.push(invalid(&key, why));
         }
     }
     problems

@@ -119,4 +119,44 @@ mod tests {
         assert_eq!(by[&c.to_string()].get("rs1"), Some(&2));
         assert_eq!(connections_by_server(&m).get("rs2"), None);
     }
+
+    /// With the user's servers and client only, the report counts the
+    /// table's connections, judges stickiness from it, and says so.
+    #[test]
+    fn a_client_only_run_is_judged_on_the_tables_connections() {
+        let scenario = testdata::failover_scenario();
+        let mut m = testdata::steady_measurements(&scenario);
+        let c = m.plan.client_addresses[0];
+        m.rounds.clear();
+        m.server_counts = vec![None; m.plan.servers.len()];
+        m.user_servers = vec![true; m.plan.servers.len()];
+        m.client = Some(crate::scenario::run::measurements::ClientRun {
+            command: "client.py".into(),
+            per: "ip".into(),
+            processes: Vec::new(),
+        });
+        m.conn_table = (0..3)
+            .map(|i| entry(&format!("{c}:{}", 40000 + i), "172.22.35.2:8080", false))
+            .collect();
+        let (report, _) = crate::scenario::assemble::assemble(&scenario, &m);
+        let rs2 = report.servers.iter().find(|s| s.name == "rs2").unwrap();
+        assert_eq!(rs2.connections, 3);
+        assert_eq!(rs2.share, 1.0);
+        assert_eq!(rs2.rpcs, 0);
+        let client = report
+            .clients
+            .iter()
+            .find(|x| x.address == c.to_string())
+            .unwrap();
+        assert!(client.sticky);
+        assert_eq!(client.connections, Some(3));
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.starts_with("RPC counts: not available")),
+            "{:?}",
+            report.notes
+        );
+    }
 }

@@ -85,8 +85,8 @@ pub enum RunError {
     },
     /// A user server command never got ready.
     #[error(
-        "real server {server}: its command `{command}` never got ready: {why}; \
-         it was stopped. Its last stderr lines:\n{stderr_tail}"
+        "real server {server}: its command `{command}` never got ready: {why}. \
+         Its last stderr lines:\n{stderr_tail}"
     )]
     ServerNotReady {
         /// The real server.

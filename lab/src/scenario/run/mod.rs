@@ -233,6 +233,7 @@ impl Services {
             .launcher
             .log_files()
             .into_iter()
+            .filter(|(_, path)| path.metadata().is_ok_and(|m| m.len() > 0))
             .map(|(name, path)| (name, user_server::tail(&path, 5)))
             .collect();
         let _ = std::fs::remove_dir_all(&self.work);

@@ -229,7 +229,7 @@ mod tests {
             "[expect]",
             "[[phase]]\nat = \"500ms\"\naction = \"set_weight\"\nserver = \"rs2\"\nweight = 2\n\n[expect]",
         );
-        let s = Scenario::from_str(Path::new("t.toml"), &text).unwrap();
+        let s = Scenario::from_str(std::path::Path::new("t.toml"), &text).unwrap();
         let mut pending = PendingPhases::of(&s);
         let origin = Instant::now();
         assert!(pending.due(origin, origin).is_none());

@@ -52,6 +52,15 @@ impl UserServer {
             ("address", s.address.to_string()),
             ("port", s.port.to_string()),
             ("vip", scenario.file.virtual_server.vip.to_string()),
+            (
+                "max_connection_age_ms",
+                scenario
+                    .file
+                    .load
+                    .max_connection_age
+                    .map_or(0, |d| d.as_millis())
+                    .to_string(),
+            ),
         ];
         values.extend(common_values(scenario));
         let dir = logs.join("servers");
@@ -155,7 +164,7 @@ impl UserServer {
                 return Err(self.not_ready(
                     s,
                     format!(
-                        "no {} answer at {addr} within {:?} (last: {last})",
+                        "no {} answer at {addr} within {:?} (last: {last}); it was stopped",
                         match ready {
                             Readiness::Tcp => "TCP",
                             Readiness::GrpcHealth => "grpc.health.v1",
@@ -191,7 +200,7 @@ pub(super) fn tail(path: &Path, n: usize) -> String {
     }
     let lines: Vec<&str> = text.lines().collect();
     if lines.is_empty() {
-        return format!("({} is empty)", path.display());
+        return format!("  ({} is empty)", path.display());
     }
     lines[lines.len().saturating_sub(n)..]
         .iter()
