@@ -239,8 +239,9 @@ fn server_results(
 /// Per client IP: the servers it reached, its errors and connections.
 fn client_results(m: &Measurements) -> Vec<ClientResult> {
     let per_client = servers_per_client(&m.rounds);
-    // With the user's client, only the kernel's table knows who went where.
-    let from_table = if m.client.is_some() {
+    // With the user's client or servers, the kernel's table knows who went
+    // where when no reply named its server.
+    let from_table = if m.client.is_some() || m.user_servers.iter().any(|u| *u) {
         super::byo_view::connections_by_client(m)
     } else {
         BTreeMap::new()
@@ -253,6 +254,7 @@ fn client_results(m: &Measurements) -> Vec<ClientResult> {
             *client_conns.entry(s.address.clone()).or_default() += s.connections;
         }
     }
+    let planned = |name: &str| m.plan.servers.iter().any(|s| s.name == name);
     m.plan
         .client_addresses
         .iter()
@@ -260,11 +262,17 @@ fn client_results(m: &Measurements) -> Vec<ClientResult> {
             let address = a.to_string();
             let seen = per_client.get(&address).cloned().unwrap_or_default();
             let rpcs = seen.values().sum();
-            let mut seen: BTreeMap<String, u64> =
-                seen.into_iter().filter(|(_, n)| *n > 0).collect();
+            let mut seen: BTreeMap<String, u64> = seen
+                .into_iter()
+                .filter(|(name, n)| *n > 0 && planned(name))
+                .collect();
             let table = from_table.get(&address);
-            for (server, n) in table.into_iter().flatten() {
-                *seen.entry(server.clone()).or_default() += n;
+            // Never RPCs and connections mixed: the table only when the
+            // replies named no server.
+            if seen.is_empty()
+                && let Some(t) = table
+            {
+                seen = t.clone();
             }
             let table_conns = table.map(|t| t.values().sum::<u64>());
             let round_conns = client_conns.get(&address).copied();
@@ -272,9 +280,11 @@ fn client_results(m: &Measurements) -> Vec<ClientResult> {
                 rpcs,
                 sticky: seen.len() == 1,
                 servers_seen: seen,
-                connections: match (round_conns, table_conns) {
-                    (Some(a), Some(b)) => Some(a + b),
-                    (a, b) => a.or(b),
+                // The table holds the load generator's connections too.
+                connections: if m.client.is_some() {
+                    table_conns.or(round_conns)
+                } else {
+                    round_conns
                 },
                 errors: client_errors.get(&address).copied().unwrap_or(0),
                 address,
