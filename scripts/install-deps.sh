@@ -47,7 +47,9 @@ else
   say "Debian packages: all present"
 fi
 
-# Python with grpcio in the project's virtualenv (tests use .venv/bin/python3).
+# Python with grpcio in the project's virtualenv (tests use .venv/bin/python3; the
+# examples/greeter server and client, {python} in a scenario, compile hello.proto
+# with grpcio-tools at start).
 venv="$here/.venv"
 if ! "$venv/bin/python3" -c 'import grpc, grpc_tools' 2>/dev/null; then
   say "creating $venv with grpcio and grpcio-tools"

@@ -60,6 +60,8 @@ pub struct ChildGuard {
     what: String,
     ns: String,
     child: Option<Child>,
+    /// Signals go to the whole process group (a user's command may fork).
+    group: bool,
 }
 
 impl ChildGuard {
@@ -80,7 +82,18 @@ impl ChildGuard {
             what: what.into(),
             ns: ns.name().into(),
             child: Some(child),
+            group: false,
         })
+    }
+
+    /// [`spawn_in`](Self::spawn_in) in a process group of its own: every
+    /// signal, and the stop on drop, reach whatever the command forked too.
+    pub fn spawn_group_in(ns: &NetNs, mut cmd: Command, what: &str) -> Result<Self, ProcessError> {
+        use std::os::unix::process::CommandExt as _;
+        cmd.process_group(0);
+        let mut guard = Self::spawn_in(ns, cmd, what)?;
+        guard.group = true;
+        Ok(guard)
     }
 
     /// The process id.
@@ -160,7 +173,9 @@ impl ChildGuard {
         if let Some(c) = &self.child {
             // A number that is no signal is refused, as kill(2) would.
             if let Ok(signal) = nix::sys::signal::Signal::try_from(signal) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), signal);
+                let pid = c.id() as i32;
+                let target = if self.group { -pid } else { pid };
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(target), signal);
             }
         }
     }
@@ -186,15 +201,20 @@ impl ChildGuard {
     }
 
     fn stop_inner(&mut self, grace: Duration) -> Option<ExitStatus> {
-        if let Some(s) = self.try_wait() {
-            self.child = None;
-            return Some(s);
-        }
-        self.signal(libc::SIGTERM);
-        let status = self.wait_timeout(grace).or_else(|| {
+        let status = match self.try_wait() {
+            Some(s) => Some(s),
+            None => {
+                self.signal(libc::SIGTERM);
+                self.wait_timeout(grace).or_else(|| {
+                    self.signal(libc::SIGKILL);
+                    self.child.as_mut().and_then(|c| c.wait().ok())
+                })
+            }
+        };
+        if self.group {
+            // What the command forked may outlive it: nothing is left behind.
             self.signal(libc::SIGKILL);
-            self.child.as_mut().and_then(|c| c.wait().ok())
-        });
+        }
         self.child = None;
         status
     }

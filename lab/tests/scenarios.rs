@@ -166,6 +166,65 @@ fn a_malformed_scenario_is_rejected_before_any_network() {
     assert_eq!(lab_namespaces(), Vec::<String>::new());
 }
 
+/// byo-greeter with its shared `[server] command` replaced.
+fn byo_with_server_command(dir: &Path, name: &str, command: &str) -> PathBuf {
+    let text = std::fs::read_to_string(workspace().join("scenarios/byo-greeter.toml")).unwrap();
+    let shared = text
+        .lines()
+        .skip_while(|l| *l != "[server]")
+        .find(|l| l.starts_with("command = "))
+        .unwrap()
+        .to_string();
+    let text = text
+        .replace(&shared, &format!("command = {command}"))
+        .replace("ready_timeout = \"20s\"", "ready_timeout = \"2s\"");
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_server_command_that_is_not_found_is_rejected_before_any_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = byo_with_server_command(dir.path(), "nf.toml", r#"["no-such-ipvslab-server"]"#);
+    let out = lab(&["scenario", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server.command[0]"), "{stderr}");
+    assert!(
+        stderr.contains("no-such-ipvslab-server not found"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
+}
+
+#[test]
+fn a_server_command_that_never_listens_names_itself_and_leaves_nothing() {
+    if common::skip_unless_ipvs_runner("a_server_command_that_never_listens") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = byo_with_server_command(
+        dir.path(),
+        "never.toml",
+        r#"["sh", "-c", "echo no listener for {port} >&2; exec sleep 300"]"#,
+    );
+    let reports = dir.path().join("r");
+    let out = lab(&[
+        "scenario",
+        path.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("real server rs1"), "{stderr}");
+    assert!(stderr.contains("never got ready"), "{stderr}");
+    assert!(stderr.contains("| no listener for 8080"), "{stderr}");
+    assert_eq!(lab_namespaces(), Vec::<String>::new());
+}
+
 #[test]
 fn an_unknown_scheduler_names_the_choices() {
     let dir = tempfile::tempdir().unwrap();

@@ -150,6 +150,8 @@ impl<T, E: Error + 'static> ExitOnError<T> for Result<T, E> {
 pub(crate) fn run_failed(scenario: &str, e: RunError) -> CliError {
     let code = match e {
         RunError::Interrupted => exit::INTERRUPTED,
+        RunError::CommandNotFound { .. } => exit::BAD_SCENARIO,
+        RunError::ServerNotReady { .. } => exit::UNAVAILABLE,
         _ => exit::FAILED,
     };
     CliError::context(code, format!("scenario {scenario} failed to run"), e)

@@ -2,8 +2,9 @@
 //! servers, run a command (or a shell) in one host's namespace, tear down.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use lab::exit;
 use lab::netns::RunId;
 use lab::network::LabNetwork;
 use lab::runner::{self, RunnerChoice};
+use lab::scenario::run::{Progress, RunOptions, Services};
 use lab::scenario::spec::TimeMode;
 use lab::scenario::{Scenario, plan};
 
@@ -28,21 +30,34 @@ pub(crate) fn exec(
     interactive: bool,
 ) -> Result<ExitCode, CliError> {
     let scenario = Scenario::load(name)?;
+    scenario.check_commands()?;
     check_host(&scenario, host)?;
-    if let Prepared::Done(code) = prepare(choice, interactive, &[], &[TimeMode::Real])? {
+    let shared = super::scenario::command_tmp_paths(&scenario);
+    if let Prepared::Done(code) = prepare(choice, interactive, &shared, &[TimeMode::Real])? {
         return Ok(code);
     }
     let interrupted = interrupt_flag();
     let run = RunId::new();
     let lab = bring_up(&scenario, run)?;
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
-    let mut servers = Vec::new();
-    for s in &lab.plan().servers {
-        servers
-            .push(lab::scenario::run::start_server(&lab, &exe, s, None).or_exit(exit::OS_ERROR)?);
-    }
+    // The same servers and director manager as `lab scenario`.
+    let opts = RunOptions {
+        duration: None,
+        progress: Progress::Quiet,
+        interrupted: Arc::clone(&interrupted),
+        director: None,
+    };
+    let services = match Services::start(&scenario, &opts, &lab) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = lab.teardown();
+            return Err(super::error::run_failed(&scenario.name, e));
+        }
+    };
+    tracing::info!("servers up; IPVS managed by {}", services.director_kind());
     let code = run_in_host(&lab, host, cmd, run, &interrupted, interactive);
-    drop(servers);
+    for (name, tail) in services.stop() {
+        eprintln!("lab: {name}:\n{tail}");
+    }
     if let Err(e) = lab.teardown() {
         // The command's own result is the verb's; a teardown that went
         // wrong is worth knowing but does not change it.

@@ -40,8 +40,10 @@ pub(crate) fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> Result<Exit
         .collect();
     let claimed = lab::outputs::claim(&args.reports, &json_files).or_exit(exit::CANT_CREATE)?;
     tracing::debug!("claimed outputs {:?}", claimed.paths);
+    let mut shared = claimed.paths.clone();
+    shared.extend(scenarios.iter().flat_map(command_tmp_paths));
     let clocks = clocks(&scenarios, args);
-    let result = match prepare(choice, false, &claimed.paths, &clocks) {
+    let result = match prepare(choice, false, &shared, &clocks) {
         Err(e) => Err(e),
         Ok(Prepared::Done(code)) => {
             if clocks.len() > 1 && code == ExitCode::SUCCESS {
@@ -123,6 +125,9 @@ fn load(args: &ScenarioArgs) -> Result<(Vec<Scenario>, Vec<String>), CliError> {
         return Err(CliError::usage(
             "name a scenario (see `lab list`) or pass --all",
         ));
+    }
+    for s in &scenarios {
+        s.check_commands()?;
     }
     Ok((scenarios, ignored))
 }
@@ -264,6 +269,7 @@ fn run_one(
         })?;
     lab::report::write_report_dir(&dir, &report, histogram.as_ref())
         .or_exit_while(exit::CANT_CREATE, || "writing the report failed".into())?;
+    write_command_logs(&dir, &measured.files)?;
     println!("report: {}", dir.join(lab::report::REPORT_MD).display());
     if let Some(path) = &args.json {
         let path = lab::outputs::json_path_for(path, &s.name, several);
@@ -273,6 +279,46 @@ fn run_one(
         })?;
     }
     Ok(report.passed)
+}
+
+/// The scenario file and what its `[server]`/`[client]` commands name
+/// under `/tmp`: the UML guest covers `/tmp` with its own, and shares back
+/// only what the run needs.
+pub(crate) fn command_tmp_paths(s: &Scenario) -> Vec<PathBuf> {
+    let file = &s.file;
+    let args = file
+        .server
+        .iter()
+        .flat_map(|c| c.command.iter())
+        .chain(file.client.iter().flat_map(|c| c.command.iter()))
+        .chain(
+            file.virtual_server
+                .real_servers
+                .iter()
+                .flat_map(|r| r.command.iter().flatten()),
+        );
+    let mut paths: Vec<PathBuf> = args
+        .flat_map(|a| lab::runner::job::embedded_tmp_paths(a))
+        .collect();
+    paths.extend(std::path::absolute(&s.path));
+    paths
+}
+
+/// The user commands' stdout and stderr (`servers/rs1.stdout`, ...) beside
+/// the report.
+fn write_command_logs(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), CliError> {
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).or_exit_while(exit::CANT_CREATE, || {
+                format!("cannot create {}", parent.display())
+            })?;
+        }
+        std::fs::write(&path, bytes).or_exit_while(exit::CANT_CREATE, || {
+            format!("cannot write {}", path.display())
+        })?;
+    }
+    Ok(())
 }
 
 /// Parses a keepalived.conf and turns its first virtual server into a

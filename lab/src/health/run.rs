@@ -401,7 +401,7 @@ fn probe(check: &ServerCheck) -> Result<(), String> {
 
 /// keepalived's TCP_CHECK: a connect that completes within the timeout is
 /// a success; the connection is closed at once.
-fn tcp_probe(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+pub fn tcp_probe(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
     match TcpStream::connect_timeout(&addr, timeout) {
         Ok(stream) => {
             let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -419,7 +419,7 @@ fn tcp_probe(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
 
 /// `grpc.health.v1.Health/Check` for `service`: SERVING within the timeout
 /// (connect included) is a success.
-fn grpc_probe(addr: SocketAddr, service: &str, timeout: Duration) -> Result<(), String> {
+pub fn grpc_probe(addr: SocketAddr, service: &str, timeout: Duration) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

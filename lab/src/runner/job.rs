@@ -108,8 +108,37 @@ pub fn needed_tmp_entries(cwd: &std::path::Path, argv: &[OsString]) -> Vec<Strin
         if value.starts_with('/') || value.starts_with("./") || value.starts_with("../") {
             consider(std::path::PathBuf::from(value));
         }
+        // And a path inside a longer argument, such as `sh -c 'cat /tmp/x'`.
+        for p in embedded_tmp_paths(&text) {
+            consider(p);
+        }
     }
     entries
+}
+
+/// Every `/tmp/<entry>` named inside `text` (after a quote, a space, `=`
+/// or `:`, or at its start).
+pub fn embedded_tmp_paths(text: &str) -> Vec<std::path::PathBuf> {
+    let prefix = format!("{GUEST_PRIVATE_TMP}/");
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&prefix) {
+        let at = from + i;
+        let boundary = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || "\"'=:;(<>|&".contains(c));
+        let rest = &text[at + prefix.len()..];
+        let entry: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !"/\"';:)<>|&".contains(*c))
+            .collect();
+        if boundary && !entry.is_empty() {
+            found.push(std::path::Path::new(GUEST_PRIVATE_TMP).join(entry));
+        }
+        from = at + prefix.len();
+    }
+    found
 }
 
 /// Adds the `/tmp` entry `path` lies under, once, when it exists on the host.
@@ -223,5 +252,27 @@ mod tests {
             Some("a".into())
         );
         assert_eq!(tmp_entry(std::path::Path::new("/var/tmp/a")), None);
+    }
+
+    #[test]
+    fn tmp_paths_inside_a_shell_string_are_shared_too() {
+        let dir = tempfile::Builder::new()
+            .prefix("ipvslab-job-sh")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let entry = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let script = format!("cat '{}/x' && ls /var/tmp/no", dir.path().display());
+        let argv: Vec<OsString> = vec!["sh".into(), "-c".into(), script.into()];
+        let entries = needed_tmp_entries(std::path::Path::new("/"), &argv);
+        assert_eq!(entries, vec![entry]);
+        assert_eq!(
+            embedded_tmp_paths("x=/tmp/a:/tmp/b/c notmp/tmp/d"),
+            vec![PathBuf::from("/tmp/a"), PathBuf::from("/tmp/b")]
+        );
     }
 }

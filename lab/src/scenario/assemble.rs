@@ -94,6 +94,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
     if let Some(f) = &report.failover {
         report.notes.extend(super::failover::notes(f));
     }
+    report.notes.extend(super::byo_view::notes(m));
     if let Some(cross) = ipvsadm_cross_check(m) {
         report.notes.push(cross);
     }
@@ -206,6 +207,7 @@ fn server_results(
     weights: &[u32],
 ) -> Vec<ServerResult> {
     let ideal = fairness::ideal_shares(weights);
+    let from_table = super::byo_view::connections_by_server(m);
     let mut servers: Vec<ServerResult> = m
         .plan
         .servers
@@ -229,15 +231,28 @@ fn server_results(
                 } else {
                     None
                 },
-                connections: own.map(|o| o.connections).unwrap_or(0),
+                // A user's server cannot be asked: the kernel's table counts.
+                connections: match own {
+                    Some(o) => o.connections,
+                    None if m.user_servers.get(i).copied().unwrap_or(false) => {
+                        from_table.get(&p.name).copied().unwrap_or(0)
+                    }
+                    None => 0,
+                },
                 ipvs_conns,
                 share: 0.0,
                 ideal_share: ideal[i],
             }
         })
         .collect();
-    let rpc_counts: Vec<u64> = servers.iter().map(|s| s.rpcs).collect();
-    for (s, share) in servers.iter_mut().zip(fairness::shares(&rpc_counts)) {
+    // Without the load generator (the user's client only) there are no
+    // RPC counts: the shares are of connections.
+    let counts: Vec<u64> = if m.client.is_some() && m.rounds.is_empty() {
+        servers.iter().map(|s| s.connections).collect()
+    } else {
+        servers.iter().map(|s| s.rpcs).collect()
+    };
+    for (s, share) in servers.iter_mut().zip(fairness::shares(&counts)) {
         s.share = share;
     }
     servers
@@ -292,6 +307,13 @@ fn from_table(report: &mut Report, a: &Attribution, per_client: &PerClientRpcs) 
 /// Per client IP: the servers it reached, its errors and connections.
 fn client_results(m: &Measurements) -> Vec<ClientResult> {
     let per_client = servers_per_client(&m.rounds);
+    // With the user's client or servers, the kernel's table knows who went
+    // where when no reply named its server.
+    let from_table = if m.client.is_some() || m.user_servers.iter().any(|u| *u) {
+        super::byo_view::connections_by_client(m)
+    } else {
+        BTreeMap::new()
+    };
     let mut client_errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut client_conns: BTreeMap<String, u64> = BTreeMap::new();
     for r in &m.rounds {
@@ -300,18 +322,38 @@ fn client_results(m: &Measurements) -> Vec<ClientResult> {
             *client_conns.entry(s.address.clone()).or_default() += s.connections;
         }
     }
+    let planned = |name: &str| m.plan.servers.iter().any(|s| s.name == name);
     m.plan
         .client_addresses
         .iter()
         .map(|a| {
             let address = a.to_string();
             let seen = per_client.get(&address).cloned().unwrap_or_default();
-            let seen: BTreeMap<String, u64> = seen.into_iter().filter(|(_, n)| *n > 0).collect();
+            let rpcs = seen.values().sum();
+            let mut seen: BTreeMap<String, u64> = seen
+                .into_iter()
+                .filter(|(name, n)| *n > 0 && planned(name))
+                .collect();
+            let table = from_table.get(&address);
+            // Never RPCs and connections mixed: the table only when the
+            // replies named no server.
+            if seen.is_empty()
+                && let Some(t) = table
+            {
+                seen = t.clone();
+            }
+            let table_conns = table.map(|t| t.values().sum::<u64>());
+            let round_conns = client_conns.get(&address).copied();
             ClientResult {
-                rpcs: seen.values().sum(),
+                rpcs,
                 sticky: seen.len() == 1,
                 servers_seen: seen,
-                connections: client_conns.get(&address).copied(),
+                // The table holds the load generator's connections too.
+                connections: if m.client.is_some() {
+                    table_conns.or(round_conns)
+                } else {
+                    round_conns
+                },
                 errors: client_errors.get(&address).copied().unwrap_or(0),
                 address,
             }

@@ -177,6 +177,8 @@ pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, Impor
         },
         director: DirectorKind::Keepalived,
         time: Default::default(),
+        server: None,
+        client: None,
     };
     Ok(Imported { file, ignored })
 }
@@ -220,6 +222,7 @@ fn virtual_server(
                 }),
                 grpc_check: None,
                 max_connection_age: None,
+                command: None,
             })
             .collect(),
     }

@@ -6,6 +6,8 @@
 
 pub mod assemble;
 pub mod attribution;
+pub mod byo;
+pub mod byo_view;
 pub mod expect;
 pub mod failover;
 pub mod keepalived;
@@ -129,6 +131,36 @@ impl Scenario {
             name,
             path: path.to_path_buf(),
             file,
+        })
+    }
+
+    /// The directory the scenario file lies in (`{scenario_dir}`).
+    pub fn dir(&self) -> PathBuf {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+    }
+
+    /// Looks up the programs of the user's `[server]` and `[client]`
+    /// commands: a missing one is a bad scenario, found before anything is
+    /// built (it needs the file system, so it is not part of parsing).
+    pub fn check_commands(&self) -> Result<(), ScenarioError> {
+        let mut problems = byo::check_programs(&self.file, &self.dir());
+        if problems.is_empty() {
+            return Ok(());
+        }
+        if let Ok(text) = std::fs::read_to_string(&self.path) {
+            for p in &mut problems {
+                p.at = locate::locate(&text, &p.key);
+            }
+        }
+        Err(ScenarioError::Invalid {
+            path: self.path.clone(),
+            problems,
         })
     }
 

@@ -36,6 +36,12 @@ pub struct ScenarioFile {
     /// Debian's keepalived with a keepalived.conf generated from this file.
     #[serde(default)]
     pub director: DirectorKind,
+    /// The real servers run this user command instead of `lab server`.
+    #[serde(default)]
+    pub server: Option<super::byo::ServerCommand>,
+    /// The user's own client, run as a round in the client namespace.
+    #[serde(default)]
+    pub client: Option<super::byo::ClientCommand>,
     /// How the guest's clock runs (`[time] mode`).
     #[serde(default)]
     pub time: TimeSettings,
@@ -172,6 +178,10 @@ pub struct RealServer {
     /// keepalived setting (the generated keepalived.conf leaves it out).
     #[serde(default, with = "humantime_serde")]
     pub max_connection_age: Option<Duration>,
+    /// This server's own command (overrides `[server] command`), e.g. a
+    /// different version on one server.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
 }
 
 fn default_weight() -> i32 {

@@ -87,6 +87,7 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     check_description(&file.description, &mut problems);
     check_expect(&file.expect, &mut problems);
     check_scheduler_expect(file, &mut problems);
+    super::byo::validate(file, &mut problems);
     problems
 }
 

@@ -73,6 +73,41 @@ pub enum RunError {
         /// What was seen.
         detail: String,
     },
+    /// A user command (`[server]`, `[client]`) could not be started.
+    #[error("{what} `{command}` cannot be started: {detail}")]
+    CommandNotFound {
+        /// Whose command.
+        what: String,
+        /// The command as run.
+        command: String,
+        /// Why.
+        detail: String,
+    },
+    /// A user server command never got ready.
+    #[error(
+        "real server {server}: its command `{command}` never got ready: {why}. \
+         Its last stderr lines:\n{stderr_tail}"
+    )]
+    ServerNotReady {
+        /// The real server.
+        server: String,
+        /// The command as run.
+        command: String,
+        /// What was seen.
+        why: String,
+        /// The end of its stderr.
+        stderr_tail: String,
+    },
+    /// The user's client command failed or ran too long.
+    #[error("the client command `{command}` {why}. Its last stderr lines:\n{stderr_tail}")]
+    Client {
+        /// The command as run.
+        command: String,
+        /// How it ended.
+        why: String,
+        /// The end of its stderr.
+        stderr_tail: String,
+    },
     /// Interrupted by SIGINT/SIGTERM; everything was cleaned up.
     #[error("interrupted; the lab network was removed")]
     Interrupted,

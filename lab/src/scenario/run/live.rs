@@ -3,13 +3,13 @@
 //! few tens of milliseconds; stamps with [`Instant`]s until the
 //! [`Origin`] is known, and rebases to it at the end.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::RunError;
 use super::measurements::AppliedPhase;
 use super::observe::{IpvsWatcher, SeenSample, Trackers};
 use super::phases::{PendingPhases, apply_phase, phase_kind};
+use super::servers::Launcher;
 use crate::network::LabNetwork;
 use crate::process::ChildGuard;
 use crate::report::model::Event;
@@ -33,9 +33,7 @@ impl Origin {
 /// The running servers and everything observed so far.
 pub(super) struct Live<'a> {
     pub(super) lab: &'a LabNetwork,
-    exe: PathBuf,
-    /// Each server's GOAWAY age (plan order).
-    max_age: Vec<Option<Duration>>,
+    pub(super) launcher: Launcher,
     /// One slot per planned server (plan order); `None` after a restart
     /// failed half-way.
     pub(super) servers: Vec<Option<ChildGuard>>,
@@ -67,15 +65,13 @@ impl<'a> Live<'a> {
     /// The state before the first round.
     pub(super) fn new(
         lab: &'a LabNetwork,
-        exe: PathBuf,
-        max_age: Vec<Option<Duration>>,
+        launcher: Launcher,
         servers: Vec<Option<ChildGuard>>,
         pending: PendingPhases,
     ) -> Self {
         Live {
             lab,
-            exe,
-            max_age,
+            launcher,
             servers,
             pending,
             origin: None,
@@ -113,18 +109,12 @@ impl<'a> Live<'a> {
     fn apply_due(&mut self, origin: Origin) -> Result<(), RunError> {
         while let Some((at, action)) = self.pending.due(origin.0, Instant::now()) {
             let applied_at = Instant::now();
-            let detail = apply_phase(
-                self.lab,
-                &mut self.servers,
-                &self.exe,
-                &self.max_age,
-                &action,
-            )
-            .map_err(|detail| RunError::Phase {
-                at,
-                action: format!("{action:?}"),
-                detail,
-            })?;
+            let detail = apply_phase(self.lab, &mut self.servers, &self.launcher, &action)
+                .map_err(|detail| RunError::Phase {
+                    at,
+                    action: format!("{action:?}"),
+                    detail,
+                })?;
             let t_s = origin.secs(applied_at);
             self.events.push(Event {
                 t_s,

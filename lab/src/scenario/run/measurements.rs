@@ -63,6 +63,35 @@ pub struct Measurements {
     pub started_at: String,
     /// Whole run.
     pub elapsed: Duration,
+    /// The `[client]` round, when the scenario has one.
+    pub client: Option<ClientRun>,
+    /// Per server (plan order): whether it ran the user's own command.
+    pub user_servers: Vec<bool>,
+    /// Files for the report folder (`servers/rs1.stdout`, ...): path
+    /// inside the folder, content.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// The user's client command as it ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRun {
+    /// The command of the first process, placeholders filled.
+    pub command: String,
+    /// `ip` or `once`.
+    pub per: String,
+    /// One per process.
+    pub processes: Vec<ClientProcess>,
+}
+
+/// One client process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientProcess {
+    /// Its `{source}`.
+    pub source: String,
+    /// How it ended.
+    pub exit: String,
+    /// Seconds it ran.
+    pub elapsed_s: f64,
 }
 
 /// A server's own view of the clients, asked over gRPC at the end.

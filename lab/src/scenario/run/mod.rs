@@ -19,6 +19,8 @@ mod rounds;
 mod servers;
 #[cfg(test)]
 pub(crate) mod testdata;
+mod user_client;
+mod user_server;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +37,7 @@ use crate::report::model::{Event, EventKind};
 pub use error::RunError;
 pub use measurements::Measurements;
 pub use progress::Progress;
-pub use servers::start_server;
+pub use servers::{Launcher, start_server};
 
 use director::ManagerLog;
 use live::{Live, Origin};
@@ -99,20 +101,17 @@ fn with_lab(
         source,
     })?;
     let work = tempdir_for(&lab.plan().topology.run)?;
-    let max_age = servers::max_ages(scenario);
+    let launcher = Launcher::new(scenario, lab.plan(), &exe, &work);
 
     // Servers, then the manager that checks them, then the load.
     status.say("starting gRPC servers");
-    let servers = servers::start_all(lab, &exe, &max_age)?;
+    let servers = launcher.start_all(lab)?;
     let (manager, mut director) = director::start(scenario, opts, lab, &work, status)?;
-    let mut live = Live::new(
-        lab,
-        exe.clone(),
-        max_age,
-        servers,
-        PendingPhases::of(scenario),
-    );
-    // Rounds and phases, observed all along.
+    let user_servers: Vec<bool> = (0..lab.plan().servers.len())
+        .map(|i| launcher.is_user(i))
+        .collect();
+    let mut live = Live::new(lab, launcher, servers, PendingPhases::of(scenario));
+    // Rounds and phases, observed all along; then the user's client.
     let rounds = Rounds {
         scenario,
         opts,
@@ -120,6 +119,7 @@ fn with_lab(
         work: &work,
     }
     .run(&mut live, status)?;
+    let client = user_client::run_client(scenario, opts, &mut live, status, &work)?;
 
     // Settle, then collect every independent view.
     status.say("waiting for IPVS counters to settle (estimator tick ~2 s)");
@@ -133,8 +133,9 @@ fn with_lab(
     let origin = live.origin.unwrap_or(Origin(Instant::now()));
     let manager_log = manager.stop(origin, &mut director);
     status.say("reading the servers' own counters");
-    let server_counts = observe::server_counts(lab, &mut live.servers);
+    let server_counts = observe::server_counts(lab, &mut live.servers, &user_servers);
     servers::stop_all(std::mem::take(&mut live.servers));
+    let files = read_files(&live.launcher, &work);
     let observed = Observed::rebase(live, origin, manager_log, lab.plan());
     let _ = std::fs::remove_dir_all(&work);
 
@@ -159,7 +160,94 @@ fn with_lab(
         teardown: Duration::ZERO,
         started_at: String::new(),
         elapsed: Duration::ZERO,
+        client,
+        user_servers,
+        files,
     })
+}
+
+/// The user commands' output, read before the work folder goes (in the
+/// UML guest it lies in the guest's private /tmp): at most 4 MiB each.
+fn read_files(launcher: &Launcher, work: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    const MAX: usize = 4 * 1024 * 1024;
+    let mut paths = launcher.log_files();
+    if let Ok(entries) = std::fs::read_dir(work.join("clients")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            paths.push((format!("clients/{name}"), e.path()));
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|(name, p)| {
+            let mut bytes = std::fs::read(p).ok()?;
+            bytes.truncate(MAX);
+            Some((name, bytes))
+        })
+        .collect()
+}
+
+/// A scenario's servers and director manager, up without any load: what
+/// `lab exec` and `lab shell` run beside the user's command, exactly as
+/// `lab scenario` would start them.
+pub struct Services {
+    servers: Vec<Option<crate::process::ChildGuard>>,
+    manager: Option<director::Manager>,
+    director: measurements::DirectorInfo,
+    launcher: Launcher,
+    work: PathBuf,
+}
+
+impl Services {
+    /// Starts the servers (`lab server` with the scenario's
+    /// `max_connection_age`, or the user's `[server]` commands), then the
+    /// director's manager (the lab's checker, or keepalived).
+    pub fn start(
+        scenario: &Scenario,
+        opts: &RunOptions,
+        lab: &LabNetwork,
+    ) -> Result<Self, RunError> {
+        let exe = std::env::current_exe().map_err(|source| RunError::Io {
+            what: "finding the lab binary".into(),
+            source,
+        })?;
+        let work = tempdir_for(&lab.plan().topology.run)?;
+        let launcher = Launcher::new(scenario, lab.plan(), &exe, &work);
+        let servers = launcher.start_all(lab)?;
+        let mut status = Status::new(Progress::Quiet, &scenario.name);
+        let (manager, director) = director::start(scenario, opts, lab, &work, &mut status)?;
+        Ok(Services {
+            servers,
+            manager: Some(manager),
+            director,
+            launcher,
+            work,
+        })
+    }
+
+    /// Who manages IPVS (`lab`, `keepalived`, `static`).
+    pub fn director_kind(&self) -> &str {
+        &self.director.kind
+    }
+
+    /// Stops the manager and the servers; returns the last lines of each
+    /// user server's output (its log files go with the run's temp folder).
+    pub fn stop(mut self) -> Vec<(String, String)> {
+        if let Some(m) = self.manager.take() {
+            m.stop(Origin(Instant::now()), &mut self.director);
+        }
+        servers::stop_all(std::mem::take(&mut self.servers));
+        let tails = self
+            .launcher
+            .log_files()
+            .into_iter()
+            .filter(|(_, path)| path.metadata().is_ok_and(|m| m.len() > 0))
+            .map(|(name, path)| (name, user_server::tail(&path, 5)))
+            .collect();
+        let _ = std::fs::remove_dir_all(&self.work);
+        tails
+    }
 }
 
 /// What was observed while the load ran, on the report's time axis.

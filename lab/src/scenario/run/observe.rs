@@ -303,6 +303,7 @@ pub(super) fn ipvsadm_in(lab: &LabNetwork, args: &[&str]) -> Option<String> {
 pub(super) fn server_counts(
     lab: &LabNetwork,
     servers: &mut [Option<ChildGuard>],
+    user: &[bool],
 ) -> Vec<Option<ServerCount>> {
     let plan = lab.plan();
     let clients: Vec<IpAddr> = plan
@@ -313,8 +314,11 @@ pub(super) fn server_counts(
     plan.servers
         .iter()
         .zip(servers)
-        .map(|(s, guard)| {
-            let alive = guard.as_mut().is_some_and(|g| g.try_wait().is_none());
+        .enumerate()
+        .map(|(i, (s, guard))| {
+            // A user's own server has no `Stats` RPC to ask.
+            let alive = !user.get(i).copied().unwrap_or(false)
+                && guard.as_mut().is_some_and(|g| g.try_wait().is_none());
             let addr = SocketAddr::new(IpAddr::V4(s.address), s.port);
             alive
                 .then(|| server_counters(lab, addr, &clients).ok())

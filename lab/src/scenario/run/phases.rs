@@ -1,10 +1,9 @@
 //! The scenario's `[[phase]]`s: which are due, what each does to the lab
 //! (faults, weights, sysctls), and the kind of event it is reported as.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::servers::start_server;
+use super::servers::Launcher;
 use crate::error_chain;
 use crate::network::LabNetwork;
 use crate::process::ChildGuard;
@@ -62,8 +61,7 @@ pub(super) fn phase_kind(action: &PhaseAction) -> EventKind {
 pub(super) fn apply_phase(
     lab: &LabNetwork,
     servers: &mut [Option<ChildGuard>],
-    exe: &Path,
-    max_age: &[Option<Duration>],
+    launcher: &Launcher,
     action: &PhaseAction,
 ) -> Result<String, String> {
     let plan = lab.plan();
@@ -119,13 +117,7 @@ pub(super) fn apply_phase(
             if let Some(mut old) = servers[i].take() {
                 old.wait_timeout(Duration::from_secs(5));
             }
-            let guard = start_server(
-                lab,
-                exe,
-                &plan.servers[i],
-                max_age.get(i).copied().flatten(),
-            )
-            .map_err(|e| error_chain(&e))?;
+            let guard = launcher.start(lab, i).map_err(|e| error_chain(&e))?;
             servers[i] = Some(guard);
             Ok(format!("{name} started"))
         }
@@ -237,7 +229,7 @@ mod tests {
             "[expect]",
             "[[phase]]\nat = \"500ms\"\naction = \"set_weight\"\nserver = \"rs2\"\nweight = 2\n\n[expect]",
         );
-        let s = Scenario::from_str(Path::new("t.toml"), &text).unwrap();
+        let s = Scenario::from_str(std::path::Path::new("t.toml"), &text).unwrap();
         let mut pending = PendingPhases::of(&s);
         let origin = Instant::now();
         assert!(pending.due(origin, origin).is_none());

@@ -42,6 +42,17 @@ impl Rounds<'_> {
     ) -> Result<Vec<LoadReport>, RunError> {
         let load = &self.scenario.file.load;
         let mut rounds = Vec::new();
+        // A `[client]` round replaces the load generator unless it asks to
+        // come after it.
+        if self
+            .scenario
+            .file
+            .client
+            .as_ref()
+            .is_some_and(|c| !c.after_load)
+        {
+            return Ok(rounds);
+        }
         for round in 0..load.rounds {
             if round > 0 && !load.idle.is_zero() {
                 self.idle(round, live, status)?;

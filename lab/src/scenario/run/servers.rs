@@ -1,32 +1,19 @@
-//! The gRPC real servers: `lab server` (this very binary) started inside
-//! each server's namespace, so that a fault phase can SIGKILL one like a
-//! real crash.
+//! The gRPC real servers: `lab server` (this very binary) or the user's
+//! own command ([`super::user_server`]) started inside each server's
+//! namespace, so that a fault phase can SIGKILL one like a real crash.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use grpc_demo::server::{ServerArgs, parse_ready_line};
 
 use super::RunError;
-use crate::network::LabNetwork;
-use crate::network::ServerPlan;
+use super::user_server::UserServer;
+use crate::network::{LabNetwork, Plan, ServerPlan};
 use crate::process::ChildGuard;
-
-/// Starts every planned server (plan order) and waits until each listens.
-pub(super) fn start_all(
-    lab: &LabNetwork,
-    exe: &Path,
-    max_age: &[Option<Duration>],
-) -> Result<Vec<Option<ChildGuard>>, RunError> {
-    lab.plan()
-        .servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| start_server(lab, exe, s, max_age.get(i).copied().flatten()).map(Some))
-        .collect()
-}
+use crate::scenario::Scenario;
 
 /// Each real server's GOAWAY age (file order, which is plan order): its
 /// own `max_connection_age`, else the load's.
@@ -37,6 +24,73 @@ pub(super) fn max_ages(scenario: &crate::scenario::Scenario) -> Vec<Option<Durat
         .iter()
         .map(|rs| rs.max_connection_age.or(file.load.max_connection_age))
         .collect()
+}
+
+/// How each real server is started: `lab server` (this very binary, with
+/// the scenario's `max_connection_age`) or the user's own command.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    exe: PathBuf,
+    /// Each server's GOAWAY age (plan order).
+    max_age: Vec<Option<Duration>>,
+    /// Plan order; `None`: `lab server`.
+    user: Vec<Option<UserServer>>,
+}
+
+impl Launcher {
+    /// The launcher of `scenario`'s servers as planned in `plan`; the user
+    /// commands' output goes to `logs/servers/<name>.stdout|stderr`.
+    pub fn new(scenario: &Scenario, plan: &Plan, exe: &Path, logs: &Path) -> Self {
+        let user = (0..plan.servers.len())
+            .map(|i| UserServer::of(scenario, plan, i, logs))
+            .collect();
+        Launcher {
+            exe: exe.to_path_buf(),
+            max_age: max_ages(scenario),
+            user,
+        }
+    }
+
+    /// Whether server `i` runs the user's command (it has no `Stats` RPC).
+    pub fn is_user(&self, i: usize) -> bool {
+        self.user.get(i).is_some_and(Option::is_some)
+    }
+
+    /// Whether any server runs a user command.
+    pub fn any_user(&self) -> bool {
+        self.user.iter().any(Option::is_some)
+    }
+
+    /// The user commands' log files that exist, as `(name in the report
+    /// folder, path)`.
+    pub fn log_files(&self) -> Vec<(String, PathBuf)> {
+        self.user
+            .iter()
+            .flatten()
+            .flat_map(|u| [u.stdout.clone(), u.stderr.clone()])
+            .filter(|p| p.is_file())
+            .map(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                (format!("servers/{name}"), p)
+            })
+            .collect()
+    }
+
+    /// Starts every planned server (plan order) and waits until each is ready.
+    pub fn start_all(&self, lab: &LabNetwork) -> Result<Vec<Option<ChildGuard>>, RunError> {
+        (0..lab.plan().servers.len())
+            .map(|i| self.start(lab, i).map(Some))
+            .collect()
+    }
+
+    /// Starts server `i` inside its namespace and waits until it is ready.
+    pub fn start(&self, lab: &LabNetwork, i: usize) -> Result<ChildGuard, RunError> {
+        let s = &lab.plan().servers[i];
+        match &self.user[i] {
+            Some(u) => u.start(lab, s),
+            None => start_server(lab, &self.exe, s, self.max_age.get(i).copied().flatten()),
+        }
+    }
 }
 
 /// Stops every server still running (SIGTERM, then SIGKILL after 3 s).

@@ -234,6 +234,9 @@ pub(crate) fn steady_measurements(scenario: &Scenario) -> Measurements {
         teardown: Duration::from_millis(90),
         started_at: "2026-12-02T00:00:00Z".into(),
         elapsed: Duration::from_secs(16),
+        client: None,
+        user_servers: vec![false; 2],
+        files: Vec::new(),
     };
     m.ipvs = final_table(&m, false);
     m.ipvsadm_stats = Some(ipvsadm_text(&m.ipvs));
