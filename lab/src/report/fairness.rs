@@ -237,7 +237,7 @@ fn lambda_for_power(alpha: f64, dof: u32, power: f64) -> f64 {
 /// `power(N·w²) ≥ power` ([`noncentral_power`]).
 ///
 /// Compared with grpc-go's rule (≥ 500 expected in the rarest bucket):
-/// two even servers at margin 0.10 need about 822 here, grpc-go 1,000; four even
+/// two even servers at margin 0.10 need 821 here, grpc-go 1,000; four even
 /// servers 723 here, grpc-go 2,000; 3:1 weights 616 here, grpc-go 2,000. The
 /// rule of thumb is safe but blind to the margin; this one says what
 /// deviation the gate can see, and lets a scenario trade N for margin.
@@ -520,7 +520,7 @@ mod tests {
     fn required_sample_sizes() {
         // Two even servers, alpha 1e-6, margin 0.10, power 0.8: the normal
         // approximation gives λ = (4.8916 + 0.8416)² = 32.87, w² = 0.04,
-        // N ≈ 822.
+        // N ≈ 821.
         let n = required_n(&[1, 1], 1e-6, 0.10, 0.8);
         assert!((780..=860).contains(&n), "{n}");
         // A wider margin needs fewer, a stricter alpha more.
