@@ -13,8 +13,11 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-20}
 lab="$here/target/release/lab"
 out="$here/reports/soak"
-work=$(mktemp -d "${TMPDIR:-/tmp}/ipvs-lab-soak.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+# Every run's reports are kept (git-ignored) so a failure can be read.
+work="$out/runs"
+rm -rf "$work"
+mkdir -p "$work"
 cd "$here"
 cargo build --release -q -p lab
 mkdir -p "$out"
@@ -69,7 +72,7 @@ for name in names:
                 why.append("no comparison")
             elif cmp["regressed"]:
                 why += [r["metric"] for r in cmp["comparison"]["rows"] if r["verdict"] == "regressed"]
-            failures.append(f"run {i}: " + ", ".join(why))
+            failures.append(f"run {i}: " + ", ".join(why) + f" (reports/soak/runs/run-{i}/{name}/{reports[-1]}/report.md)")
     spread = lambda xs: None if not xs else {"min": min(xs), "median": statistics.median(xs), "max": max(xs)}
     result["scenarios"][name] = {"passed": passed, "runs": runs, "pass_rate": passed / runs,
                                  "fit_p": spread(fit_p), "homogeneity_p": spread(homo_p), "failures": failures}

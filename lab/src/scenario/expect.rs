@@ -108,9 +108,7 @@ fn judged(name: &str, verdict: Verdict, detail: String) -> ExpectationResult {
 /// Judges every expectation present in `expect`, in the block's order.
 pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     [
-        expect
-            .distribution
-            .map(|shape| distribution(expect, report, shape)),
+        expect.distribution.map(|shape| distribution(report, shape)),
         expect
             .sticky_per_client
             .map(|want| sticky_per_client(report, want)),
@@ -144,11 +142,7 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
 /// `distribution`: the shape of the counts on the scenario's unit
 /// (`report.gate`, set by the assembly). `even` and `weighted` are judged by
 /// Pearson's chi-square against the shares at `alpha`, after a power check.
-fn distribution(
-    _expect: &Expect,
-    report: &Report,
-    shape: DistributionExpectation,
-) -> ExpectationResult {
+fn distribution(report: &Report, shape: DistributionExpectation) -> ExpectationResult {
     let gate = report
         .gate
         .clone()
