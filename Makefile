@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 600
 # dependencies took longer (see README, "Build profile").
 OPTIMIZE ?= --release
 
-.PHONY: deps build run test lint fmt doc bench bench-loadgen fuzz clean-lab help
+.PHONY: deps build run test lint fmt doc bench bench-loadgen fuzz soak clean-lab help
 
 deps: ## install what the lab needs, its UML kernel included (idempotent; the first build ~10 min)
 	scripts/install-deps.sh
@@ -46,6 +46,11 @@ bench-loadgen: deps ## loadgen vs h2load, and generic vs demo mode, on loopback 
 
 fuzz: ## every fuzz target for FUZZ_SECONDS each (default 600; not in CI): executions and crashes
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+SOAK_RUNS ?= 20
+
+soak: deps ## the scenario suite SOAK_RUNS times (default 20; not in CI) -> reports/soak/: pass rate and p-value spread per scenario
+	scripts/soak.sh $(SOAK_RUNS)
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16

@@ -83,8 +83,9 @@ pub(crate) enum Verb {
     },
     /// Print a lab director's IPVS table in `ipvsadm -Ln` layout.
     Ipvs(IpvsArgs),
-    /// Compare a report with a baseline: shares, fairness and error rate;
-    /// exit 1 when fairness or errors regress beyond the tolerance.
+    /// Compare a report with a baseline: the distribution on the scenario's
+    /// unit (chi-square homogeneity at alpha, or an equivalence margin) and
+    /// failed RPCs against the error budget; exit 1 on a regression.
     Compare(CompareArgs),
     /// The identity-tagged gRPC demo server (what the lab runs on each real server).
     Server(grpc_demo::server::ServerArgs),
@@ -186,9 +187,19 @@ pub(crate) struct CompareArgs {
     pub(crate) baseline: PathBuf,
     /// The new report.json.
     pub(crate) report: PathBuf,
-    /// Allowed absolute change of max deviation / Jain / error rate.
-    #[arg(long, default_value_t = 0.05)]
-    pub(crate) tolerance: f64,
+    /// Override the report's alpha (default: its `[expect] alpha`, else 1e-6).
+    #[arg(long)]
+    pub(crate) alpha: Option<f64>,
+    /// Override the report's equivalence margin on each server's share.
+    #[arg(long)]
+    pub(crate) baseline_margin: Option<f64>,
+    /// Override the report's error budget (failed RPCs beyond the baseline's).
+    #[arg(long)]
+    pub(crate) error_budget: Option<u64>,
+    /// Print the comparison as JSON (rows, verdicts, settings) instead of a
+    /// table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[cfg(test)]

@@ -1,54 +1,71 @@
 //! A report against a baseline: what moved, and whether anything regressed.
 //!
-//! Regressions are judged on what the lab is about (distribution and
-//! errors), never on latency: latency depends on the machine and the runner,
-//! so it is reported but cannot fail a comparison.
+//! Regressions are judged as tests, not thresholds, on what the lab is about:
+//! - **the distribution**, on the scenario's unit of balancing (connections,
+//!   client IPs, groups): Pearson's chi-square homogeneity test of the
+//!   baseline's and this run's per-server counts (2×k), failing at
+//!   p ≤ alpha. A scenario that declares `[expect] baseline_margin` is judged
+//!   by equivalence instead: every server's share within that margin of the
+//!   baseline's. RPCs are not independent draws (they ride on connections),
+//!   so a scenario counted in RPCs is always judged by equivalence, at
+//!   [`DEFAULT_RPC_BASELINE_MARGIN`] unless it declares its own;
+//! - **errors**, in absolute RPCs: at most `error_budget` more failed RPCs
+//!   than the baseline.
+//!
+//! Latency depends on the machine and the runner, so it is reported but
+//! cannot fail a comparison. The settings come from the current report's
+//! `gate` (its `[expect]` block), else the defaults of [`super::fairness`]:
+//! `lab compare`, the library and the CI test share them.
 
-use super::model::Report;
+use serde::Serialize;
+
+use super::fairness::{self, DEFAULT_ALPHA, DEFAULT_ERROR_BUDGET};
+use super::model::{FairnessBasis, Report};
 use super::text::{Table, p_value, pct, pp};
 
-/// How much a figure may worsen before it counts as a regression. All are
-/// absolute differences of fractions (0.02 = two percentage points).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Tolerance {
-    /// Largest allowed growth of the fairness max deviation.
-    pub max_deviation: f64,
-    /// Largest allowed drop of Jain's index.
-    pub jain: f64,
-    /// Largest allowed growth of the error rate (failed / attempted RPCs).
-    pub error_rate: f64,
-}
+/// The equivalence margin of a scenario counted in RPCs that declares none:
+/// ten points of share.
+pub const DEFAULT_RPC_BASELINE_MARGIN: f64 = 0.10;
 
-impl Tolerance {
-    /// The same tolerance for every figure.
-    pub fn uniform(t: f64) -> Self {
-        Self {
-            max_deviation: t,
-            jain: t,
-            error_rate: t,
-        }
-    }
+/// How a comparison judges: one type, one set of defaults, for the CLI, the
+/// library and CI.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tolerance {
+    /// The homogeneity test fails at p ≤ alpha.
+    pub alpha: f64,
+    /// When set, an equivalence margin on each server's share replaces the
+    /// homogeneity test.
+    pub baseline_margin: Option<f64>,
+    /// Failed RPCs allowed beyond the baseline's.
+    pub error_budget: u64,
 }
 
 impl Default for Tolerance {
-    /// Two percentage points of deviation or Jain, half a point of errors.
+    /// alpha 1e-6, the homogeneity test, no error beyond the baseline's.
     fn default() -> Self {
         Self {
-            max_deviation: 0.02,
-            jain: 0.02,
-            error_rate: 0.005,
+            alpha: DEFAULT_ALPHA,
+            baseline_margin: None,
+            error_budget: DEFAULT_ERROR_BUDGET,
         }
     }
 }
 
-impl From<f64> for Tolerance {
-    fn from(t: f64) -> Self {
-        Self::uniform(t)
+impl Tolerance {
+    /// The settings the report was judged with (its scenario's `[expect]`),
+    /// or the defaults for an older report.
+    pub fn of(report: &Report) -> Self {
+        report.gate.as_ref().map_or_else(Self::default, |g| Self {
+            alpha: g.alpha,
+            baseline_margin: g.baseline_margin,
+            error_budget: g.error_budget,
+        })
     }
 }
 
 /// What a row of the comparison says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Shown for information; never fails (latency, per-server shares, p-value).
     Info,
@@ -75,7 +92,8 @@ impl Verdict {
 }
 
 /// How a figure is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// A fraction shown as a percentage; deltas in percentage points.
     Fraction,
@@ -85,10 +103,12 @@ pub enum Unit {
     PValue,
     /// Microseconds shown as milliseconds.
     Micros,
+    /// A whole number of things (failed RPCs).
+    Count,
 }
 
 /// One compared figure.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComparisonRow {
     /// What is compared, e.g. `share rs1` or `jain`.
     pub metric: String,
@@ -110,7 +130,7 @@ impl ComparisonRow {
 }
 
 /// The result of [`compare`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
     /// Baseline scenario name.
     pub baseline_name: String,
@@ -146,6 +166,7 @@ impl Comparison {
                     Unit::Number => format!("{v:.4}"),
                     Unit::PValue => p_value(v),
                     Unit::Micros => super::text::ms(v),
+                    Unit::Count => format!("{v:.0}"),
                 },
             }
         };
@@ -158,6 +179,7 @@ impl Comparison {
                 (Some(d), Unit::Number) => format!("{d:+.4}"),
                 (Some(d), Unit::PValue) => format!("{d:+.3}"),
                 (Some(d), Unit::Micros) => format!("{:+.3} ms", d / 1000.0),
+                (Some(d), Unit::Count) => format!("{d:+.0}"),
             };
             t.row(vec![
                 r.metric.clone(),
@@ -177,12 +199,17 @@ impl Comparison {
         out.push_str(&t.render_text("  "));
         let n = self.regressions().count();
         if n == 0 {
-            out.push_str("No regression beyond tolerance.\n");
+            out.push_str(&format!(
+                "No regression (alpha {:.0e}, error budget +{} RPCs).\n",
+                self.tolerance.alpha, self.tolerance.error_budget
+            ));
         } else {
             out.push_str(&format!(
-                "REGRESSED: {} figure{} worse than the baseline beyond tolerance.\n",
+                "REGRESSED: {} figure{} worse than the baseline (alpha {:.0e}, error budget +{} RPCs).\n",
                 n,
-                if n == 1 { "" } else { "s" }
+                if n == 1 { "" } else { "s" },
+                self.tolerance.alpha,
+                self.tolerance.error_budget
             ));
         }
         out
@@ -219,208 +246,336 @@ fn kernel_difference(
     })
 }
 
-/// Judges a figure where bigger is worse (deviation, error rate).
-fn judge_higher_is_worse(base: Option<f64>, cur: Option<f64>, tol: f64) -> Verdict {
-    match (base, cur) {
-        (Some(b), Some(c)) if c - b > tol => Verdict::Regressed,
-        (Some(b), Some(c)) if b - c > tol => Verdict::Improved,
-        (Some(_), Some(_)) => Verdict::Ok,
-        _ => Verdict::Missing,
+/// Per-server counts of both reports on `unit`, aligned by server name (the
+/// baseline's order, then servers only the current run has).
+fn aligned_counts(baseline: &Report, current: &Report, unit: FairnessBasis) -> AlignedCounts {
+    let mut names: Vec<String> = baseline.servers.iter().map(|s| s.name.clone()).collect();
+    for s in &current.servers {
+        if !names.contains(&s.name) {
+            names.push(s.name.clone());
+        }
+    }
+    let side = |r: &Report| {
+        let counts = fairness::unit_counts(r, unit);
+        names
+            .iter()
+            .map(|n| {
+                r.servers
+                    .iter()
+                    .position(|s| &s.name == n)
+                    .map_or(0, |i| counts[i])
+            })
+            .collect::<Vec<u64>>()
+    };
+    AlignedCounts {
+        baseline: side(baseline),
+        current: side(current),
+        names,
     }
 }
 
-/// Compares `current` against `baseline`: per-server share (by name),
-/// fairness (max deviation, Jain, chi-square p), error rate, latency p50 and
-/// p99. A regression is max deviation growing by more than
-/// `tolerance.max_deviation`, Jain dropping by more than `tolerance.jain`, or
-/// the error rate growing by more than `tolerance.error_rate`. A fairness
-/// figure present in the baseline but missing now (no traffic) also fails.
-pub fn compare(baseline: &Report, current: &Report, tolerance: impl Into<Tolerance>) -> Comparison {
-    let tolerance = tolerance.into();
-    let mut rows = Vec::new();
-    let kernel_warning = kernel_difference(&baseline.runner, &current.runner);
+/// Both sides' counts per server name.
+struct AlignedCounts {
+    names: Vec<String>,
+    baseline: Vec<u64>,
+    current: Vec<u64>,
+}
 
-    // Per-server shares, in the baseline's order, then servers new in current.
-    let mut names: Vec<&str> = baseline.servers.iter().map(|s| s.name.as_str()).collect();
-    for s in &current.servers {
-        if !names.contains(&s.name.as_str()) {
-            names.push(&s.name);
-        }
-    }
-    for name in names {
-        let share = |r: &Report| r.servers.iter().find(|s| s.name == name).map(|s| s.share);
-        let (b, c) = (share(baseline), share(current));
-        rows.push(ComparisonRow {
-            metric: format!("share {name}"),
-            baseline: b,
-            current: c,
+/// The distribution rows: each server's share on the unit (shown), then
+/// the verdict row, homogeneity or equivalence.
+fn distribution_rows(
+    c: &AlignedCounts,
+    unit: FairnessBasis,
+    tolerance: &Tolerance,
+) -> Vec<ComparisonRow> {
+    let (bs, cs) = (fairness::shares(&c.baseline), fairness::shares(&c.current));
+    let (bn, cn): (u64, u64) = (c.baseline.iter().sum(), c.current.iter().sum());
+    let mut rows: Vec<ComparisonRow> = c
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ComparisonRow {
+            metric: format!("share {name} ({})", unit.as_str()),
+            baseline: (bn > 0).then_some(bs[i]),
+            current: (cn > 0).then_some(cs[i]),
             unit: Unit::Fraction,
-            verdict: if b.is_some() && c.is_some() {
-                Verdict::Info
-            } else {
-                Verdict::Missing
-            },
-        });
-    }
+            verdict: Verdict::Info,
+        })
+        .collect();
+    let margin = tolerance
+        .baseline_margin
+        .or((unit == FairnessBasis::Rpcs).then_some(DEFAULT_RPC_BASELINE_MARGIN));
+    let missing = bn == 0 || cn == 0;
+    rows.push(match margin {
+        Some(m) => {
+            let change = bs
+                .iter()
+                .zip(&cs)
+                .map(|(b, c)| (c - b).abs())
+                .fold(0.0, f64::max);
+            ComparisonRow {
+                metric: format!("largest share change (margin {})", pct(m)),
+                baseline: None,
+                current: (!missing).then_some(change),
+                unit: Unit::Fraction,
+                verdict: match (missing, bn > 0) {
+                    (true, true) => Verdict::Regressed,
+                    (true, false) => Verdict::Missing,
+                    _ if change > m => Verdict::Regressed,
+                    _ => Verdict::Ok,
+                },
+            }
+        }
+        None => {
+            let test = fairness::homogeneity(&c.baseline, &c.current);
+            ComparisonRow {
+                metric: format!(
+                    "homogeneity p ({}, alpha {:.0e})",
+                    unit.as_str(),
+                    tolerance.alpha
+                ),
+                baseline: None,
+                current: test.map(|(_, _, p)| p),
+                unit: Unit::PValue,
+                verdict: match test {
+                    Some((_, _, p)) if p <= tolerance.alpha => Verdict::Regressed,
+                    Some(_) => Verdict::Ok,
+                    None if bn > 0 => Verdict::Regressed,
+                    None => Verdict::Missing,
+                },
+            }
+        }
+    });
+    rows
+}
 
+/// Failed RPCs against the budget, and the error rate for information.
+fn error_rows(baseline: &Report, current: &Report, tolerance: &Tolerance) -> Vec<ComparisonRow> {
+    let (b, c) = (baseline.errors.total, current.errors.total);
+    let allowed = b.saturating_add(tolerance.error_budget);
+    vec![
+        ComparisonRow {
+            metric: format!("failed RPCs (budget +{})", tolerance.error_budget),
+            baseline: Some(b as f64),
+            current: Some(c as f64),
+            unit: Unit::Count,
+            verdict: if c > allowed {
+                Verdict::Regressed
+            } else if c < b {
+                Verdict::Improved
+            } else {
+                Verdict::Ok
+            },
+        },
+        ComparisonRow {
+            metric: "error rate".into(),
+            baseline: Some(baseline.error_rate()),
+            current: Some(current.error_rate()),
+            unit: Unit::Fraction,
+            verdict: Verdict::Info,
+        },
+    ]
+}
+
+/// The fairness figures of each side against the weights, shown only: the
+/// verdict on the distribution is the test of [`distribution_rows`].
+fn fairness_rows(baseline: &Report, current: &Report) -> Vec<ComparisonRow> {
     let bf = baseline.fairness.as_ref();
     let cf = current.fairness.as_ref();
-    let (b, c) = (bf.map(|f| f.max_deviation), cf.map(|f| f.max_deviation));
-    let lost = |b: Option<f64>, c: Option<f64>, v: Verdict| {
-        if b.is_some() && c.is_none() {
-            Verdict::Regressed
-        } else {
-            v
-        }
-    };
-    rows.push(ComparisonRow {
-        metric: "max deviation".into(),
-        baseline: b,
-        current: c,
-        unit: Unit::Fraction,
-        verdict: lost(b, c, judge_higher_is_worse(b, c, tolerance.max_deviation)),
-    });
-    let (b, c) = (bf.map(|f| f.jain), cf.map(|f| f.jain));
-    // Jain: lower is worse, so judge the negated values.
-    let jain_verdict = judge_higher_is_worse(b.map(|v| -v), c.map(|v| -v), tolerance.jain);
-    rows.push(ComparisonRow {
-        metric: "Jain's index".into(),
-        baseline: b,
-        current: c,
-        unit: Unit::Number,
-        verdict: lost(b, c, jain_verdict),
-    });
-    rows.push(ComparisonRow {
-        metric: "chi-square p".into(),
-        baseline: bf.map(|f| f.chi2_p),
-        current: cf.map(|f| f.chi2_p),
-        unit: Unit::PValue,
+    let row = |metric: &str, unit: Unit, f: fn(&super::model::Fairness) -> f64| ComparisonRow {
+        metric: metric.into(),
+        baseline: bf.map(f),
+        current: cf.map(f),
+        unit,
         verdict: Verdict::Info,
-    });
+    };
+    vec![
+        row("max deviation", Unit::Fraction, |f| f.max_deviation),
+        row("Jain's index", Unit::Number, |f| f.jain),
+        row("chi-square p vs weights", Unit::PValue, |f| f.chi2_p),
+    ]
+}
 
-    let (b, c) = (Some(baseline.error_rate()), Some(current.error_rate()));
-    rows.push(ComparisonRow {
-        metric: "error rate".into(),
-        baseline: b,
-        current: c,
-        unit: Unit::Fraction,
-        verdict: judge_higher_is_worse(b, c, tolerance.error_rate),
-    });
+/// Compares `current` against `baseline` on the current run's unit of
+/// balancing (its `gate`, else connections): the distribution by the
+/// homogeneity test or the equivalence margin, failed RPCs against the error
+/// budget; fairness figures and latency are shown, never judged.
+pub fn compare(baseline: &Report, current: &Report, tolerance: Tolerance) -> Comparison {
+    let unit = current
+        .gate
+        .as_ref()
+        .map(|g| g.unit)
+        .or(current.fairness.as_ref().map(|f| f.basis))
+        .unwrap_or(FairnessBasis::Connections);
+    let counts = aligned_counts(baseline, current, unit);
+    let mut rows = distribution_rows(&counts, unit, &tolerance);
+    rows.extend(fairness_rows(baseline, current));
+    rows.extend(error_rows(baseline, current, &tolerance));
 
     let bl = baseline.latency_us.as_ref().filter(|l| l.count > 0);
     let cl = current.latency_us.as_ref().filter(|l| l.count > 0);
-    rows.push(ComparisonRow {
-        metric: "latency p50".into(),
-        baseline: bl.map(|l| l.p50),
-        current: cl.map(|l| l.p50),
-        unit: Unit::Micros,
-        verdict: Verdict::Info,
-    });
-    rows.push(ComparisonRow {
-        metric: "latency p99".into(),
-        baseline: bl.map(|l| l.p99),
-        current: cl.map(|l| l.p99),
-        unit: Unit::Micros,
-        verdict: Verdict::Info,
-    });
+    for (metric, f) in [
+        (
+            "latency p50",
+            (|l| l.p50) as fn(&super::model::LatencySummary) -> f64,
+        ),
+        ("latency p99", |l| l.p99),
+    ] {
+        rows.push(ComparisonRow {
+            metric: metric.into(),
+            baseline: bl.map(f),
+            current: cl.map(f),
+            unit: Unit::Micros,
+            verdict: Verdict::Info,
+        });
+    }
 
     Comparison {
         baseline_name: baseline.scenario.name.clone(),
         current_name: current.scenario.name.clone(),
         tolerance,
         rows,
-        kernel_warning,
+        kernel_warning: kernel_difference(&baseline.runner, &current.runner),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::fairness;
-    use crate::report::model::FairnessBasis;
+    use crate::report::model::GateSettings;
     use crate::report::testdata::synthetic_report;
 
-    /// `base` with the RPC counts replaced and the shares and fairness
-    /// recomputed.
-    fn with_counts(base: &Report, counts: &[u64]) -> Report {
+    /// `base` with the connection counts replaced, judged on connections.
+    fn with_conns(base: &Report, counts: &[u64]) -> Report {
         let mut r = base.clone();
-        let weights: Vec<u32> = r.servers.iter().map(|s| s.weight).collect();
-        let total: u64 = counts.iter().sum();
         for (s, &c) in r.servers.iter_mut().zip(counts) {
-            s.rpcs = c;
-            s.share = c as f64 / total as f64;
+            s.connections = c;
         }
-        r.fairness = fairness::evaluate(FairnessBasis::Rpcs, counts, &weights);
+        r.gate = Some(GateSettings {
+            unit: FairnessBasis::Connections,
+            unit_derived: true,
+            alpha: DEFAULT_ALPHA,
+            margin: fairness::DEFAULT_MARGIN,
+            baseline_margin: None,
+            error_budget: 0,
+        });
         r
+    }
+
+    fn regressions(c: &Comparison) -> Vec<&str> {
+        c.regressions().map(|r| r.metric.as_str()).collect()
     }
 
     #[test]
     fn a_baseline_from_another_kernel_is_warned_about() {
         let base = synthetic_report(4);
-        assert_eq!(compare(&base, &base, 0.02).kernel_warning, None);
+        let tol = Tolerance::default();
+        assert_eq!(compare(&base, &base, tol).kernel_warning, None);
         let mut old = base.clone();
         old.runner.kernel = "6.1.176".into();
         old.runner.kernel_origin = None;
         old.runner.kernel_source = None;
-        let cmp = compare(&old, &base, 0.02);
+        let cmp = compare(&old, &base, tol);
         let w = cmp.kernel_warning.clone().expect("a warning");
         assert!(w.contains("6.1.176") && w.contains("7.2.13"), "{w}");
         assert!(cmp.render_text().contains("warning: the baseline ran on"));
         // Same release, another build source: still worth a warning.
         let mut other = base.clone();
         other.runner.kernel_source = Some("linux-source-7.2 7.2.14-1".into());
-        assert!(compare(&base, &other, 0.02).kernel_warning.is_some());
+        assert!(compare(&base, &other, tol).kernel_warning.is_some());
     }
 
     #[test]
     fn same_report_does_not_regress() {
-        let r = synthetic_report(8);
-        let c = compare(&r, &r, 0.02);
+        let r = with_conns(&synthetic_report(8), &[300, 300, 600]);
+        let c = compare(&r, &r, Tolerance::of(&r));
         assert!(!c.regressed(), "{}", c.render_text());
-        assert!(c.render_text().contains("No regression beyond tolerance."));
+        assert!(c.render_text().contains("No regression"));
     }
 
     #[test]
-    fn small_changes_within_tolerance_and_latency_never_fails() {
-        let base = with_counts(&synthetic_report(8), &[1000, 1000, 2000]);
-        let mut cur = with_counts(&base, &[1010, 990, 2000]);
+    fn homogeneity_passes_noise_and_latency_never_fails() {
+        let base = with_conns(&synthetic_report(8), &[1000, 1000, 2000]);
+        let mut cur = with_conns(&base, &[1040, 975, 1985]);
         cur.latency_us.as_mut().unwrap().p99 *= 10.0;
-        let c = compare(&base, &cur, Tolerance::default());
+        let c = compare(&base, &cur, Tolerance::of(&cur));
         assert!(!c.regressed(), "{}", c.render_text());
     }
 
     #[test]
-    fn skew_regresses_on_deviation_and_jain() {
-        let base = with_counts(&synthetic_report(8), &[1000, 1000, 2000]);
-        let cur = with_counts(&base, &[2000, 0, 2000]);
-        let c = compare(&base, &cur, 0.02);
-        assert!(c.regressed());
-        let names: Vec<&str> = c.regressions().map(|r| r.metric.as_str()).collect();
-        assert_eq!(names, ["max deviation", "Jain's index"]);
+    fn homogeneity_fails_a_shifted_split() {
+        let base = with_conns(&synthetic_report(8), &[1000, 1000, 2000]);
+        let cur = with_conns(&base, &[1300, 700, 2000]);
+        let c = compare(&base, &cur, Tolerance::of(&cur));
+        assert_eq!(
+            regressions(&c),
+            ["homogeneity p (connections, alpha 1e-6)"],
+            "{}",
+            c.render_text()
+        );
         let text = c.render_text();
-        assert!(text.contains("REGRESSED: 2 figures"), "{text}");
-        assert!(text.contains("share rs2"), "{text}");
-        // The reverse direction is an improvement, not a regression.
-        let back = compare(&cur, &base, 0.02);
-        assert!(!back.regressed(), "{}", back.render_text());
+        assert!(text.contains("REGRESSED: 1 figure"), "{text}");
+        assert!(text.contains("share rs2 (connections)"), "{text}");
+    }
+
+    #[test]
+    fn an_equivalence_margin_replaces_the_test() {
+        let base = with_conns(&synthetic_report(8), &[1000, 1000, 2000]);
+        let cur = with_conns(&base, &[1200, 800, 2000]);
+        let mut tol = Tolerance::of(&cur);
+        // A 5-point shift: the homogeneity test sees it (N = 8,000)...
+        assert!(compare(&base, &cur, tol).regressed());
+        // ...a 10-point equivalence margin accepts it, a 2-point one does not.
+        tol.baseline_margin = Some(0.10);
+        assert!(!compare(&base, &cur, tol).regressed());
+        tol.baseline_margin = Some(0.02);
+        let c = compare(&base, &cur, tol);
+        assert_eq!(regressions(&c), ["largest share change (margin 2.0%)"]);
+    }
+
+    #[test]
+    fn rpcs_are_judged_by_equivalence() {
+        let mut base = synthetic_report(8);
+        base.gate = Some(GateSettings {
+            unit: FairnessBasis::Rpcs,
+            ..with_conns(&base, &[1, 1, 1]).gate.unwrap()
+        });
+        let mut cur = base.clone();
+        let total: u64 = cur.servers.iter().map(|s| s.rpcs).sum();
+        cur.servers[0].rpcs += total / 4;
+        let c = compare(&base, &cur, Tolerance::of(&cur));
+        assert_eq!(regressions(&c), ["largest share change (margin 10.0%)"]);
+    }
+
+    #[test]
+    fn errors_beyond_the_budget_regress() {
+        let base = with_conns(&synthetic_report(8), &[10, 10, 20]);
+        let mut cur = base.clone();
+        cur.errors.total = base.errors.total + 3;
+        let mut tol = Tolerance::of(&cur);
+        let c = compare(&base, &cur, tol);
+        assert_eq!(regressions(&c), ["failed RPCs (budget +0)"]);
+        tol.error_budget = 3;
+        assert!(!compare(&base, &cur, tol).regressed());
+        tol.error_budget = 2;
+        assert!(compare(&base, &cur, tol).regressed());
+        // Fewer errors is an improvement.
+        let back = compare(&cur, &base, Tolerance::default());
+        assert!(!back.regressed());
         assert!(back.rows.iter().any(|r| r.verdict == Verdict::Improved));
     }
 
     #[test]
-    fn error_rate_growth_regresses() {
-        let base = synthetic_report(8);
-        let mut cur = base.clone();
-        cur.errors.total = base.total_rpcs() / 10;
-        let c = compare(&base, &cur, Tolerance::default());
-        let names: Vec<&str> = c.regressions().map(|r| r.metric.as_str()).collect();
-        assert_eq!(names, ["error rate"]);
+    fn losing_all_traffic_regresses() {
+        let base = with_conns(&synthetic_report(8), &[10, 10, 20]);
+        let cur = with_conns(&base, &[0, 0, 0]);
+        assert!(compare(&base, &cur, Tolerance::default()).regressed());
     }
 
     #[test]
-    fn losing_fairness_regresses() {
-        let base = synthetic_report(8);
-        let mut cur = base.clone();
-        cur.fairness = None;
-        assert!(compare(&base, &cur, 0.5).regressed());
+    fn old_reports_without_settings_use_the_defaults() {
+        let mut r = synthetic_report(8);
+        r.gate = None;
+        assert_eq!(Tolerance::of(&r), Tolerance::default());
     }
 }

@@ -8,16 +8,29 @@
 //!   (zero-weight servers excluded): `(Σx)² / (n·Σx²)`; 1 when every server got
 //!   exactly its weight's worth, 1/n when one server got everything.
 //! - **Pearson's chi-square** against the ideal over the weighted servers, with
-//!   `k − 1` degrees of freedom, and its p-value `Q(dof/2, chi2/2)` (the
-//!   regularized upper incomplete gamma function). Counts that landed on
-//!   zero-weight servers cannot enter chi-square (their expectation is 0); they
-//!   show up in the max deviation instead.
+//!   `k − 1` degrees of freedom, and its p-value, the upper tail of the
+//!   chi-square distribution (statrs). Counts that landed on zero-weight
+//!   servers cannot enter chi-square (their expectation is 0); they show up in
+//!   the max deviation instead.
+//! - **Effect sizes** beside the p-value, because with enough data any
+//!   deviation is "significant": Cramér's V `sqrt(chi2 / (N·dof))` and the
+//!   largest weight-normalised count over their mean.
+//! - **Sample size**: [`required_n`], the N at which the test detects a
+//!   declared margin with power 0.8 (see there for the method, and how it
+//!   compares with grpc-go's rule).
+//! - **Homogeneity**: [`homogeneity`], the 2×k chi-square between a baseline's
+//!   counts and this run's.
 //!
 //! Round robin is deterministic, not random, so a tiny chi-square (p ≈ 1) is
 //! what a healthy `rr` looks like; a p-value near 0 says the traffic did not
 //! follow the weights (persistence, long-lived channels, a failed server).
 
-use super::model::{Fairness, FairnessBasis};
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use statrs::distribution::{ChiSquared, ContinuousCDF};
+
+use super::model::{Fairness, FairnessBasis, Report};
 
 /// Ideal shares from weights: `w_i / Σw`, all zero when every weight is zero.
 pub fn ideal_shares(weights: &[u32]) -> Vec<f64> {
@@ -113,9 +126,33 @@ pub fn chi_square(counts: &[u64], weights: &[u32]) -> (f64, u32) {
     (chi2, (weighted.len() - 1) as u32)
 }
 
+/// The significance level of every test of the gate unless `[expect] alpha`
+/// says otherwise: a test fails only at p ≤ 10⁻⁶, as grpc-go's weighted
+/// round-robin test does, so a healthy scheduler fails by chance about once
+/// in a million runs per test.
+pub const DEFAULT_ALPHA: f64 = 1e-6;
+
+/// The smallest deviation of a share, in absolute terms (0.10 = ten
+/// percentage points), that the goodness-of-fit test must detect with
+/// [`POWER`] unless `[expect] margin` says otherwise. It sizes the sample:
+/// a scenario with fewer units than [`required_n`] cannot judge.
+pub const DEFAULT_MARGIN: f64 = 0.10;
+
+/// The probability of catching a deviation of the margin (the test's power).
+pub const POWER: f64 = 0.8;
+
+/// Failed RPCs a run may have beyond its baseline's, unless `[expect]
+/// error_budget` says otherwise: 0, because most scenarios fail no RPC at
+/// all; scenarios whose point is a failure declare their own budget.
+pub const DEFAULT_ERROR_BUDGET: u64 = 0;
+
+/// The fewest units per server a test needs whatever the margin (Pearson's
+/// chi-square approximation wants about 5 expected per cell).
+pub const MIN_PER_SERVER: u64 = 5;
+
 /// Upper-tail probability of the chi-square distribution: `P(X ≥ chi2)` for
-/// `dof` degrees of freedom, i.e. `Q(dof/2, chi2/2)`. With `dof == 0` the
-/// statistic is always 0, so the p-value is 1.
+/// `dof` degrees of freedom. With `dof == 0` the statistic is always 0, so
+/// the p-value is 1.
 pub fn chi2_p_value(chi2: f64, dof: u32) -> f64 {
     if dof == 0 || chi2 <= 0.0 {
         return 1.0;
@@ -123,7 +160,154 @@ pub fn chi2_p_value(chi2: f64, dof: u32) -> f64 {
     if !chi2.is_finite() {
         return 0.0;
     }
-    gamma_q(f64::from(dof) / 2.0, chi2 / 2.0)
+    chi2_sf(chi2, f64::from(dof))
+}
+
+/// `P(X ≥ x)` for a chi-square with (possibly fractional) `dof`.
+fn chi2_sf(x: f64, dof: f64) -> f64 {
+    ChiSquared::new(dof).map_or(1.0, |d| d.sf(x))
+}
+
+/// The critical value: the `x` with `P(X ≥ x) = alpha` for `dof` degrees of
+/// freedom, by bisection on the tail (monotone, so exact to ~1e-9).
+pub fn chi2_critical(alpha: f64, dof: u32) -> f64 {
+    let dof = f64::from(dof.max(1));
+    let mut hi = dof.max(1.0);
+    while chi2_sf(hi, dof) > alpha && hi < 1e9 {
+        hi *= 2.0;
+    }
+    let mut lo = 0.0;
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if chi2_sf(mid, dof) > alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo < 1e-9 * hi {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// The power of a chi-square test at critical value `crit` when the
+/// statistic is noncentral with parameter `lambda`: Patnaik's approximation
+/// of the noncentral chi-square by `c·χ²(f)` with `c = (k+2λ)/(k+λ)` and
+/// `f = (k+λ)²/(k+2λ)` (it matches the first two moments).
+pub fn noncentral_power(lambda: f64, dof: u32, crit: f64) -> f64 {
+    let k = f64::from(dof.max(1));
+    let c = (k + 2.0 * lambda) / (k + lambda);
+    let f = (k + lambda).powi(2) / (k + 2.0 * lambda);
+    chi2_sf(crit / c, f)
+}
+
+/// The noncentrality at which the test at `alpha` reaches `power`.
+fn lambda_for_power(alpha: f64, dof: u32, power: f64) -> f64 {
+    let crit = chi2_critical(alpha, dof);
+    let mut hi = 1.0;
+    while noncentral_power(hi, dof, crit) < power && hi < 1e12 {
+        hi *= 2.0;
+    }
+    let mut lo = 0.0;
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if noncentral_power(mid, dof, crit) < power {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo < 1e-9 * hi {
+            break;
+        }
+    }
+    hi
+}
+
+/// How many units (connections, client IPs, groups) the goodness-of-fit test
+/// needs to tell the weights from a deviation of `margin` at level `alpha`
+/// with `power`, and never fewer than [`MIN_PER_SERVER`] per server.
+///
+/// Method: Pearson's statistic against the ideal shares `p` is noncentral
+/// chi-square with `λ = N·w²` under an alternative `p + d`, where Cohen's
+/// `w² = Σ dᵢ²/pᵢ`. The least detectable alternative whose largest
+/// deviation is `margin` moves `margin` onto (or off) the server whose share
+/// is closest to ½ and takes it proportionally from the others, giving
+/// `w² = margin² / max pᵢ(1−pᵢ)`. N is the smallest with
+/// `power(N·w²) ≥ power` ([`noncentral_power`]).
+///
+/// Compared with grpc-go's rule (≥ 500 expected in the rarest bucket):
+/// two even servers at margin 0.10 need 821 here, grpc-go 1,000; four even
+/// servers 723 here, grpc-go 2,000; 3:1 weights 616 here, grpc-go 2,000. The
+/// rule of thumb is safe but blind to the margin; this one says what
+/// deviation the gate can see, and lets a scenario trade N for margin.
+pub fn required_n(weights: &[u32], alpha: f64, margin: f64, power: f64) -> u64 {
+    let floor = weights.len() as u64 * MIN_PER_SERVER;
+    let ideal: Vec<f64> = ideal_shares(weights)
+        .into_iter()
+        .filter(|&p| p > 0.0)
+        .collect();
+    if ideal.len() < 2 || margin <= 0.0 {
+        return floor;
+    }
+    let dof = (ideal.len() - 1) as u32;
+    let spread = ideal.iter().map(|p| p * (1.0 - p)).fold(0.0, f64::max);
+    let w2 = margin * margin / spread;
+    let n = (lambda_for_power(alpha, dof, power) / w2).ceil() as u64;
+    n.max(floor)
+}
+
+/// Pearson's chi-square homogeneity test of two count vectors over the same
+/// servers (a 2×k contingency table): `(chi2, dof, p)`. Servers that neither
+/// side counted are left out; `None` when either side counted nothing.
+pub fn homogeneity(a: &[u64], b: &[u64]) -> Option<(f64, u32, f64)> {
+    assert_eq!(a.len(), b.len(), "one count per server on both sides");
+    let (na, nb): (u64, u64) = (a.iter().sum(), b.iter().sum());
+    if na == 0 || nb == 0 {
+        return None;
+    }
+    let n = (na + nb) as f64;
+    let mut chi2 = 0.0;
+    let mut cols = 0u32;
+    for (&x, &y) in a.iter().zip(b) {
+        let col = (x + y) as f64;
+        if col == 0.0 {
+            continue;
+        }
+        cols += 1;
+        for (obs, row) in [(x, na), (y, nb)] {
+            let expected = row as f64 * col / n;
+            let d = obs as f64 - expected;
+            chi2 += d * d / expected;
+        }
+    }
+    let dof = cols.saturating_sub(1);
+    Some((chi2, dof, chi2_p_value(chi2, dof)))
+}
+
+/// Cramér's V of a goodness of fit: `sqrt(chi2 / (N·dof))`, 0 for no data.
+pub fn cramers_v(chi2: f64, n: u64, dof: u32) -> f64 {
+    if n == 0 || dof == 0 {
+        0.0
+    } else {
+        (chi2 / (n as f64 * f64::from(dof))).sqrt()
+    }
+}
+
+/// The largest weight-normalised count over their mean (weighted servers);
+/// 1 when the counts follow the weights exactly, 0 without data.
+pub fn max_over_mean(counts: &[u64], weights: &[u32]) -> f64 {
+    let xs: Vec<f64> = counts
+        .iter()
+        .zip(weights)
+        .filter(|&(_, &w)| w > 0)
+        .map(|(&c, &w)| c as f64 / f64::from(w))
+        .collect();
+    let mean = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    if mean == 0.0 {
+        return 0.0;
+    }
+    xs.iter().copied().fold(0.0, f64::max) / mean
 }
 
 /// All fairness figures for `counts` against `weights` (same order). `None`
@@ -136,106 +320,70 @@ pub fn evaluate(basis: FairnessBasis, counts: &[u64], weights: &[u32]) -> Option
     }
     let (max_deviation, max_relative_deviation) = max_deviation(counts, weights);
     let (chi2, dof) = chi_square(counts, weights);
+    let weighted_n: u64 = counts
+        .iter()
+        .zip(weights)
+        .filter(|&(_, &w)| w > 0)
+        .map(|(&c, _)| c)
+        .sum();
     Some(Fairness {
         basis,
+        counts: counts.to_vec(),
         max_deviation,
         max_relative_deviation,
         jain: jain_index(counts, weights),
         chi2,
         chi2_p: chi2_p_value(chi2, dof),
         dof,
+        cramers_v: cramers_v(chi2, weighted_n, dof),
+        max_over_mean: max_over_mean(counts, weights),
+        informational: false,
     })
 }
 
-/// Regularized upper incomplete gamma function `Q(a, x) = Γ(a, x) / Γ(a)`,
-/// for `a > 0`, `x ≥ 0`: the series for `x < a + 1`, Lentz's continued
-/// fraction otherwise (Numerical Recipes §6.2).
-pub fn gamma_q(a: f64, x: f64) -> f64 {
-    assert!(a > 0.0, "gamma_q needs a > 0");
-    if x <= 0.0 {
-        return 1.0;
-    }
-    if x < a + 1.0 {
-        1.0 - gamma_p_series(a, x)
-    } else {
-        gamma_q_continued_fraction(a, x)
-    }
-}
-
-const EPS: f64 = 1e-15;
-const MAX_ITER: usize = 10_000;
-const TINY: f64 = 1e-300;
-
-/// `P(a, x)` by its series: `e^{-x} x^a / Γ(a) · Σ x^n / (a(a+1)…(a+n))`.
-fn gamma_p_series(a: f64, x: f64) -> f64 {
-    let mut ap = a;
-    let mut term = 1.0 / a;
-    let mut sum = term;
-    for _ in 0..MAX_ITER {
-        ap += 1.0;
-        term *= x / ap;
-        sum += term;
-        if term.abs() < sum.abs() * EPS {
-            break;
+/// The per-server counts of `report` on `unit`, in server order.
+///
+/// - RPCs and connections: the servers' own tallies.
+/// - Client IPs: each client IP counts once toward every server its RPCs
+///   reached. With persistence or a hashing scheduler an IP reaches one
+///   server, so N is the number of IPs; an IP that moved (a template
+///   expired, a server failed) counts toward each server it was given, since
+///   each was one decision of the scheduler.
+/// - Groups: the same per persistence group, the client address ANDed with
+///   `persistence_granularity`: the kernel keys its template on the group.
+pub fn unit_counts(report: &Report, unit: FairnessBasis) -> Vec<u64> {
+    let index = |name: &str| report.servers.iter().position(|s| s.name == name);
+    match unit {
+        FairnessBasis::Rpcs => report.servers.iter().map(|s| s.rpcs).collect(),
+        FairnessBasis::Connections => report.servers.iter().map(|s| s.connections).collect(),
+        FairnessBasis::ClientIps | FairnessBasis::Groups => {
+            let mask = match unit {
+                FairnessBasis::Groups => report
+                    .config
+                    .persistence_granularity
+                    .as_deref()
+                    .and_then(|g| g.parse::<Ipv4Addr>().ok())
+                    .map_or(u32::MAX, u32::from),
+                _ => u32::MAX,
+            };
+            let mut seen: BTreeSet<(u32, usize)> = BTreeSet::new();
+            for c in &report.clients {
+                let Ok(ip) = c.address.parse::<Ipv4Addr>() else {
+                    continue;
+                };
+                for (server, &n) in &c.servers_seen {
+                    if let (true, Some(i)) = (n > 0, index(server)) {
+                        seen.insert((u32::from(ip) & mask, i));
+                    }
+                }
+            }
+            let mut counts = vec![0u64; report.servers.len()];
+            for (_, i) in seen {
+                counts[i] += 1;
+            }
+            counts
         }
     }
-    (sum.ln() - x + a * x.ln() - ln_gamma(a)).exp()
-}
-
-/// `Q(a, x)` by its continued fraction, evaluated with modified Lentz.
-fn gamma_q_continued_fraction(a: f64, x: f64) -> f64 {
-    let mut b = x + 1.0 - a;
-    let mut c = 1.0 / TINY;
-    let mut d = 1.0 / b;
-    let mut h = d;
-    for i in 1..MAX_ITER {
-        let an = -(i as f64) * (i as f64 - a);
-        b += 2.0;
-        d = an * d + b;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = b + an / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        let delta = d * c;
-        h *= delta;
-        if (delta - 1.0).abs() < EPS {
-            break;
-        }
-    }
-    (-x + a * x.ln() - ln_gamma(a)).exp() * h
-}
-
-/// `ln Γ(x)` for `x > 0`, Lanczos approximation (g = 7, n = 9), accurate to
-/// about 15 digits.
-fn ln_gamma(x: f64) -> f64 {
-    const G: f64 = 7.0;
-    const COEF: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection: Γ(x)Γ(1−x) = π / sin(πx).
-        let pi = std::f64::consts::PI;
-        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut sum = COEF[0];
-    for (i, &c) in COEF.iter().enumerate().skip(1) {
-        sum += c / (x + i as f64);
-    }
-    let t = x + G + 0.5;
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
 }
 
 #[cfg(test)]
@@ -247,19 +395,6 @@ mod tests {
     }
 
     #[test]
-    fn ln_gamma_known_values() {
-        assert!(close(ln_gamma(1.0), 0.0, 1e-13));
-        assert!(close(ln_gamma(2.0), 0.0, 1e-13));
-        assert!(close(ln_gamma(5.0), 24f64.ln(), 1e-12));
-        assert!(close(
-            ln_gamma(0.5),
-            std::f64::consts::PI.sqrt().ln(),
-            1e-12
-        ));
-        assert!(close(ln_gamma(100.0), 359.134_205_369_575_4, 1e-9));
-    }
-
-    #[test]
     fn chi2_p_values_match_tables() {
         // Critical values from standard chi-square tables.
         assert!(close(chi2_p_value(3.841_458_820_694_124, 1), 0.05, 1e-9));
@@ -268,7 +403,6 @@ mod tests {
         assert!(close(chi2_p_value(2.0, 2), (-1.0f64).exp(), 1e-12));
         assert!(close(chi2_p_value(18.307_038_053_275_146, 10), 0.05, 1e-6));
         assert!(close(chi2_p_value(124.342_113_404_070_6, 100), 0.05, 1e-5));
-        // Both branches of gamma_q (series below a+1, fraction above).
         assert!(close(chi2_p_value(1.0, 4), 0.909_795_989_696_688_7, 1e-9));
         assert!(close(
             chi2_p_value(20.0, 4),
@@ -284,7 +418,7 @@ mod tests {
         assert_eq!(chi2_p_value(7.0, 0), 1.0);
         assert_eq!(chi2_p_value(f64::INFINITY, 3), 0.0);
         assert!(chi2_p_value(1e6, 3) < 1e-100);
-        assert!(gamma_q(2.5, 1e-12) > 0.999_999);
+        assert!(chi2_p_value(1e-12, 5) > 0.999_999);
     }
 
     #[test]
@@ -357,5 +491,77 @@ mod tests {
         assert_eq!(one.jain, 1.0);
         assert_eq!(one.dof, 0);
         assert_eq!(one.chi2_p, 1.0);
+    }
+
+    #[test]
+    fn critical_values_invert_the_tail() {
+        assert!(close(chi2_critical(0.05, 1), 3.841_458_820_694_124, 1e-6));
+        assert!(close(chi2_critical(0.05, 2), 5.991_464_547_107_979, 1e-6));
+        // alpha 1e-6, dof 1: z = 4.8916, z² = 23.928.
+        assert!(close(chi2_critical(1e-6, 1), 23.928, 1e-3));
+        for dof in [1, 3, 7] {
+            let c = chi2_critical(1e-6, dof);
+            assert!(close(chi2_p_value(c, dof), 1e-6, 1e-9), "dof {dof}");
+        }
+    }
+
+    #[test]
+    fn power_grows_with_noncentrality() {
+        let crit = chi2_critical(0.05, 1);
+        // No effect: the power is the level itself (Patnaik is exact at λ=0).
+        assert!(close(noncentral_power(0.0, 1, crit), 0.05, 1e-6));
+        // dof 1, λ = (1.96 + 0.8416)² = 7.849 gives power 0.80 exactly for
+        // the two-sided z-test; Patnaik's approximation is within 0.02.
+        assert!(close(noncentral_power(7.849, 1, crit), 0.80, 0.02));
+        assert!(noncentral_power(20.0, 1, crit) > noncentral_power(8.0, 1, crit));
+    }
+
+    #[test]
+    fn required_sample_sizes() {
+        // Two even servers, alpha 1e-6, margin 0.10, power 0.8: the normal
+        // approximation gives λ = (4.8916 + 0.8416)² = 32.87, w² = 0.04,
+        // N ≈ 821.
+        let n = required_n(&[1, 1], 1e-6, 0.10, 0.8);
+        assert!((780..=860).contains(&n), "{n}");
+        // A wider margin needs fewer, a stricter alpha more.
+        assert!(required_n(&[1, 1], 1e-6, 0.25, 0.8) < n / 4);
+        assert!(required_n(&[1, 1], 1e-9, 0.10, 0.8) > n);
+        // 3:1 weights and four servers: the least detectable move is on the
+        // share closest to one half.
+        let wrr = required_n(&[3, 1], 1e-6, 0.10, 0.8);
+        assert!((560..=680).contains(&wrr), "{wrr}");
+        let four = required_n(&[1, 1, 1, 1], 1e-6, 0.10, 0.8);
+        assert!((650..=900).contains(&four), "{four}");
+        // One weighted server: nothing to test, only the floor.
+        assert_eq!(required_n(&[1, 0], 1e-6, 0.10, 0.8), 2 * MIN_PER_SERVER);
+    }
+
+    #[test]
+    fn homogeneity_passes_alike_and_fails_different_counts() {
+        let (chi2, dof, p) = homogeneity(&[500, 500], &[480, 520]).unwrap();
+        assert_eq!(dof, 1);
+        assert!(chi2 < 1.0 && p > 0.3, "{chi2} {p}");
+        // 500/500 against 700/300: very different.
+        let (_, _, p) = homogeneity(&[500, 500], &[700, 300]).unwrap();
+        assert!(p < 1e-6, "{p}");
+        // Known value: [[10, 20], [20, 10]] gives chi2 = 6.667.
+        let (chi2, _, _) = homogeneity(&[10, 20], &[20, 10]).unwrap();
+        assert!(close(chi2, 20.0 / 3.0, 1e-9));
+        // A server neither side counted is left out of the dof.
+        assert_eq!(homogeneity(&[5, 5, 0], &[5, 5, 0]).unwrap().1, 1);
+        assert_eq!(homogeneity(&[0, 0], &[1, 2]), None);
+    }
+
+    #[test]
+    fn effect_sizes() {
+        let even = evaluate(FairnessBasis::Connections, &[50, 50], &[1, 1]).unwrap();
+        assert_eq!(even.cramers_v, 0.0);
+        assert_eq!(even.max_over_mean, 1.0);
+        let all_one = evaluate(FairnessBasis::Connections, &[100, 0], &[1, 1]).unwrap();
+        assert!(close(all_one.cramers_v, 1.0, 1e-12));
+        assert!(close(all_one.max_over_mean, 2.0, 1e-12));
+        let wrr = evaluate(FairnessBasis::Connections, &[300, 100], &[3, 1]).unwrap();
+        assert!(close(wrr.max_over_mean, 1.0, 1e-12));
+        assert_eq!(wrr.counts, vec![300, 100]);
     }
 }

@@ -12,7 +12,8 @@
 //!
 //! - [`model`] — the JSON model.
 //! - [`attribution`] — which server each connection went to, and how the lab knows.
-//! - [`fairness`] — max deviation, Jain's index, chi-square and its p-value.
+//! - [`fairness`] — the unit counts, max deviation, Jain's index, chi-square
+//!   (statrs), effect sizes, sample sizes, homogeneity.
 //! - [`charts`] — SVG charts (plotters).
 //! - [`render_md`] — `report.md`.
 //! - [`summary`] — the terminal summary printed at the end of a scenario.
@@ -144,7 +145,11 @@ mod tests {
         // Field names are the documented ones.
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["runner"]["kind"], "uml");
-        assert_eq!(v["fairness"]["basis"], "rpcs");
+        assert_eq!(v["fairness"]["unit"], "rpcs");
+        // An older report's `basis` still reads as the unit.
+        let old = json.replace("\"unit\":", "\"basis\":");
+        let back: Report = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.fairness, report.fairness);
         assert_eq!(v["events"][1]["kind"], "fault");
         assert!(v["ipvs"]["services"][0]["destinations"][0]["stats"]["inpkts"].is_u64());
         assert!(v["clients"][0]["servers_seen"].is_object());
@@ -278,6 +283,9 @@ mod tests {
         println!("{}", render_summary(&report));
         println!("{}", render_summary(&testdata::synthetic_report(8)));
         let base = testdata::synthetic_report(8);
-        println!("{}", compare(&base, &report, 0.02).render_text());
+        println!(
+            "{}",
+            compare(&base, &report, Tolerance::of(&report)).render_text()
+        );
     }
 }

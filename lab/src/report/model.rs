@@ -48,6 +48,10 @@ pub struct Report {
     /// nothing was observed or no server had a weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<Fairness>,
+    /// The statistical settings the scenario was judged with (absent in
+    /// older reports: `lab compare` then uses the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateSettings>,
     /// Successful RPCs per server (and errors) per time bucket.
     #[serde(default)]
     pub timeline: Timeline,
@@ -253,6 +257,10 @@ pub struct VirtualServerConfig {
     /// keepalived's `delay_loop`: seconds between health checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_loop_s: Option<f64>,
+    /// `inhibit_on_failure`: a failed server gets weight 0 instead of
+    /// leaving IPVS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inhibit_on_failure: bool,
     /// The real servers behind the VIP.
     #[serde(default)]
     pub real_servers: Vec<RealServerConfig>,
@@ -270,6 +278,7 @@ impl Default for VirtualServerConfig {
             persistence_timeout: None,
             persistence_granularity: None,
             delay_loop_s: None,
+            inhibit_on_failure: false,
             real_servers: Vec::new(),
         }
     }
@@ -307,6 +316,25 @@ pub struct HealthCheckConfig {
     /// `connect_timeout` in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_s: Option<f64>,
+    /// `retry` (`nb_get_retry`): failed checks before the server is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u32>,
+    /// `delay_before_retry` in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry_s: Option<f64>,
+    /// `connect_port`, when it differs from the real server's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    /// `warmup` in seconds: the bound of the random delay before the first
+    /// check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_s: Option<f64>,
+    /// keepalived's `alpha` mode: servers start down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alpha: bool,
+    /// `GRPC_CHECK` only: the `grpc.health.v1` service asked about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// The IPVS table read back from the kernel.
@@ -496,16 +524,27 @@ pub struct LatencySummary {
     pub histogram_b64: Option<String>,
 }
 
-/// What the fairness figures count.
+/// The unit of balancing: what one draw of the scheduler is, and so what the
+/// fairness figures count. IPVS schedules connections; with persistence (or a
+/// hashing scheduler) it pins client IPs, or groups of them after the
+/// `persistence_granularity` mask; RPCs only follow the connections they ride
+/// on, so they are the unit only when a scenario says so.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum FairnessBasis {
     /// RPCs per server.
     #[default]
     Rpcs,
-    /// Connections per server (what IPVS actually balances).
+    /// Connections per server (what IPVS schedules without persistence).
     Connections,
+    /// Client source addresses per server (persistence, sh/mh/dh/lblc/lblcr).
+    ClientIps,
+    /// Persistence groups (client addresses after the granularity mask).
+    Groups,
 }
+
+/// The same type by the name the reports use.
+pub type BalanceUnit = FairnessBasis;
 
 impl FairnessBasis {
     /// The name used in `report.json` and in reports.
@@ -513,6 +552,18 @@ impl FairnessBasis {
         match self {
             FairnessBasis::Rpcs => "rpcs",
             FairnessBasis::Connections => "connections",
+            FairnessBasis::ClientIps => "client_ips",
+            FairnessBasis::Groups => "groups",
+        }
+    }
+
+    /// In words, plural: "connections", "client IPs".
+    pub fn plural(self) -> &'static str {
+        match self {
+            FairnessBasis::Rpcs => "RPCs",
+            FairnessBasis::Connections => "connections",
+            FairnessBasis::ClientIps => "client IPs",
+            FairnessBasis::Groups => "persistence groups",
         }
     }
 }
@@ -521,8 +572,13 @@ impl FairnessBasis {
 /// [`crate::report::fairness`] for the definitions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fairness {
-    /// What was counted.
+    /// The unit of balancing that was counted (`basis` in older reports).
+    #[serde(rename = "unit", alias = "basis")]
     pub basis: FairnessBasis,
+    /// The count per server on that unit, in server order (empty in older
+    /// reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counts: Vec<u64>,
     /// max over servers of |share − ideal|, as a fraction (0.1 = 10 points).
     pub max_deviation: f64,
     /// max over weighted servers of |share − ideal| / ideal.
@@ -538,6 +594,42 @@ pub struct Fairness {
     pub chi2_p: f64,
     /// Degrees of freedom (weighted servers − 1).
     pub dof: u32,
+    /// Effect size: Cramér's V of the goodness of fit,
+    /// `sqrt(chi2 / (N · dof))`; 0 = the weights exactly, 1 = all on one.
+    #[serde(default)]
+    pub cramers_v: f64,
+    /// Effect size: the largest weight-normalised count over their mean
+    /// (1 = exactly the weights).
+    #[serde(default)]
+    pub max_over_mean: f64,
+    /// True when the figures against the weights are shown for information
+    /// only: a hashing scheduler's truth is its mapping, not the weights.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub informational: bool,
+}
+
+/// The statistical settings a run was judged with, from `[expect]` or the
+/// defaults in [`crate::report::fairness`]; `lab compare` reads them from the
+/// report, so the CLI, the library and CI share one story.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateSettings {
+    /// The unit of balancing the scenario is judged on.
+    pub unit: FairnessBasis,
+    /// Whether the unit was derived (false: `[expect] basis` chose it).
+    #[serde(default)]
+    pub unit_derived: bool,
+    /// Significance level of every test (fails at p ≤ alpha).
+    pub alpha: f64,
+    /// The smallest deviation of a share (absolute) the test must detect
+    /// with power 0.8; it sizes the sample.
+    pub margin: f64,
+    /// An equivalence margin for the baseline comparison: when set, each
+    /// server's share may differ from the baseline's by at most this much,
+    /// instead of the chi-square homogeneity test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_margin: Option<f64>,
+    /// Failed RPCs this run may have beyond the baseline's.
+    pub error_budget: u64,
 }
 
 /// Per-server throughput over time.
@@ -772,16 +864,65 @@ pub struct Failover {
     pub client_view: Option<String>,
 }
 
+/// What an expectation concluded. `CannotJudge` is not `Fail`: the sample
+/// was too small to tell fair from unfair at the scenario's alpha and
+/// margin. Both fail the scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// It held.
+    #[default]
+    Pass,
+    /// It did not hold.
+    Fail,
+    /// Too little data to judge; fails the scenario.
+    CannotJudge,
+    /// Shown, never fails (e.g. a hashing scheduler against the weights).
+    Informational,
+}
+
+impl Verdict {
+    /// Whether this verdict lets the scenario pass.
+    pub fn passes(self) -> bool {
+        matches!(self, Verdict::Pass | Verdict::Informational)
+    }
+
+    /// The word shown in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::CannotJudge => "CANNOT JUDGE",
+            Verdict::Informational => "INFO",
+        }
+    }
+}
+
 /// One `[expect]` entry and its verdict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExpectationResult {
     /// The expectation, e.g. `max_deviation <= 0.05`.
     pub name: String,
-    /// Whether it held.
+    /// Whether it held (`verdict.passes()`).
     pub passed: bool,
+    /// The verdict in full (older reports: derived from `passed`).
+    #[serde(default)]
+    pub verdict: Verdict,
     /// The measured value and why it passed or failed.
     #[serde(default)]
     pub detail: String,
+}
+
+impl ExpectationResult {
+    /// The verdict, consistent with `passed` even for an older report
+    /// (which has no `verdict` and reads as a pass).
+    pub fn effective_verdict(&self) -> Verdict {
+        match (self.passed, self.verdict.passes()) {
+            (false, true) => Verdict::Fail,
+            (true, false) => Verdict::Pass,
+            _ => self.verdict,
+        }
+    }
 }
 
 /// Failed RPCs.

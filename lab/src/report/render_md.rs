@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::charts;
-use super::model::{FairnessBasis, IdealSource, Report, RunnerKind, VirtualServerConfig};
+use super::model::{IdealSource, Report, RunnerKind, VirtualServerConfig};
 use super::text::{ClientSpread, Table, ms, p_is, p_value, pct, servers_seen};
 
 /// Most client rows listed in `report.md`; the rest are in `report.json`.
@@ -92,14 +92,16 @@ fn shows(md: &mut String, r: &Report) {
     if let Some(f) = &r.fairness {
         let _ = writeln!(
             md,
-            "- The split of {} is at most {} away from the weights (Jain {:.3}, chi-square {}).",
-            match f.basis {
-                FairnessBasis::Rpcs => "RPCs",
-                FairnessBasis::Connections => "connections",
-            },
+            "- The split of {} (the unit of balancing) is at most {} away from the weights (Jain {:.3}, chi-square {}{}).",
+            f.basis.plural(),
             pct(f.max_deviation).replace('%', " percentage points"),
             f.jain,
-            p_is(f.chi2_p)
+            p_is(f.chi2_p),
+            if f.informational {
+                "; informational only: a hashing scheduler's truth is its mapping"
+            } else {
+                ""
+            }
         );
     }
     let failed: Vec<&str> = r
@@ -144,6 +146,9 @@ pub fn keepalived_config(c: &VirtualServerConfig) -> String {
         }
     }
     let _ = writeln!(k, "    protocol {}", c.protocol);
+    if c.inhibit_on_failure {
+        k.push_str("    inhibit_on_failure\n");
+    }
     for rs in &c.real_servers {
         k.push('\n');
         let _ = writeln!(k, "    # {}", rs.name);
@@ -153,6 +158,24 @@ pub fn keepalived_config(c: &VirtualServerConfig) -> String {
             let _ = writeln!(k, "        {} {{", hc.kind);
             if let Some(t) = hc.connect_timeout_s {
                 let _ = writeln!(k, "            connect_timeout {t}");
+            }
+            if let Some(p) = hc.connect_port {
+                let _ = writeln!(k, "            connect_port {p}");
+            }
+            if let Some(n) = hc.retry {
+                let _ = writeln!(k, "            retry {n}");
+            }
+            if let Some(d) = hc.delay_before_retry_s {
+                let _ = writeln!(k, "            delay_before_retry {d}");
+            }
+            if let Some(w) = hc.warmup_s {
+                let _ = writeln!(k, "            warmup {w}");
+            }
+            if hc.alpha {
+                k.push_str("            alpha\n");
+            }
+            if let Some(svc) = &hc.service {
+                let _ = writeln!(k, "            service \"{svc}\"");
             }
             k.push_str("        }\n");
         }
@@ -271,10 +294,24 @@ fn fairness(md: &mut String, r: &Report) {
     };
     let mut t = Table::new(&["measure", "value", "meaning"]).align(2, super::text::Align::Left);
     t.row(vec![
-        "basis".into(),
+        "unit".into(),
         f.basis.as_str().into(),
-        "what was counted per server".into(),
+        match r.gate.as_ref().map(|g| g.unit_derived) {
+            Some(false) => "the unit of balancing, as `[expect] basis` chose it".into(),
+            _ => "the unit of balancing, from the scheduler and persistence".into(),
+        },
     ]);
+    if !f.counts.is_empty() {
+        t.row(vec![
+            "counts".into(),
+            f.counts
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" / "),
+            "per server, in server order".into(),
+        ]);
+    }
     t.row(vec![
         "max deviation".into(),
         pct(f.max_deviation),
@@ -298,8 +335,35 @@ fn fairness(md: &mut String, r: &Report) {
     t.row(vec![
         "chi-square p".into(),
         p_value(f.chi2_p),
-        "small (< 0.05): the counts did not follow the weights".into(),
+        match &r.gate {
+            Some(_) if f.informational => format!(
+                "informational: {} hashes clients, so the weights are not its truth",
+                r.config.lb_algo
+            ),
+            Some(g) => format!("the gate fails at p ≤ alpha = {:.0e}", g.alpha),
+            None => "small: the counts did not follow the weights".into(),
+        },
     ]);
+    t.row(vec![
+        "Cramér's V".into(),
+        format!("{:.3}", f.cramers_v),
+        "effect size: 0 = exactly the weights, 1 = all on one server".into(),
+    ]);
+    t.row(vec![
+        "max / mean".into(),
+        format!("{:.3}", f.max_over_mean),
+        "largest weight-normalised count over their mean".into(),
+    ]);
+    if let Some(g) = &r.gate {
+        t.row(vec![
+            "margin".into(),
+            pct(g.margin),
+            format!(
+                "the deviation the test detects with power {}; the sample needed for it is in the distribution expectation",
+                super::fairness::POWER
+            ),
+        ]);
+    }
     md.push_str(&t.render_markdown());
     md.push('\n');
 }
@@ -640,7 +704,10 @@ fn expectations(md: &mut String, r: &Report) {
         .align(2, super::text::Align::Left);
     for e in &r.expectations {
         t.row(vec![
-            if e.passed { "PASS" } else { "**FAIL**" }.into(),
+            match e.effective_verdict() {
+                v if v.passes() => v.as_str().to_owned(),
+                v => format!("**{}**", v.as_str()),
+            },
             format!("`{}`", e.name),
             e.detail.clone(),
         ]);
@@ -740,7 +807,7 @@ mod tests {
         let k = keepalived_config(&r.config);
         assert!(k.starts_with("virtual_server 192.168.122.1 8080 {\n"));
         assert!(k.contains("    lb_algo wrr\n    lb_kind DR\n    persistence_timeout 50\n"));
-        assert!(k.contains("    real_server 172.22.35.3 8080 {\n        weight 2\n        TCP_CHECK {\n            connect_timeout 1\n"));
+        assert!(k.contains("    real_server 172.22.35.3 8080 {\n        weight 2\n        TCP_CHECK {\n            connect_timeout 1\n            connect_port 9090\n            retry 3\n            delay_before_retry 2\n"));
         assert!(k.ends_with("    }\n}\n"));
     }
 

@@ -105,13 +105,24 @@ fn write_fairness(out: &mut String, r: &Report) {
         Some(f) => {
             let _ = writeln!(
                 out,
-                "Fairness ({}): max deviation {}, Jain {:.4}, chi-square {:.2} (dof {}), {}\n",
+                "Fairness (unit: {}{}): max deviation {}, Jain {:.4}, chi-square {:.2} (dof {}), {}, Cramér's V {:.3}, max/mean {:.3}{}\n",
                 f.basis.as_str(),
+                r.gate
+                    .as_ref()
+                    .map(|g| format!(", alpha {:.0e}, margin {}", g.alpha, pct(g.margin)))
+                    .unwrap_or_default(),
                 pct(f.max_deviation),
                 f.jain,
                 f.chi2,
                 f.dof,
-                p_is(f.chi2_p)
+                p_is(f.chi2_p),
+                f.cramers_v,
+                f.max_over_mean,
+                if f.informational {
+                    " (informational: a hashing scheduler)"
+                } else {
+                    ""
+                }
             );
         }
         None => out.push_str("Fairness: not computed (no traffic or no weights)\n\n"),
@@ -247,7 +258,7 @@ fn write_expectations(out: &mut String, r: &Report) {
         .align(2, Align::Left);
     for e in &r.expectations {
         t.row(vec![
-            if e.passed { "PASS" } else { "FAIL" }.into(),
+            e.effective_verdict().as_str().into(),
             e.name.clone(),
             e.detail.clone(),
         ]);
@@ -280,7 +291,7 @@ mod tests {
             "== wrr-failover (uml kernel 7.2.13 lab build, 40.0 s) ==",
             "  server  weight",
             "  rs3          2",
-            "Fairness (rpcs): max deviation",
+            "Fairness (unit: rpcs): max deviation",
             "Persistence per client IP: 2 of 4 stuck to one server",
             "10.0.0.11   ",
             "pinned",
@@ -336,7 +347,7 @@ Real servers
   rs2          1   664       665     38          38  36.4%  25.0%
   rs3          2   931       931     82          82  51.1%  50.0%
 
-Fairness (rpcs): max deviation 12.5%, Jain 0.8650, chi-square 210.50 (dof 2), p = 1.9e-46
+Fairness (unit: rpcs): max deviation 12.5%, Jain 0.8650, chi-square 210.50 (dof 2), p = 1.9e-46, Cramér's V 0.240, max/mean 1.468
 
 Persistence per client IP: 2 of 4 stuck to one server (2 reached 1 server, 2 reached 3 servers; sticky per server: rs1 0, rs2 1, rs3 1)
   client     RPCs  verdict  servers seen

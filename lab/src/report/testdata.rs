@@ -155,6 +155,7 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
             persistence_timeout: Some(50),
             persistence_granularity: Some("255.255.255.255".to_owned()),
             delay_loop_s: Some(1.0),
+            inhibit_on_failure: false,
             real_servers: (0..3)
                 .map(|i| RealServerConfig {
                     name: names[i].to_owned(),
@@ -164,6 +165,10 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
                     health_check: Some(HealthCheckConfig {
                         kind: "TCP_CHECK".to_owned(),
                         connect_timeout_s: Some(1.0),
+                        retry: Some(3),
+                        delay_before_retry_s: Some(2.0),
+                        connect_port: Some(9090),
+                        ..Default::default()
                     }),
                 })
                 .collect(),
@@ -252,20 +257,24 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
         phases: Vec::new(),
         ideal_source: IdealSource::Weights,
         director: None,
+        gate: None,
         expectations: vec![
             ExpectationResult {
                 name: "max_deviation <= 0.10".to_owned(),
                 passed: true,
                 detail: "0.043".to_owned(),
+                ..Default::default()
             },
             ExpectationResult {
                 name: "failover.detection_s <= 5".to_owned(),
                 passed: true,
                 detail: "3.2 s".to_owned(),
+                ..Default::default()
             },
             ExpectationResult {
                 name: "errors.total == 0".to_owned(),
                 passed: false,
+                verdict: Verdict::Fail,
                 detail: "240 failed RPCs (Unavailable)".to_owned(),
             },
         ],
@@ -333,6 +342,7 @@ pub(crate) fn pinned_report() -> Report {
         name: "servers_reached == 1".to_owned(),
         passed: true,
         detail: "1 (rs1)".to_owned(),
+        ..Default::default()
     }];
     r.passed = true;
     r

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::Scenario;
 use super::attribution::{PerClientRpcs, Servers, attribute, client_conns};
-use super::expect::{basis_counts, evaluate, fairness_basis};
+use super::expect::{evaluate, gate_settings, is_hash_scheduler};
 use super::run::Measurements;
 use crate::ipvs::IpvsTable;
 use crate::report::attribution::{Attribution, AttributionMethod};
@@ -63,8 +63,14 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         from_table(&mut report, a, &per_client);
     }
     report.attribution = attribution;
-    let counts = basis_counts(&report, file.expect.basis);
-    report.fairness = fairness::evaluate(fairness_basis(file.expect.basis), &counts, &weights);
+    let gate = gate_settings(file);
+    let counts = fairness::unit_counts(&report, gate.unit);
+    report.fairness = fairness::evaluate(gate.unit, &counts, &weights).map(|mut f| {
+        f.informational = is_hash_scheduler(&file.virtual_server.lb_algo);
+        f
+    });
+    let unit = gate.unit;
+    report.gate = Some(gate);
 
     let merged = merged_histogram(&m.rounds);
     if let Some(h) = &merged {
@@ -76,7 +82,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
     report.rounds = round_results(m, file.load.idle.as_secs_f64());
     report.phases = phase_records(m);
     report.ideal_source = super::scheduler::ideal_source(&report.config);
-    super::scheduler::apply_kernel_mapping(&mut report, file.expect.basis);
+    super::scheduler::apply_kernel_mapping(&mut report, unit);
     report.events = m.events.clone();
     report.ipvs_samples = m
         .samples
@@ -91,6 +97,9 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
     report.failover = super::failover::failover(scenario, m);
 
     report.notes = notes(scenario, &report, m);
+    if let Some(note) = unit_override_note(scenario) {
+        report.notes.push(note);
+    }
     if let Some(f) = &report.failover {
         report.notes.extend(super::failover::notes(f));
     }
@@ -105,6 +114,34 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
 
 /// Said of every report timed under UML time travel.
 pub const TIME_TRAVEL_NOTE: &str = "Time travel: the guest booted with `time-travel`, so its clock skipped every idle stretch. Every duration, phase time, idle gap, timeline and detection time in this report is guest time, the clock the kernel's IPVS and TCP timers saw. The load was paced (open loop), so the guest had idle time to skip; a latency is the guest's time for that RPC.";
+
+/// Names an `[expect] basis` that differs from the unit the scheduler and
+/// persistence give, so a reader knows the scenario chose what it counts.
+fn unit_override_note(scenario: &Scenario) -> Option<String> {
+    let mut derived_file = scenario.file.clone();
+    derived_file.expect.basis = None;
+    let (derived, _) = super::expect::unit_of(&derived_file);
+    let (chosen, was_derived) = super::expect::unit_of(&scenario.file);
+    (!was_derived && chosen != derived).then(|| {
+        format!(
+            "[expect] basis = \"{}\" counts {} per server; the unit of balancing of {}{} is {}.",
+            chosen.as_str(),
+            chosen.plural(),
+            scenario.file.virtual_server.lb_algo,
+            if scenario
+                .file
+                .virtual_server
+                .persistence_timeout
+                .is_some_and(|t| t > 0)
+            {
+                " with persistence"
+            } else {
+                ""
+            },
+            derived.plural()
+        )
+    })
+}
 
 /// The kernel this process runs on.
 fn runner_info() -> RunnerInfo {
@@ -138,6 +175,7 @@ fn config(scenario: &Scenario, m: &Measurements) -> VirtualServerConfig {
         persistence_timeout: vs.persistence_timeout,
         persistence_granularity: vs.persistence_granularity.map(|g| g.to_string()),
         delay_loop_s: Some(vs.delay_loop),
+        inhibit_on_failure: vs.inhibit_on_failure,
         real_servers: m
             .plan
             .servers
@@ -154,11 +192,23 @@ fn config(scenario: &Scenario, m: &Measurements) -> VirtualServerConfig {
                     .map(|c| HealthCheckConfig {
                         kind: "TCP_CHECK".into(),
                         connect_timeout_s: Some(c.connect_timeout),
+                        retry: Some(c.retry),
+                        delay_before_retry_s: Some(c.delay_before_retry),
+                        connect_port: c.connect_port,
+                        warmup_s: c.warmup,
+                        alpha: c.alpha,
+                        service: None,
                     })
                     .or_else(|| {
                         rs.grpc_check.as_ref().map(|c| HealthCheckConfig {
                             kind: "GRPC_CHECK".into(),
                             connect_timeout_s: Some(c.connect_timeout),
+                            retry: Some(c.retry),
+                            delay_before_retry_s: Some(c.delay_before_retry),
+                            connect_port: None,
+                            warmup_s: c.warmup,
+                            alpha: false,
+                            service: Some(c.service.clone()),
                         })
                     }),
             })

@@ -5,24 +5,22 @@
 //! Timing figures are reported, never asserted: these machines are noisy.
 
 use crate::report::fairness;
-use crate::report::model::{ExpectationResult, FairnessBasis, Report};
+use crate::report::model::{ExpectationResult, FairnessBasis, GateSettings, Report, Verdict};
 
-use super::spec::{Basis, DistributionExpectation, DrainedTraffic, Expect};
+use super::spec::{Basis, DistributionExpectation, DrainedTraffic, Expect, ScenarioFile};
 
 /// Time after a drain or fault before its server's RPCs count against
 /// `drained_traffic = "stops"`: RPCs already in flight may still finish.
 pub const DRAIN_GRACE_S: f64 = 1.0;
 
-/// The counts the distribution is judged on, in server order.
-pub fn basis_counts(report: &Report, basis: Basis) -> Vec<u64> {
-    report
-        .servers
-        .iter()
-        .map(|s| match basis {
-            Basis::Rpcs => s.rpcs,
-            Basis::Connections => s.connections,
-        })
-        .collect()
+/// Schedulers whose choice is a hash of an address (sh, mh, dh) or sticks to
+/// the destination address (lblc, lblcr): their truth is the mapping, so
+/// their split of client IPs against the weights is informational.
+pub const HASH_SCHEDULERS: [&str; 5] = ["sh", "mh", "dh", "lblc", "lblcr"];
+
+/// Whether `lb_algo` is one of [`HASH_SCHEDULERS`].
+pub fn is_hash_scheduler(lb_algo: &str) -> bool {
+    HASH_SCHEDULERS.contains(&lb_algo.to_ascii_lowercase().as_str())
 }
 
 /// The model's name for a basis.
@@ -30,13 +28,79 @@ pub fn fairness_basis(basis: Basis) -> FairnessBasis {
     match basis {
         Basis::Rpcs => FairnessBasis::Rpcs,
         Basis::Connections => FairnessBasis::Connections,
+        Basis::ClientIps => FairnessBasis::ClientIps,
+        Basis::Groups => FairnessBasis::Groups,
+    }
+}
+
+/// The unit of balancing of a scenario and whether it was derived:
+/// `[expect] basis` when given; otherwise client IPs (or persistence groups,
+/// with a `persistence_granularity` coarser than /32) under persistence or a
+/// hashing scheduler, since then the kernel decides once per client; else
+/// connections, which rr/wrr/lc and their kin schedule one by one. RPCs are
+/// never derived: only the client decides how RPCs ride on connections.
+pub fn unit_of(file: &ScenarioFile) -> (FairnessBasis, bool) {
+    if let Some(b) = file.expect.basis {
+        return (fairness_basis(b), false);
+    }
+    let vs = &file.virtual_server;
+    let persistent = vs.persistence_timeout.is_some_and(|t| t > 0);
+    let unit = if persistent || is_hash_scheduler(&vs.lb_algo) {
+        let grouped = persistent
+            && vs
+                .persistence_granularity
+                .is_some_and(|g| g != std::net::Ipv4Addr::BROADCAST);
+        if grouped {
+            FairnessBasis::Groups
+        } else {
+            FairnessBasis::ClientIps
+        }
+    } else {
+        FairnessBasis::Connections
+    };
+    (unit, true)
+}
+
+/// The statistical settings of a scenario: its `[expect]` values, or the
+/// defaults of [`crate::report::fairness`].
+pub fn gate_settings(file: &ScenarioFile) -> GateSettings {
+    let (unit, unit_derived) = unit_of(file);
+    let e = &file.expect;
+    GateSettings {
+        unit,
+        unit_derived,
+        alpha: e.alpha.unwrap_or(fairness::DEFAULT_ALPHA),
+        margin: e.margin.unwrap_or(fairness::DEFAULT_MARGIN),
+        baseline_margin: e.baseline_margin,
+        error_budget: e.error_budget.unwrap_or(fairness::DEFAULT_ERROR_BUDGET),
+    }
+}
+
+/// The defaults, for a report that carries no settings.
+fn default_gate(unit: FairnessBasis) -> GateSettings {
+    GateSettings {
+        unit,
+        unit_derived: true,
+        alpha: fairness::DEFAULT_ALPHA,
+        margin: fairness::DEFAULT_MARGIN,
+        baseline_margin: None,
+        error_budget: fairness::DEFAULT_ERROR_BUDGET,
     }
 }
 
 fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
+    judged(
+        name,
+        if passed { Verdict::Pass } else { Verdict::Fail },
+        detail,
+    )
+}
+
+fn judged(name: &str, verdict: Verdict, detail: String) -> ExpectationResult {
     ExpectationResult {
         name: name.into(),
-        passed,
+        passed: verdict.passes(),
+        verdict,
         detail,
     }
 }
@@ -44,9 +108,7 @@ fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
 /// Judges every expectation present in `expect`, in the block's order.
 pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     [
-        expect
-            .distribution
-            .map(|shape| distribution(expect, report, shape)),
+        expect.distribution.map(|shape| distribution(report, shape)),
         expect
             .sticky_per_client
             .map(|want| sticky_per_client(report, want)),
@@ -78,57 +140,116 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     .collect()
 }
 
-/// `distribution`: the shape of the counts on the chosen basis.
-fn distribution(
-    expect: &Expect,
-    report: &Report,
-    shape: DistributionExpectation,
-) -> ExpectationResult {
-    let counts = basis_counts(report, expect.basis);
-    let weights: Vec<u32> = report.servers.iter().map(|s| s.weight).collect();
-    let basis = fairness_basis(expect.basis).as_str();
+/// `distribution`: the shape of the counts on the scenario's unit
+/// (`report.gate`, set by the assembly). `even` and `weighted` are judged by
+/// Pearson's chi-square against the shares at `alpha`, after a power check.
+fn distribution(report: &Report, shape: DistributionExpectation) -> ExpectationResult {
+    let gate = report
+        .gate
+        .clone()
+        .unwrap_or_else(|| default_gate(FairnessBasis::Connections));
+    let counts = fairness::unit_counts(report, gate.unit);
+    let unit = gate.unit.plural();
     let total: u64 = counts.iter().sum();
     let name = format!("distribution = {shape:?}").to_lowercase();
-    let shares = fairness::shares(&counts);
     let share_text = report
         .servers
         .iter()
-        .zip(&shares)
-        .map(|(s, share)| format!("{} {:.1}%", s.name, share * 100.0))
+        .zip(fairness::shares(&counts))
+        .zip(&counts)
+        .map(|((s, share), n)| format!("{} {n} ({:.1}%)", s.name, share * 100.0))
         .collect::<Vec<_>>()
         .join(", ");
     let receiving = counts.iter().filter(|&&c| c > 0).count();
-    let (passed, detail) = if total == 0 {
-        (false, format!("no {basis} were counted"))
-    } else {
-        match shape {
-            DistributionExpectation::Even | DistributionExpectation::Weighted => {
-                let ideal_weights: Vec<u32> = if shape == DistributionExpectation::Even {
-                    vec![1; counts.len()]
-                } else {
-                    weights.clone()
-                };
-                let (dev, _) = fairness::max_deviation(&counts, &ideal_weights);
-                (
-                    dev <= expect.tolerance,
-                    format!(
-                        "{basis}: {share_text}; max deviation from ideal {:.1} points (tolerance {:.1})",
-                        dev * 100.0,
-                        expect.tolerance * 100.0
-                    ),
-                )
-            }
-            DistributionExpectation::Single => (
-                receiving == 1,
-                format!("{basis}: {share_text}; {receiving} server(s) received traffic"),
-            ),
-            DistributionExpectation::Spread => (
-                receiving >= 2,
-                format!("{basis}: {share_text}; {receiving} server(s) received traffic"),
-            ),
+    if total == 0 {
+        return result(&name, false, format!("no {unit} were counted"));
+    }
+    match shape {
+        DistributionExpectation::Even | DistributionExpectation::Weighted => {
+            let weights: Vec<u32> = if shape == DistributionExpectation::Even {
+                vec![1; counts.len()]
+            } else {
+                report.servers.iter().map(|s| s.weight).collect()
+            };
+            goodness_of_fit(&name, report, &gate, &counts, &weights, &share_text)
         }
+        DistributionExpectation::Single => result(
+            &name,
+            receiving == 1,
+            format!("{unit}: {share_text}; {receiving} server(s) received traffic"),
+        ),
+        DistributionExpectation::Spread => result(
+            &name,
+            receiving >= 2,
+            format!("{unit}: {share_text}; {receiving} server(s) received traffic"),
+        ),
+    }
+}
+
+/// The chi-square verdict of `even`/`weighted`: cannot judge (too few
+/// units for the margin), unfair (p ≤ alpha), fair, or informational for a
+/// hashing scheduler.
+fn goodness_of_fit(
+    name: &str,
+    report: &Report,
+    gate: &GateSettings,
+    counts: &[u64],
+    weights: &[u32],
+    share_text: &str,
+) -> ExpectationResult {
+    let unit = gate.unit.plural();
+    let n: u64 = counts.iter().sum();
+    let Some(f) = fairness::evaluate(gate.unit, counts, weights) else {
+        return result(
+            name,
+            false,
+            format!("no weighted server to judge {unit} on"),
+        );
     };
-    result(&name, passed, detail)
+    let figures = format!(
+        "{unit}: {share_text}; chi-square {:.2} (dof {}), p = {:.3e}, alpha {:.0e}; \
+         Cramér's V {:.3}, max/mean {:.3}, max deviation {:.1} points",
+        f.chi2,
+        f.dof,
+        f.chi2_p,
+        gate.alpha,
+        f.cramers_v,
+        f.max_over_mean,
+        f.max_deviation * 100.0
+    );
+    let lb_algo = report.config.lb_algo.as_str();
+    if is_hash_scheduler(lb_algo) {
+        return judged(
+            name,
+            Verdict::Informational,
+            format!(
+                "informational: {lb_algo} maps each client by a hash, so its split against the weights is no verdict (mapping_stable judges it); {figures}"
+            ),
+        );
+    }
+    let needed = fairness::required_n(weights, gate.alpha, gate.margin, fairness::POWER);
+    if n < needed {
+        return judged(
+            name,
+            Verdict::CannotJudge,
+            format!(
+                "cannot judge: {} more {unit} needed ({n} counted; {needed} detect a {:.0}-point deviation at alpha {:.0e} with power {}); {figures}",
+                needed - n,
+                gate.margin * 100.0,
+                gate.alpha,
+                fairness::POWER
+            ),
+        );
+    }
+    if f.chi2_p <= gate.alpha {
+        judged(name, Verdict::Fail, format!("unfair: {figures}"))
+    } else {
+        judged(
+            name,
+            Verdict::Pass,
+            format!("fair ({n} {unit}, {needed} needed): {figures}"),
+        )
+    }
 }
 
 /// `sticky_per_client`: whether every client IP reached one server.
@@ -433,46 +554,148 @@ mod tests {
     }
 
     fn expect() -> Expect {
-        Expect {
-            tolerance: 0.1,
-            ..Default::default()
-        }
+        Expect::default()
+    }
+
+    /// `report` judged on `unit` with the default alpha and margin.
+    fn on(mut r: Report, unit: FairnessBasis) -> Report {
+        r.gate = Some(default_gate(unit));
+        r
     }
 
     fn judge(e: &Expect, r: &Report) -> Vec<bool> {
         evaluate(e, r).iter().map(|x| x.passed).collect()
     }
 
+    fn verdicts(e: &Expect, r: &Report) -> Vec<Verdict> {
+        evaluate(e, r).iter().map(|x| x.verdict).collect()
+    }
+
     #[test]
-    fn distribution_shapes_pass_and_fail() {
-        let even = report([500, 520], [4, 4]);
-        let skewed = report([900, 100], [4, 4]);
-        let single = report([1000, 0], [8, 0]);
+    fn even_is_fair_unfair_or_cannot_judge() {
         let mut e = expect();
         e.distribution = Some(DistributionExpectation::Even);
-        assert_eq!(judge(&e, &even), [true]);
-        assert_eq!(judge(&e, &skewed), [false]);
+        let conns = FairnessBasis::Connections;
+        // 1,020 connections (822 needed), 500/520: fair.
+        let fair = on(report([10, 10], [500, 520]), conns);
+        assert_eq!(verdicts(&e, &fair), [Verdict::Pass]);
+        // 700/320: p far below 1e-6.
+        let unfair = on(report([10, 10], [700, 320]), conns);
+        let r = &evaluate(&e, &unfair)[0];
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(!r.passed);
+        assert!(r.detail.starts_with("unfair:"), "{}", r.detail);
+        assert!(r.detail.contains("Cramér's V"), "{}", r.detail);
+        // 8 connections: too few to tell, which is not "unfair" but fails.
+        let small = on(report([10, 10], [4, 4]), conns);
+        let r = &evaluate(&e, &small)[0];
+        assert_eq!(r.verdict, Verdict::CannotJudge);
+        assert!(!r.passed);
+        let needed = fairness::required_n(&[1, 1], 1e-6, 0.10, fairness::POWER);
+        let want = format!("cannot judge: {} more connections needed", needed - 8);
+        assert!(r.detail.starts_with(&want), "{}", r.detail);
+        // A wider margin makes the same sample judgeable... of 8: still not.
+        let mut wide = small.clone();
+        wide.gate.as_mut().unwrap().margin = 0.45;
+        assert_eq!(verdicts(&e, &wide), [Verdict::CannotJudge]);
+        // The same counts on RPCs, judged on RPCs.
+        let rpcs = on(report([500, 520], [4, 4]), FairnessBasis::Rpcs);
+        assert_eq!(verdicts(&e, &rpcs), [Verdict::Pass]);
+    }
+
+    #[test]
+    fn a_hashing_scheduler_against_the_weights_is_informational() {
+        let mut e = expect();
+        e.distribution = Some(DistributionExpectation::Even);
+        let mut r = on(report([10, 10], [900, 100]), FairnessBasis::Connections);
+        assert_eq!(verdicts(&e, &r), [Verdict::Fail]);
+        r.config.lb_algo = "sh".into();
+        let got = &evaluate(&e, &r)[0];
+        assert_eq!(got.verdict, Verdict::Informational);
+        assert!(got.passed);
+        assert!(
+            got.detail.starts_with("informational: sh"),
+            "{}",
+            got.detail
+        );
+    }
+
+    #[test]
+    fn single_and_spread_shapes() {
+        let even = on(report([500, 520], [4, 4]), FairnessBasis::Rpcs);
+        let single = on(report([1000, 0], [8, 0]), FairnessBasis::Rpcs);
+        let mut e = expect();
         e.distribution = Some(DistributionExpectation::Single);
         assert_eq!(judge(&e, &single), [true]);
         assert_eq!(judge(&e, &even), [false]);
         e.distribution = Some(DistributionExpectation::Spread);
         assert_eq!(judge(&e, &even), [true]);
         assert_eq!(judge(&e, &single), [false]);
-        // Connections as the basis: even connections, skewed RPCs.
-        e.distribution = Some(DistributionExpectation::Even);
-        e.basis = Basis::Connections;
-        assert_eq!(judge(&e, &skewed), [true]);
     }
 
     #[test]
     fn weighted_uses_the_weights() {
-        let mut r = report([750, 250], [3, 1]);
+        let mut r = on(report([10, 10], [750, 250]), FairnessBasis::Connections);
         r.servers[0].weight = 3;
         let mut e = expect();
         e.distribution = Some(DistributionExpectation::Weighted);
-        assert_eq!(judge(&e, &r), [true]);
+        assert_eq!(verdicts(&e, &r), [Verdict::Pass]);
         e.distribution = Some(DistributionExpectation::Even);
-        assert_eq!(judge(&e, &r), [false]);
+        assert_eq!(verdicts(&e, &r), [Verdict::Fail]);
+    }
+
+    #[test]
+    fn client_ips_and_groups_are_counted_per_server() {
+        let mut r = report([10, 10], [1, 1]);
+        r.clients = vec![
+            client("172.22.36.1", &[("rs1", 10)]),
+            client("172.22.36.2", &[("rs1", 5), ("rs2", 5)]),
+            client("172.22.37.1", &[("rs2", 3)]),
+            client("172.22.37.2", &[("rs2", 0)]),
+        ];
+        // A moved IP counts toward each server it was given; 0 RPCs, none.
+        assert_eq!(fairness::unit_counts(&r, FairnessBasis::ClientIps), [2, 2]);
+        r.config.persistence_granularity = Some("255.255.255.0".into());
+        // Two /24 groups: the first reached both servers, the second rs2.
+        assert_eq!(fairness::unit_counts(&r, FairnessBasis::Groups), [1, 2]);
+    }
+
+    #[test]
+    fn the_unit_follows_the_scheduler_and_persistence() {
+        let file = |algo: &str, persistence: Option<u32>, gran: Option<&str>| {
+            let mut f: ScenarioFile = toml::from_str(&format!(
+                "description = \"t\"\n[virtual_server]\nvip = \"192.168.122.1\"\nport = 8080\nlb_algo = \"{algo}\"\n[[virtual_server.real_server]]\naddress = \"172.22.35.1\"\nport = 8080\n"
+            ))
+            .unwrap();
+            f.virtual_server.persistence_timeout = persistence;
+            f.virtual_server.persistence_granularity = gran.map(|g| g.parse().unwrap());
+            f
+        };
+        assert_eq!(
+            unit_of(&file("rr", None, None)),
+            (FairnessBasis::Connections, true)
+        );
+        assert_eq!(
+            unit_of(&file("wlc", Some(0), None)),
+            (FairnessBasis::Connections, true)
+        );
+        assert_eq!(
+            unit_of(&file("rr", Some(60), None)),
+            (FairnessBasis::ClientIps, true)
+        );
+        assert_eq!(
+            unit_of(&file("sh", None, None)),
+            (FairnessBasis::ClientIps, true)
+        );
+        assert_eq!(
+            unit_of(&file("rr", Some(60), Some("255.255.255.0"))),
+            (FairnessBasis::Groups, true)
+        );
+        let mut rpcs = file("rr", Some(60), None);
+        rpcs.expect.basis = Some(Basis::Rpcs);
+        assert_eq!(unit_of(&rpcs), (FairnessBasis::Rpcs, false));
+        let g = gate_settings(&rpcs);
+        assert_eq!((g.alpha, g.margin, g.error_budget), (1e-6, 0.10, 0));
     }
 
     #[test]

@@ -170,17 +170,29 @@ pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, Impor
             ..Load::default()
         },
         phases: Vec::new(),
-        expect: Expect {
-            max_error_rate: Some(0.01),
-            ipvs_consistent: Some(true),
-            ..Expect::default()
-        },
+        expect: imported_expect(vs.persistence_timeout),
+
         director: DirectorKind::Keepalived,
         time: Default::default(),
         server: None,
         client: None,
     };
     Ok(Imported { file, ignored })
+}
+
+/// What an imported file's run must show. With `persistence_timeout` the
+/// kernel must keep templates and pin each client IP to one real server
+/// (the load is shorter than any timeout keepalived accepts and its
+/// channels live for the whole run, so no template can expire mid-run).
+fn imported_expect(persistence_timeout: Option<u32>) -> Expect {
+    let persistent = persistence_timeout.is_some_and(|t| t > 0);
+    Expect {
+        max_error_rate: Some(0.01),
+        ipvs_consistent: Some(true),
+        sticky_per_client: persistent.then_some(true),
+        templates_present: persistent.then_some(true),
+        ..Expect::default()
+    }
 }
 
 fn virtual_server(
@@ -302,6 +314,11 @@ mod tests {
         assert_eq!(f.virtual_server.lb_algo, "rr");
         assert_eq!(f.virtual_server.lb_kind.to_uppercase(), "DR");
         assert_eq!(f.virtual_server.persistence_timeout, Some(60));
+        // persistence_timeout makes the run expect pinned IPs and templates.
+        assert_eq!(f.expect.sticky_per_client, Some(true));
+        assert_eq!(f.expect.templates_present, Some(true));
+        assert_eq!(imported_expect(None).sticky_per_client, None);
+        assert_eq!(imported_expect(Some(0)).templates_present, None);
         assert_eq!(f.virtual_server.real_servers.len(), 2);
         let check = f.virtual_server.real_servers[0].tcp_check.as_ref().unwrap();
         assert_eq!((check.connect_timeout, check.retry), (3.0, 3));

@@ -13,10 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use crate::report::model::{
-    ExpectationResult, IdealSource, PhaseRecord, Report, RoundResult, VirtualServerConfig,
+    ExpectationResult, FairnessBasis, IdealSource, PhaseRecord, Report, RoundResult, Verdict,
+    VirtualServerConfig,
 };
 
-use super::spec::{Basis, Expect};
+use super::expect::is_hash_scheduler;
+use super::spec::Expect;
 
 /// Time after a weight change before a round's connections count as new:
 /// a round that started this long after the change opened all of its
@@ -37,12 +39,6 @@ pub const DEFAULT_ACTIVE_SPREAD: f64 = 2.0;
 /// judges on.
 pub const MIN_LOADED_SAMPLES: usize = 3;
 
-/// Schedulers that map a hash of an address to a server: sh, mh (source
-/// address), dh, lblc, lblcr (destination address).
-pub fn is_hash_scheduler(algo: &str) -> bool {
-    matches!(algo, "sh" | "mh" | "dh" | "lblc" | "lblcr")
-}
-
 /// Where the report's "ideal" share comes from for this configuration.
 pub fn ideal_source(config: &VirtualServerConfig) -> IdealSource {
     if is_hash_scheduler(&config.lb_algo) {
@@ -56,39 +52,48 @@ pub fn ideal_source(config: &VirtualServerConfig) -> IdealSource {
 /// clients the kernel hashed to it sent: the mapping is the scheduler's
 /// own promise, and the spread of client IPs over servers is informational.
 /// Sets each server's `ideal_share` from the per-client attribution.
-pub fn apply_kernel_mapping(report: &mut Report, basis: Basis) {
+pub fn apply_kernel_mapping(report: &mut Report, unit: FairnessBasis) {
     if report.ideal_source != IdealSource::KernelMapping {
         return;
     }
-    let mut per_server: BTreeMap<&str, u64> = BTreeMap::new();
-    for c in &report.clients {
-        for (server, n) in &c.servers_seen {
-            *per_server.entry(server.as_str()).or_default() += n;
-        }
-    }
-    let total: u64 = per_server.values().sum();
-    let shares: Vec<f64> = report
-        .servers
-        .iter()
-        .map(|s| match basis {
-            // Connections are not attributed per client; the kernel's
-            // mapping of connections is what it did.
-            Basis::Connections => s.share,
-            Basis::Rpcs if total > 0 => {
-                per_server.get(s.name.as_str()).copied().unwrap_or(0) as f64 / total as f64
+    let counts: Vec<u64> = match unit {
+        // RPCs: what the clients the kernel hashed to each server sent.
+        FairnessBasis::Rpcs => {
+            let mut per_server: BTreeMap<&str, u64> = BTreeMap::new();
+            for c in &report.clients {
+                for (server, n) in &c.servers_seen {
+                    *per_server.entry(server.as_str()).or_default() += n;
+                }
             }
-            Basis::Rpcs => 0.0,
-        })
-        .collect();
+            report
+                .servers
+                .iter()
+                .map(|s| per_server.get(s.name.as_str()).copied().unwrap_or(0))
+                .collect()
+        }
+        // Connections, client IPs, groups: the kernel's mapping of them is
+        // what it did.
+        FairnessBasis::Connections | FairnessBasis::ClientIps | FairnessBasis::Groups => {
+            crate::report::fairness::unit_counts(report, unit)
+        }
+    };
+    let shares = crate::report::fairness::shares(&counts);
     for (s, share) in report.servers.iter_mut().zip(shares) {
         s.ideal_share = share;
     }
 }
 
 fn result(name: String, passed: bool, detail: String) -> ExpectationResult {
+    // An expectation without the data to judge says so in its detail.
+    let verdict = match (passed, detail.starts_with("cannot judge")) {
+        (true, _) => Verdict::Pass,
+        (false, true) => Verdict::CannotJudge,
+        (false, false) => Verdict::Fail,
+    };
     ExpectationResult {
         name,
         passed,
+        verdict,
         detail,
     }
 }
@@ -1077,7 +1082,7 @@ mod tests {
         );
         r.ideal_source = ideal_source(&r.config);
         assert_eq!(r.ideal_source, IdealSource::KernelMapping);
-        apply_kernel_mapping(&mut r, Basis::Rpcs);
+        apply_kernel_mapping(&mut r, FairnessBasis::Rpcs);
         let ideal: Vec<f64> = r.servers.iter().map(|s| s.ideal_share).collect();
         assert!(
             (ideal[0] - 2.0 / 3.0).abs() < 1e-9 && (ideal[1] - 1.0 / 3.0).abs() < 1e-9,

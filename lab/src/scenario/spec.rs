@@ -601,15 +601,20 @@ pub enum DistributionExpectation {
     Spread,
 }
 
-/// What is counted for the distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// The unit the distribution counts (the unit of balancing). Absent, it is
+/// derived from the scheduler and persistence: see
+/// [`super::expect::unit_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Basis {
-    /// RPCs per server (what gRPC users feel).
-    #[default]
+    /// RPCs per server (what gRPC users feel; only the client controls it).
     Rpcs,
-    /// Connections per server (what IPVS schedules).
+    /// Connections per server (what IPVS schedules without persistence).
     Connections,
+    /// Client IPs per server (what persistence and hashing schedulers pin).
+    ClientIps,
+    /// Persistence groups per server (client IPs after the granularity mask).
+    Groups,
 }
 
 /// The assertions of a scenario; absent ones are not checked.
@@ -619,12 +624,26 @@ pub struct Expect {
     /// The distribution shape.
     #[serde(default)]
     pub distribution: Option<DistributionExpectation>,
-    /// What the distribution counts.
+    /// What the distribution counts; absent: derived from the scheduler and
+    /// persistence (connections, client IPs or groups).
     #[serde(default)]
-    pub basis: Basis,
-    /// Allowed absolute deviation of any share from its ideal (0.10 = 10 points).
-    #[serde(default = "default_tolerance")]
-    pub tolerance: f64,
+    pub basis: Option<Basis>,
+    /// The smallest absolute deviation of a share (0.10 = 10 points) the
+    /// fairness test must detect with power 0.8; it sets how many units the
+    /// scenario needs. `tolerance` is its old name.
+    #[serde(default, alias = "tolerance")]
+    pub margin: Option<f64>,
+    /// Significance level: the distribution test and the baseline
+    /// comparison fail at p ≤ alpha (default 1e-6).
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// Compare with the baseline by an equivalence margin on each server's
+    /// share (absolute) instead of the chi-square homogeneity test.
+    #[serde(default)]
+    pub baseline_margin: Option<f64>,
+    /// Failed RPCs this run may have beyond its baseline's (default 0).
+    #[serde(default)]
+    pub error_budget: Option<u64>,
     /// Every client IP reaches exactly one server.
     #[serde(default)]
     pub sticky_per_client: Option<bool>,
@@ -686,8 +705,4 @@ pub struct Expect {
     /// The spread `least_connection_respected` allows (default 2).
     #[serde(default)]
     pub active_spread_max: Option<f64>,
-}
-
-fn default_tolerance() -> f64 {
-    0.10
 }

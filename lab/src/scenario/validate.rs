@@ -509,8 +509,29 @@ fn check_description(description: &str, problems: &mut Vec<Invalid>) {
 
 /// The `[expect]` block's fractions.
 fn check_expect(expect: &super::spec::Expect, problems: &mut Vec<Invalid>) {
-    if !(0.0..=1.0).contains(&expect.tolerance) {
-        problems.push(invalid("expect.tolerance", "must be between 0 and 1"));
+    if let Some(m) = expect.margin
+        && !(m > 0.0 && m < 1.0)
+    {
+        problems.push(invalid(
+            "expect.margin",
+            "must be between 0 and 1 (exclusive): the absolute deviation of a share the test must detect, e.g. 0.10",
+        ));
+    }
+    if let Some(a) = expect.alpha
+        && !(a > 0.0 && a < 0.5)
+    {
+        problems.push(invalid(
+            "expect.alpha",
+            "must be between 0 and 0.5 (exclusive), e.g. 1e-6: the gate fails only at p <= alpha",
+        ));
+    }
+    if let Some(m) = expect.baseline_margin
+        && !(m > 0.0 && m < 1.0)
+    {
+        problems.push(invalid(
+            "expect.baseline_margin",
+            "must be between 0 and 1 (exclusive): the largest allowed change of a server's share",
+        ));
     }
     if let Some(rate) = expect.max_error_rate
         && !(0.0..=1.0).contains(&rate)
