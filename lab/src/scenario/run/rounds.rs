@@ -294,7 +294,14 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.display().to_string();
-            let text = std::fs::read_to_string(&path).unwrap();
+            // A scenario's relative paths (a `[load] proto`) resolve against
+            // the directory lab runs in, the workspace; cargo runs unit tests
+            // in lab/, so they are made absolute here.
+            let workspace = dir.parent().unwrap().display().to_string();
+            let text = std::fs::read_to_string(&path).unwrap().replace(
+                "proto = \"examples/",
+                &format!("proto = \"{workspace}/examples/"),
+            );
             let scenario = Scenario::from_str(&path, &text).unwrap();
             checked += 1;
             let plan =
