@@ -79,16 +79,22 @@ pub fn max_deviation(counts: &[u64], weights: &[u32]) -> (f64, f64) {
     (abs, rel)
 }
 
-/// Jain's fairness index over weight-normalised counts (zero-weight servers
-/// excluded). Returns 1 for fewer than two weighted servers, and 0 when no
-/// weighted server received anything.
-pub fn jain_index(counts: &[u64], weights: &[u32]) -> f64 {
-    let xs: Vec<f64> = counts
+/// `count_i / w_i` for the weighted servers (zero-weight ones excluded):
+/// what Jain's index and max/mean compare.
+fn weight_normalised(counts: &[u64], weights: &[u32]) -> Vec<f64> {
+    counts
         .iter()
         .zip(weights)
         .filter(|&(_, &w)| w > 0)
         .map(|(&c, &w)| c as f64 / f64::from(w))
-        .collect();
+        .collect()
+}
+
+/// Jain's fairness index over weight-normalised counts (zero-weight servers
+/// excluded). Returns 1 for fewer than two weighted servers, and 0 when no
+/// weighted server received anything.
+pub fn jain_index(counts: &[u64], weights: &[u32]) -> f64 {
+    let xs = weight_normalised(counts, weights);
     if xs.len() < 2 {
         return 1.0;
     }
@@ -297,12 +303,7 @@ pub fn cramers_v(chi2: f64, n: u64, dof: u32) -> f64 {
 /// The largest weight-normalised count over their mean (weighted servers);
 /// 1 when the counts follow the weights exactly, 0 without data.
 pub fn max_over_mean(counts: &[u64], weights: &[u32]) -> f64 {
-    let xs: Vec<f64> = counts
-        .iter()
-        .zip(weights)
-        .filter(|&(_, &w)| w > 0)
-        .map(|(&c, &w)| c as f64 / f64::from(w))
-        .collect();
+    let xs = weight_normalised(counts, weights);
     let mean = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
     if mean == 0.0 {
         return 0.0;

@@ -96,12 +96,7 @@ fn with_lab(
     lab: &LabNetwork,
     status: &mut Status,
 ) -> Result<Measurements, RunError> {
-    let exe = std::env::current_exe().map_err(|source| RunError::Io {
-        what: "finding the lab binary".into(),
-        source,
-    })?;
-    let work = tempdir_for(&lab.plan().topology.run)?;
-    let launcher = Launcher::new(scenario, lab.plan(), &exe, &work);
+    let (exe, work, launcher) = launcher_for(scenario, lab)?;
 
     // Servers, then the manager that checks them, then the load.
     status.say("starting gRPC servers");
@@ -208,12 +203,7 @@ impl Services {
         opts: &RunOptions,
         lab: &LabNetwork,
     ) -> Result<Self, RunError> {
-        let exe = std::env::current_exe().map_err(|source| RunError::Io {
-            what: "finding the lab binary".into(),
-            source,
-        })?;
-        let work = tempdir_for(&lab.plan().topology.run)?;
-        let launcher = Launcher::new(scenario, lab.plan(), &exe, &work);
+        let (_, work, launcher) = launcher_for(scenario, lab)?;
         let servers = launcher.start_all(lab)?;
         let mut status = Status::new(Progress::Quiet, &scenario.name);
         let (manager, director) = director::start(scenario, opts, lab, &work, &mut status)?;
@@ -300,6 +290,21 @@ impl Observed {
             round_windows,
         }
     }
+}
+
+/// The lab binary, the run's temp folder and the servers' launcher: what
+/// both a scenario run and `lab exec`'s services start from.
+fn launcher_for(
+    scenario: &Scenario,
+    lab: &LabNetwork,
+) -> Result<(PathBuf, PathBuf, Launcher), RunError> {
+    let exe = std::env::current_exe().map_err(|source| RunError::Io {
+        what: "finding the lab binary".into(),
+        source,
+    })?;
+    let work = tempdir_for(&lab.plan().topology.run)?;
+    let launcher = Launcher::new(scenario, lab.plan(), &exe, &work);
+    Ok((exe, work, launcher))
 }
 
 fn tempdir_for(run: &RunId) -> Result<PathBuf, RunError> {
