@@ -36,9 +36,8 @@ fmt: ## rustfmt the workspace
 doc: ## API docs of the workspace, every rustdoc warning an error (target/doc/)
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps
 
-bench: bench-loadgen ## all benchmarks (not tests): loadgen vs h2load, loadgen's hot path, the lab's hot pure code
-	$(CARGO) bench -p bench
-	$(CARGO) bench -p lab --bench hot_pure
+bench: deps ## every performance figure side by side in one run (not a test; ~12 min) -> reports/perf/perf.md, perf.json
+	bench/scripts/perf.sh
 
 bench-loadgen: deps ## loadgen vs h2load, and generic vs demo mode, on loopback -> reports/perf/
 	bench/scripts/loadgen-vs-h2load.sh

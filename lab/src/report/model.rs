@@ -22,6 +22,10 @@ pub struct Report {
     /// Length of the measured run in seconds.
     #[serde(default)]
     pub duration_s: f64,
+    /// How long the lab network took to build and to remove (absent in
+    /// older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
     /// The virtual-server configuration as the scenario gave it.
     #[serde(default)]
     pub config: VirtualServerConfig,
@@ -94,6 +98,21 @@ pub struct Report {
     /// True when every expectation passed.
     #[serde(default)]
     pub passed: bool,
+}
+
+/// Bring-up and teardown of the lab network: namespaces, veth, bridge,
+/// addresses, routes, DR sysctls and the IPVS service, then all of it
+/// removed. Host time (the guest's clock under UML time travel).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// From the first namespace to the last IPVS destination, in ms.
+    pub bringup_ms: f64,
+    /// From the first removal to the last, in ms.
+    pub teardown_ms: f64,
+    /// Real servers in the network.
+    pub real_servers: u32,
+    /// Client source addresses.
+    pub client_ips: u32,
 }
 
 /// The scenario that produced a report.

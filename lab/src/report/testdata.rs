@@ -146,6 +146,12 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
         },
         started_at: "2025-06-24T10:00:00Z".to_owned(),
         duration_s: 40.0,
+        timing: Some(Timing {
+            bringup_ms: 31.0,
+            teardown_ms: 2.0,
+            real_servers: 2,
+            client_ips: 1,
+        }),
         config: VirtualServerConfig {
             vip: "192.168.122.1".to_owned(),
             port: 8080,

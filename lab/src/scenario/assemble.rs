@@ -27,6 +27,12 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         runner: runner_info(),
         started_at: m.started_at.clone(),
         duration_s: m.elapsed.as_secs_f64(),
+        timing: Some(Timing {
+            bringup_ms: m.bringup.as_secs_f64() * 1000.0,
+            teardown_ms: m.teardown.as_secs_f64() * 1000.0,
+            real_servers: file.virtual_server.real_servers.len() as u32,
+            client_ips: file.network.client_ips,
+        }),
         config: config(scenario, m),
         load: serde_json::to_value(&file.load).unwrap_or_default(),
         ..Default::default()
