@@ -291,8 +291,16 @@ mod tests {
     fn the_loadgen_argv_parses_back_into_the_scenarios_load() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let mut checked = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
+        // The suite's scenarios and the bench-only ones (scenarios/bench).
+        let mut paths: Vec<_> = [dir.clone(), dir.join("bench")]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(d).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        assert!(paths.iter().any(|p| p.ends_with("bench/churn-100k.toml")));
+        for path in paths {
             let name = path.display().to_string();
             // A scenario's relative paths (a `[load] proto`) resolve against
             // the directory lab runs in, the workspace; cargo runs unit tests
