@@ -73,7 +73,9 @@ pub struct KernelCpu {
     pub softirq_share: f64,
     /// System calls and other kernel work.
     pub system_share: f64,
-    /// User mode (loadgen, servers, the lab).
+    /// User mode (loadgen, servers, the lab). 0 under UML, whose guest
+    /// books its processes' user time as system: there only user + sys is
+    /// meaningful, for the processes too.
     pub user_share: f64,
 }
 
@@ -145,6 +147,12 @@ pub fn markdown_section(md: &mut String, r: &Resources) {
             k.system_share * 100.0,
             k.user_share * 100.0,
         );
+        if k.user_share == 0.0 && k.system_share > 0.0 {
+            md.push_str(
+                "No user time at all: this kernel (UML) books its processes' user time as \
+                 system, so only user + sys is meaningful, in the table too.\n\n",
+            );
+        }
     }
     if let Some(v) = r.servers_cpu_us_per_rpc {
         let _ = writeln!(md, "Servers together: {v:.1} CPU µs per RPC.\n");
@@ -244,6 +252,11 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("idle 1%"), "{md}");
+        assert!(!md.contains("No user time"), "{md}");
+        r.kernel.as_mut().unwrap().system_share = 0.9;
+        let mut uml = String::new();
+        markdown_section(&mut uml, &r);
+        assert!(uml.contains("No user time at all"), "{uml}");
         assert!(md.contains("peak RSS: 10.0 MiB"), "{md}");
     }
 }
