@@ -198,6 +198,25 @@ pub struct LoadReport {
     /// Generic mode (`--call`): what was called. Absent in demo mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallReport>,
+    /// loadgen's own CPU time over the measured phase and its peak RSS
+    /// (`getrusage(RUSAGE_SELF)`); absent in reports from before the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageReport>,
+}
+
+/// A process's CPU time over a window, and its peak memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// User CPU seconds, all threads.
+    pub user_s: f64,
+    /// System CPU seconds, all threads.
+    pub sys_s: f64,
+    /// The window's wall-clock length.
+    pub wall_s: f64,
+    /// `(user_s + sys_s) / wall_s`: 1.0 is one CPU kept busy.
+    pub cpu_share: f64,
+    /// Peak resident set over the process's life (`ru_maxrss`), KiB.
+    pub max_rss_kib: u64,
 }
 
 /// The method of a generic-mode run.

@@ -13,22 +13,24 @@
 //! 2. [`report`]: the JSON model, Markdown and SVG rendering, baseline
 //!    comparison (pure).
 //! 3. [`outputs`]: report and JSON paths, claimed before anything is built.
-//! 4. [`netns`]: named network namespaces owned by RAII guards, unique per run.
-//! 5. [`topology`]: the validated network spec ([`topology::spec`]) and its
+//! 4. [`procstat`]: `/proc/<pid>/stat` and `/proc/stat` parsed: CPU time of
+//!    a process and of the kernel by kind (softirq is where IPVS works).
+//! 5. [`netns`]: named network namespaces owned by RAII guards, unique per run.
+//! 6. [`topology`]: the validated network spec ([`topology::spec`]) and its
 //!    application over rtnetlink ([`topology::apply`](mod@topology::apply)).
-//! 6. [`dr`]: the real-server and director tweaks that direct routing needs.
-//! 7. [`faults`]: link down/up and blackholes inside the lab's namespaces.
-//! 8. [`ipvs`]: IPVS over generic netlink: constants mirroring `linux/ip_vs.h`,
+//! 7. [`dr`]: the real-server and director tweaks that direct routing needs.
+//! 8. [`faults`]: link down/up and blackholes inside the lab's namespaces.
+//! 9. [`ipvs`]: IPVS over generic netlink: constants mirroring `linux/ip_vs.h`,
 //!    message encoding without I/O, and the `Handle` that talks to the kernel.
-//! 9. [`runner`]: run on the host kernel, or inside User-Mode Linux when the
-//!    host has no IPVS.
-//! 10. [`process`]: child processes in namespaces, killed and reaped on drop.
-//! 11. [`health`]: keepalived-style health checkers (TCP_CHECK, gRPC health)
+//! 10. [`runner`]: run on the host kernel, or inside User-Mode Linux when the
+//!     host has no IPVS.
+//! 11. [`process`]: child processes in namespaces, killed and reaped on drop.
+//! 12. [`health`]: keepalived-style health checkers (TCP_CHECK, gRPC health)
 //!     running in the director.
-//! 12. [`keepalived`]: keepalived.conf parse, render, and Debian's keepalived
+//! 13. [`keepalived`]: keepalived.conf parse, render, and Debian's keepalived
 //!     run in the director.
-//! 13. [`network`]: a lab network up and down: the [`network::Plan`] applied.
-//! 14. [`scenario`]: scenario files: parse, validate, plan, run, measure,
+//! 14. [`network`]: a lab network up and down: the [`network::Plan`] applied.
+//! 15. [`scenario`]: scenario files: parse, validate, plan, run, measure,
 //!     expect; [`scenario::scheduler`] judges each IPVS scheduler by its own
 //!     promise (hash mapping, remap on a change, weight-0 drain, least
 //!     connection).
@@ -37,7 +39,7 @@
 //! binary, above all of these.
 
 // Every module that needs no `unsafe` forbids it; the others (netns,
-// runner::guest, runner::uml, topology::apply) explain each block in a
+// procstat's sysconf, runner::guest, runner::uml, topology::apply) explain each block in a
 // `SAFETY:` comment.
 #[forbid(unsafe_code)]
 pub mod dr;
@@ -58,6 +60,7 @@ pub mod network;
 pub mod outputs;
 #[forbid(unsafe_code)]
 pub mod process;
+pub mod procstat;
 #[forbid(unsafe_code)]
 pub mod report;
 pub mod runner;

@@ -17,7 +17,8 @@
 //! Layout, in the order of a run: `args` (flags, [`LoadgenArgs::to_args`]),
 //! `config` (the validated run, errors), `start` (connect, spawn, stop),
 //! `lanes` (shared state and connections), `closed` and `open` (the two
-//! load models), `progress` ([`ProgressLine`]), `tally` (the report).
+//! load models), `progress` ([`ProgressLine`]), `tally` (the report), `usage` (its own
+//! CPU time over the measured phase).
 
 mod args;
 mod closed;
@@ -27,6 +28,7 @@ mod open;
 mod progress;
 mod start;
 mod tally;
+mod usage;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -53,6 +53,13 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     };
     let run = Arc::new(new_run(&config, setup));
     let mut callers = spawn_callers(&config, &run, drivers, threads);
+    // The CPU mark at the start of the measured phase, taken on time by a
+    // task of its own (warmup CPU is not the measured RPCs' cost).
+    let measure_start = run.measure_start;
+    let usage_start = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_start).await;
+        super::usage::mark()
+    });
     let progress = spawn_progress(&config, run.clone());
     let hard_stop = run.measure_end + config.timeout + Duration::from_secs(1);
     let drained = tokio::time::timeout_at(hard_stop, async {
@@ -66,11 +73,20 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         0
     };
     let end = Instant::now();
+    let usage_end = super::usage::mark();
     if let Some((handle, stop)) = progress {
         stop.store(true, Ordering::Relaxed);
         let _ = handle.await;
     }
-    Ok(build_report(&config, &run, end, aborted))
+    let mut report = build_report(&config, &run, end, aborted);
+    if end < measure_start {
+        // Ended in warmup (a request cap): no measured phase to cost.
+        usage_start.abort();
+    }
+    if let (Ok(Some(start)), Some(end)) = (usage_start.await, usage_end) {
+        report.usage = Some(super::usage::between(start, end));
+    }
+    Ok(report)
 }
 
 /// Raises the soft limit on open files to the hard limit, as Go's runtime

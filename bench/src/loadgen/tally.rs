@@ -104,6 +104,7 @@ pub(super) fn build_report(
         timeline,
         aborted_callers: aborted,
         call,
+        usage: None,
     }
 }
 

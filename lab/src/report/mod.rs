@@ -16,6 +16,7 @@
 //!   (statrs), effect sizes, sample sizes, homogeneity.
 //! - [`charts`] — SVG charts (plotters).
 //! - [`render_md`] — `report.md`.
+//! - [`resources`] — CPU of loadgen, servers and kernel; the saturation warning.
 //! - [`summary`] — the terminal summary printed at the end of a scenario.
 //! - [`hgrm`] — `latency.hgrm`, histogram base64 decoding, percentile summaries.
 //! - [`mod@compare`] — a report against a baseline.
@@ -30,6 +31,7 @@ pub mod fairness;
 pub mod hgrm;
 pub mod model;
 pub mod render_md;
+pub mod resources;
 pub mod summary;
 #[cfg(test)]
 pub(crate) mod testdata;

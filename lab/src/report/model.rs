@@ -91,6 +91,10 @@ pub struct Report {
     /// the kernel's connection table, or both compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<super::attribution::Attribution>,
+    /// CPU time of loadgen, the servers and the kernel over the measured
+    /// rounds, and peak memory (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<super::resources::Resources>,
     /// Plain-language findings, e.g. "persistence pinned the single client IP
     /// to rs1: every connection went to one server".
     #[serde(default)]

@@ -37,6 +37,9 @@ pub fn render_markdown_with(report: &Report, has_hgrm: bool) -> String {
         super::attribution::markdown_section(&mut md, a);
     }
     latency(&mut md, report, has_hgrm);
+    if let Some(r) = &report.resources {
+        super::resources::markdown_section(&mut md, r);
+    }
     timeline(&mut md, report);
     failover(&mut md, report);
     ipvs_over_time(&mut md, report);

@@ -32,6 +32,13 @@ pub fn render_summary(r: &Report) -> String {
     for note in &r.notes {
         let _ = writeln!(out, "Note: {note}");
     }
+    if let Some(w) = r
+        .resources
+        .as_ref()
+        .and_then(super::resources::saturation_warning)
+    {
+        let _ = writeln!(out, "Note: {w}");
+    }
     out.push('\n');
     write_expectations(&mut out, r);
     write_verdict(&mut out, r);

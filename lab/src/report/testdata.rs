@@ -293,6 +293,7 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
             "rs2 was removed by TCP_CHECK 3.2 s after the fault".to_owned(),
         ],
         attribution: None,
+        resources: None,
         passed: false,
     }
 }

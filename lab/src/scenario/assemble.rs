@@ -48,6 +48,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         .max()
         .unwrap_or(0);
 
+    report.resources = resources(m);
     let tallies = ClientTallies::of(&m.rounds);
     report.errors = ErrorSummary {
         total: tallies.errors_by_status.values().sum(),
@@ -758,6 +759,89 @@ fn servers_per_client(
         }
     }
     out
+}
+
+/// The `resources` section: loadgen's own CPU from its reports, the
+/// kernel's and the servers' from the lab's samples, summed over rounds.
+/// `None` when nothing was measured (a `[client]`-only run).
+fn resources(m: &Measurements) -> Option<crate::report::resources::Resources> {
+    use crate::report::resources::{KernelCpu, ProcessCpu, Resources};
+    let rpcs: u64 = m.rounds.iter().map(|r| r.total_rpcs).sum();
+    let per_rpc = |cpu_s: f64| (rpcs > 0).then(|| cpu_s * 1e6 / rpcs as f64);
+    let share = |cpu_s: f64, wall_s: f64| if wall_s > 0.0 { cpu_s / wall_s } else { 0.0 };
+    let usages: Vec<_> = m.rounds.iter().filter_map(|r| r.usage.as_ref()).collect();
+    let loadgen = (!usages.is_empty()).then(|| {
+        let (user_s, sys_s, wall_s) = usages.iter().fold((0.0, 0.0, 0.0), |a, u| {
+            (a.0 + u.user_s, a.1 + u.sys_s, a.2 + u.wall_s)
+        });
+        ProcessCpu {
+            name: "loadgen".into(),
+            user_s,
+            sys_s,
+            wall_s,
+            cpu_share: share(user_s + sys_s, wall_s),
+            cpu_us_per_rpc: per_rpc(user_s + sys_s),
+            max_rss_kib: usages.iter().map(|u| u.max_rss_kib).max().unwrap_or(0),
+        }
+    });
+    let mut servers = Vec::new();
+    for (i, s) in m.plan.servers.iter().enumerate() {
+        let mut p = ProcessCpu {
+            name: s.name.clone(),
+            ..Default::default()
+        };
+        let mut seen = false;
+        for u in &m.round_usage {
+            if let Some(Some((user_s, sys_s, hwm))) = u.servers.get(i) {
+                seen = true;
+                p.user_s += user_s;
+                p.sys_s += sys_s;
+                p.wall_s += u.wall_s;
+                p.max_rss_kib = p.max_rss_kib.max(*hwm);
+            }
+        }
+        if seen {
+            p.cpu_share = share(p.user_s + p.sys_s, p.wall_s);
+            p.cpu_us_per_rpc = per_rpc(p.user_s + p.sys_s);
+            servers.push(p);
+        }
+    }
+    let mut kernel_ticks = None::<(crate::procstat::CpuTimes, usize, u64)>;
+    for u in &m.round_usage {
+        if let Some((t, cpus)) = &u.kernel {
+            kernel_ticks = Some(match kernel_ticks {
+                None => (*t, *cpus, u.ticks_per_s),
+                Some((sum, c, hz)) => (sum.plus(t), c.max(*cpus), hz),
+            });
+        }
+    }
+    let kernel = kernel_ticks
+        .filter(|(t, _, _)| t.total() > 0)
+        .map(|(t, cpus, hz)| {
+            let total = t.total() as f64;
+            KernelCpu {
+                cpus,
+                wall_s: total / cpus as f64 / hz.max(1) as f64,
+                busy_share: t.busy() as f64 / total,
+                idle_share: (t.idle + t.iowait) as f64 / total,
+                softirq_share: t.softirq as f64 / total,
+                system_share: t.system as f64 / total,
+                user_share: (t.user + t.nice) as f64 / total,
+            }
+        });
+    if loadgen.is_none() && servers.is_empty() && kernel.is_none() {
+        return None;
+    }
+    let servers_cpu_s: f64 = servers.iter().map(|p| p.user_s + p.sys_s).sum();
+    Some(Resources {
+        servers_cpu_us_per_rpc: (!servers.is_empty())
+            .then(|| per_rpc(servers_cpu_s))
+            .flatten(),
+        loadgen,
+        servers,
+        kernel,
+        lab_max_rss_kib: m.lab_max_rss_kib,
+    })
 }
 
 #[cfg(test)]

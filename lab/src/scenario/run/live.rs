@@ -59,6 +59,8 @@ pub(super) struct Live<'a> {
     pub(super) trackers: Trackers,
     /// Each round's load generator, from its spawn to its exit.
     pub(super) round_windows: Vec<(Instant, Instant)>,
+    /// Each round's CPU over its measured phase.
+    pub(super) round_usage: Vec<super::measurements::RoundUsage>,
 }
 
 impl<'a> Live<'a> {
@@ -84,6 +86,7 @@ impl<'a> Live<'a> {
             watcher: IpvsWatcher::open(lab),
             trackers: Trackers::new(lab.plan()),
             round_windows: Vec::new(),
+            round_usage: Vec::new(),
         }
     }
 

@@ -70,6 +70,24 @@ pub struct Measurements {
     /// Files for the report folder (`servers/rs1.stdout`, ...): path
     /// inside the folder, content.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Per round, the kernel's and the servers' CPU over its measured phase.
+    pub round_usage: Vec<RoundUsage>,
+    /// The lab process's own peak RSS (`ru_maxrss`) at the end, KiB.
+    pub lab_max_rss_kib: u64,
+}
+
+/// The kernel's and the servers' CPU over one round's measured phase.
+#[derive(Debug, Clone, Default)]
+pub struct RoundUsage {
+    /// Wall-clock seconds between the two samples.
+    pub wall_s: f64,
+    /// Clock ticks per second (`USER_HZ`).
+    pub ticks_per_s: u64,
+    /// `/proc/stat`'s aggregate ticks in the window, and the CPU count.
+    pub kernel: Option<(crate::procstat::CpuTimes, usize)>,
+    /// Per planned server: user s, sys s, `VmHWM` KiB (`None` when not
+    /// running throughout).
+    pub servers: Vec<Option<(f64, f64, u64)>>,
 }
 
 /// The user's client command as it ran.

@@ -19,6 +19,7 @@ mod rounds;
 mod servers;
 #[cfg(test)]
 pub(crate) mod testdata;
+mod usage;
 mod user_client;
 mod user_server;
 
@@ -158,6 +159,8 @@ fn with_lab(
         client,
         user_servers,
         files,
+        round_usage: observed.round_usage,
+        lab_max_rss_kib: lab_max_rss_kib(),
     })
 }
 
@@ -251,6 +254,7 @@ struct Observed {
     conn_log: crate::ipvs::ConnLog,
     server_peers: Vec<peers::PeerLog>,
     round_windows: Vec<(f64, f64)>,
+    round_usage: Vec<measurements::RoundUsage>,
 }
 
 impl Observed {
@@ -288,8 +292,15 @@ impl Observed {
             conn_log,
             server_peers,
             round_windows,
+            round_usage: live.round_usage,
         }
     }
+}
+
+/// This process's peak resident set so far, KiB (0 if unreadable).
+fn lab_max_rss_kib() -> u64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u.max_rss().max(0) as u64)
 }
 
 /// The lab binary, the run's temp folder and the servers' launcher: what

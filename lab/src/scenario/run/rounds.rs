@@ -15,6 +15,7 @@ use bench::report::LoadReport;
 
 use super::live::{Live, Origin};
 use super::progress::{Status, render_progress};
+use super::usage;
 use super::{RunError, RunOptions};
 use crate::network::{CLIENT_HOST, Plan};
 use crate::process::ChildGuard;
@@ -103,6 +104,9 @@ impl Rounds<'_> {
         let mut child = self.spawn_loadgen(live, &json, &log)?;
         let lines = progress_lines(child.take_stdout().expect("piped"));
         let mut round_start = None;
+        let duration = self.opts.duration.unwrap_or(load.duration);
+        // CPU samples at the start and the end of the measured phase.
+        let (mut cpu_start, mut cpu_end) = (None, None);
         let ended = loop {
             self.check_interrupted()?;
             while let Ok((arrived, line)) = lines.try_recv() {
@@ -119,6 +123,14 @@ impl Rounds<'_> {
                 ));
             }
             live.tick()?;
+            let measure_start = round_start.map_or(spawned + load.warmup, |o: Origin| o.0);
+            let now = Instant::now();
+            if cpu_start.is_none() && now >= measure_start {
+                cpu_start = Some(usage::sample(&live.servers));
+            }
+            if cpu_start.is_some() && cpu_end.is_none() && now >= measure_start + duration {
+                cpu_end = Some(usage::sample(&live.servers));
+            }
             if let Some(s) = child.try_wait() {
                 break s;
             }
@@ -130,6 +142,15 @@ impl Rounds<'_> {
         live.round_starts
             .push(round_start.map_or(spawned + load.warmup, |o| o.0));
         live.round_windows.push((spawned, Instant::now()));
+        if let Some(start) = &cpu_start {
+            // Ended before its planned end (a request cap): sample now.
+            let end = cpu_end.unwrap_or_else(|| usage::sample(&live.servers));
+            live.round_usage.push(usage::between(
+                start,
+                &end,
+                crate::procstat::ticks_per_second(),
+            ));
+        }
         check_ended(ended, &log, status)?;
         read_load_report(json)
     }

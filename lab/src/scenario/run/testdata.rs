@@ -226,6 +226,8 @@ pub(crate) fn steady_measurements(scenario: &Scenario) -> Measurements {
             })
             .collect(),
         round_starts_s: Vec::new(),
+        round_usage: Vec::new(),
+        lab_max_rss_kib: 0,
         director: DirectorInfo {
             kind: "lab".into(),
             ..Default::default()
