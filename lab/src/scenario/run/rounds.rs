@@ -245,6 +245,7 @@ fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Loadgen
         ConnectionModel::Churn => args.churn_rpcs = Some(u64::from(load.churn_rpcs.unwrap_or(100))),
         ConnectionModel::PerRpc => args.conn_per_rpc = true,
     }
+    args.connect_rate = load.connect_rate.unwrap_or(0);
     args.call = load.call.clone();
     // Relative to the lab's own directory; made absolute so that loadgen
     // finds it wherever it is started.
@@ -293,6 +294,10 @@ mod tests {
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
+            // scenarios/bench/ holds the make-bench scenarios.
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
             let name = path.display().to_string();
             // A scenario's relative paths (a `[load] proto`) resolve against
             // the directory lab runs in, the workspace; cargo runs unit tests
