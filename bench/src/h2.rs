@@ -29,6 +29,8 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, TE};
 use http::{Method, Request, StatusCode, Uri};
 use tonic::{Code, Status};
 
+use crate::connects::{ConnEnd, ConnectCause, ConnectStats};
+
 /// Same windows as hyper's HTTP/2 client (and so as tonic's channel).
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 const CONN_WINDOW: u32 = 5 * 1024 * 1024;
@@ -68,6 +70,9 @@ pub struct H2Conn {
     uri: Uri,
     headers: Arc<[(HeaderName, HeaderValue)]>,
     closed: Arc<AtomicBool>,
+    /// Set when loadgen replaces the connection on purpose (churn), so its
+    /// end is not taken for the server's GOAWAY.
+    retired: Arc<AtomicBool>,
     serial: u64,
     local: Option<SocketAddr>,
 }
@@ -115,6 +120,12 @@ impl H2Conn {
     /// Marks the connection unusable, so callers sharing it reconnect.
     pub fn mark_closed(&self) {
         self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the connection as dropped by loadgen (churn): when it ends,
+    /// it counts as `closed_by_loadgen`.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
     }
 
     /// One unary call: sends `frame` (a complete gRPC length-prefixed
@@ -245,6 +256,17 @@ impl Message {
 /// control); it must be polled for calls on the connection to progress.
 pub type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// A failed connect: the error as today, and its cause for the counts.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ConnectFailed {
+    /// Why, as counted in the report.
+    pub cause: ConnectCause,
+    /// The error, naming source and target.
+    #[source]
+    pub error: ConnectError,
+}
+
 /// Like [`connect_with_driver`], with the connection's driver spawned as a
 /// task of its own on the current runtime.
 pub async fn connect(
@@ -252,8 +274,9 @@ pub async fn connect(
     target: SocketAddr,
     head: &CallHead,
     timeout: Duration,
-) -> Result<H2Conn, ConnectError> {
-    let (conn, driver) = connect_with_driver(source, target, head, timeout).await?;
+    stats: &Arc<ConnectStats>,
+) -> Result<H2Conn, ConnectFailed> {
+    let (conn, driver) = connect_with_driver(source, target, head, timeout, stats).await?;
     tokio::spawn(driver);
     Ok(conn)
 }
@@ -261,28 +284,34 @@ pub async fn connect(
 /// Connects from `source` to `target` (TCP_NODELAY, bound before connect)
 /// and completes the HTTP/2 handshake within `timeout`. Calls go to
 /// `head.path` with `head.headers`. The caller must poll the returned
-/// [`Driver`] (or spawn it).
+/// [`Driver`] (or spawn it). Every attempt is counted in `stats`: its
+/// latency or its cause, and, from the driver, how the connection ended.
 pub async fn connect_with_driver(
     source: Option<IpAddr>,
     target: SocketAddr,
     head: &CallHead,
     timeout: Duration,
-) -> Result<(H2Conn, Driver), ConnectError> {
-    let fail = |error: String| ConnectError::Connect {
-        source_ip: source,
-        target,
-        error,
+    stats: &Arc<ConnectStats>,
+) -> Result<(H2Conn, Driver), ConnectFailed> {
+    let fail = |cause: ConnectCause, error: String| ConnectFailed {
+        cause,
+        error: ConnectError::Connect {
+            source_ip: source,
+            target,
+            error,
+        },
     };
     let path = &head.path;
     let uri: Uri = format!("http://{target}{path}")
         .parse()
-        .map_err(|_| fail(format!("invalid URI for {path}")))?;
+        .map_err(|_| fail(ConnectCause::Other, format!("invalid URI for {path}")))?;
     let headers = head.headers.clone();
+    let started = std::time::Instant::now();
     let work = async {
         let stream = SourceConnector { source, target }
             .connect()
             .await
-            .map_err(|e| fail(error_chain(&e)))?;
+            .map_err(|e| fail(ConnectCause::of_io(&e), error_chain(&e)))?;
         let local = stream.local_addr().ok();
         let (send, conn) = ::h2::client::Builder::new()
             .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
@@ -292,12 +321,26 @@ pub async fn connect_with_driver(
             .enable_push(false)
             .handshake::<_, Bytes>(stream)
             .await
-            .map_err(|e| fail(error_chain(&e)))?;
+            .map_err(|e| {
+                let cause = e.get_io().map_or(ConnectCause::Other, ConnectCause::of_io);
+                fail(cause, error_chain(&e))
+            })?;
         let closed = Arc::new(AtomicBool::new(false));
-        let flag = closed.clone();
+        let retired = Arc::new(AtomicBool::new(false));
+        let (flag, gone, ends) = (closed.clone(), retired.clone(), stats.clone());
         let driver: Driver = Box::pin(async move {
-            let _ = conn.await;
+            let end = conn.await;
             flag.store(true, Ordering::Relaxed);
+            // A graceful close (Ok) is the server's GOAWAY unless loadgen
+            // retired the connection; those, and connections still open at
+            // the end, are counted as closed by loadgen in the report.
+            match end {
+                Ok(()) if gone.load(Ordering::Relaxed) => {}
+                Ok(()) => ends.ended(ConnEnd::Goaway),
+                Err(e) if e.is_go_away() && e.is_remote() => ends.ended(ConnEnd::Goaway),
+                Err(_) if gone.load(Ordering::Relaxed) => {}
+                Err(_) => ends.ended(ConnEnd::Reset),
+            }
         });
         let serial = NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
         let conn = H2Conn {
@@ -305,15 +348,24 @@ pub async fn connect_with_driver(
             uri,
             headers,
             closed,
+            retired,
             serial,
             local,
         };
         Ok((conn, driver))
     };
-    match tokio::time::timeout(timeout, work).await {
+    let result = match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(fail(format!("timed out after {timeout:?}"))),
+        Err(_) => Err(fail(
+            ConnectCause::Timeout,
+            format!("timed out after {timeout:?}"),
+        )),
+    };
+    match &result {
+        Ok(_) => stats.ok(started.elapsed()),
+        Err(e) => stats.failed(e.cause),
     }
+    result
 }
 
 /// The message inside one complete gRPC frame.

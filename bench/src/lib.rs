@@ -11,6 +11,8 @@
 //!   reflection, the request from JSON, encoded once;
 //! - [`h2`]: a lean gRPC unary client on the `h2` crate (no tower, no
 //!   per-request tasks);
+//! - [`connects`]: connect failures by cause, connect latency and SYN-retry
+//!   buckets, how connections ended, the paced connect schedule;
 //! - [`deadline`]: per-caller RPC deadlines without a timer per call;
 //! - [`wire`]: pre-encoded requests and an allocation-free reply parser;
 //! - [`sources`]: `--source-ips` lists and CIDR blocks.
@@ -21,6 +23,7 @@
 // tests; unused dependencies are checked in the normal build.
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
+pub mod connects;
 pub mod deadline;
 pub mod h2;
 pub mod loadgen;

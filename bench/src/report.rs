@@ -202,6 +202,11 @@ pub struct LoadReport {
     /// (`getrusage(RUSAGE_SELF)`); absent in reports from before the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageReport>,
+    /// Connection-level measurements over the whole run (initial connects,
+    /// reconnects and churn, warmup included). Absent in reports older than
+    /// the field.
+    #[serde(default)]
+    pub connects: ConnectReport,
 }
 
 /// A process's CPU time over a window, and its peak memory.
@@ -217,6 +222,37 @@ pub struct UsageReport {
     pub cpu_share: f64,
     /// Peak resident set over the process's life (`ru_maxrss`), KiB.
     pub max_rss_kib: u64,
+}
+
+/// Every connect attempt of a run and how the connections ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectReport {
+    /// Connect attempts, initial and later (reconnects, churn, retries of
+    /// lanes whose connect failed).
+    pub attempts: u64,
+    /// Attempts that succeeded.
+    pub ok: u64,
+    /// Failed attempts per cause: `timeout`, `refused`, `reset`,
+    /// `addr_not_available`, `other` (non-zero ones only).
+    pub failed_by_cause: BTreeMap<String, u64>,
+    /// Latency of the successful connects (TCP and HTTP/2 preface), µs.
+    pub latency_us: LatencySummary,
+    /// Their histogram, encoded as [`LoadReport::histogram_b64`].
+    pub histogram_b64: String,
+    /// Successful connects that took [1.0 s, 1.1 s): one SYN retransmitted.
+    pub syn_retry_1s: u64,
+    /// Successful connects that took [3.0 s, 3.1 s): two SYNs retransmitted.
+    pub syn_retry_3s: u64,
+    /// Connections by how they ended: `goaway`, `reset_by_peer`,
+    /// `closed_by_loadgen` (non-zero ones only).
+    pub ended_by: BTreeMap<String, u64>,
+}
+
+impl ConnectReport {
+    /// Failed attempts, all causes.
+    pub fn failed(&self) -> u64 {
+        self.failed_by_cause.values().sum()
+    }
 }
 
 /// The method of a generic-mode run.
@@ -335,6 +371,31 @@ impl LoadReport {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let _ = writeln!(s, "status: {}", codes.join(" "));
+        let c = &self.connects;
+        let failed: Vec<String> = c
+            .failed_by_cause
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let ended: Vec<String> = c.ended_by.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            s,
+            "connects: {} attempts, {} ok, {} failed [{}]; µs p50 {} p99 {} max {}; SYN-retry buckets 1s={} 3s={}; ended: {}",
+            c.attempts,
+            c.ok,
+            c.failed(),
+            failed.join(" "),
+            c.latency_us.p50,
+            c.latency_us.p99,
+            c.latency_us.max,
+            c.syn_retry_1s,
+            c.syn_retry_3s,
+            if ended.is_empty() {
+                "-".to_string()
+            } else {
+                ended.join(" ")
+            }
+        );
         if let Some(call) = &self.call {
             let _ = writeln!(
                 s,

@@ -265,6 +265,32 @@ async fn unreachable_target_is_a_connect_error() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_cannot_connect_is_counted_and_the_run_goes_on() -> Result<()> {
+    let server = one_server(ServerConfig::new("rs1")).await?;
+    let mut cfg = LoadgenConfig::new(server.addr);
+    // TEST-NET-3 is not on this host: binding it fails EADDRNOTAVAIL.
+    cfg.sources = bench::sources::parse_source_ips("127.0.3.1,203.0.113.77")?
+        .into_iter()
+        .map(Some)
+        .collect();
+    cfg.load = LoadModel::Closed { concurrency: 2 };
+    cfg.duration = Duration::from_millis(300);
+    let report = run(cfg).await?;
+    server.stop().await;
+    let c = &report.connects;
+    assert!(report.ok_rpcs > 0, "{report:?}");
+    // The failing lane tries again at every RPC, each attempt counted.
+    let failed = c.failed_by_cause.get("addr_not_available").copied();
+    assert!(failed.unwrap_or(0) >= 2, "{c:?}");
+    assert_eq!(c.failed(), failed.unwrap_or(0), "{c:?}");
+    assert_eq!(c.attempts, c.ok + c.failed());
+    assert_eq!(c.ok, 1, "{c:?}");
+    assert!(report.status_codes.get("UNAVAILABLE").copied().unwrap_or(0) > 0);
+    assert_eq!(report.sources[1].rpcs, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_and_conn_per_rpc_open_new_connections() -> Result<()> {
     let server = one_server(ServerConfig::new("rs1")).await?;
     let mut cfg = LoadgenConfig::new(server.addr);
@@ -284,6 +310,10 @@ async fn churn_and_conn_per_rpc_open_new_connections() -> Result<()> {
     let report = run(cfg).await?;
     assert_eq!(report.ok_rpcs, 30);
     assert_eq!(report.servers[0].connections, 30);
+    // Connections loadgen dropped are not taken for the server's GOAWAY.
+    let c = &report.connects;
+    assert_eq!(c.ended_by.get("goaway"), None, "{c:?}");
+    assert_eq!(c.ended_by.get("closed_by_loadgen"), Some(&c.ok), "{c:?}");
     server.stop().await;
     Ok(())
 }
@@ -305,6 +335,8 @@ async fn max_connection_age_spreads_one_channel_over_connections() -> Result<()>
         "one channel stayed on one connection: {s:?}"
     );
     assert!(report.channels_opened >= 2);
+    let ended = &report.connects.ended_by;
+    assert!(ended.get("goaway").copied().unwrap_or(0) >= 1, "{ended:?}");
     // Reconnecting after GOAWAY loses at most the few RPCs racing it.
     assert!(
         report.errors * 100 <= report.total_rpcs,

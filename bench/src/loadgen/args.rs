@@ -77,6 +77,11 @@ pub struct LoadgenArgs {
     /// A new connection for every RPC.
     #[arg(long)]
     pub conn_per_rpc: bool,
+    /// New connections per second while the channels first connect (as
+    /// h2load's -r); 0 = 600, what a one-CPU UML guest accepts. Reconnects
+    /// later in the run (GOAWAY, churn) are not paced.
+    #[arg(long, default_value_t = 0)]
+    pub connect_rate: u32,
     /// Live progress: auto, tty, json or none.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
@@ -150,6 +155,7 @@ impl LoadgenArgs {
             churn_rpcs,
             churn_interval,
             conn_per_rpc,
+            connect_rate,
             progress,
             progress_interval,
             timeline_interval,
@@ -173,6 +179,7 @@ impl LoadgenArgs {
             ("--payload-size", payload_size.to_string()),
             ("--response-size", response_size.to_string()),
             ("--channels", channels.to_string()),
+            ("--connect-rate", connect_rate.to_string()),
             ("--progress", progress),
             ("--progress-interval", human(progress_interval)),
             ("--timeline-interval", human(timeline_interval)),
@@ -273,6 +280,7 @@ impl LoadgenArgs {
             channels: self.channels,
             sources,
             churn,
+            connect_rate: self.connect_rate,
             progress: self.progress,
             progress_interval: self.progress_interval,
             timeline_interval: self.timeline_interval,
@@ -330,6 +338,7 @@ mod tests {
         a.channels = 4;
         a.source_ips = Some("10.0.1.1,10.0.2.0/30".into());
         a.churn_rpcs = Some(100);
+        a.connect_rate = 250;
         a.progress = ProgressMode::Json;
         a.progress_interval = Duration::from_millis(100);
         a.timeline_interval = Duration::from_millis(500);
@@ -381,6 +390,7 @@ mod tests {
             churn_rpcs,
             churn_interval,
             conn_per_rpc,
+            connect_rate,
             progress,
             progress_interval,
             timeline_interval,
@@ -396,7 +406,7 @@ mod tests {
         } = LoadgenArgs::new("127.0.0.1:1".parse().unwrap());
         let all = fixtures();
         let covered = |differs: &dyn Fn(&LoadgenArgs) -> bool| all.iter().any(differs);
-        let checks: [(&str, bool); 26] = [
+        let checks: [(&str, bool); 27] = [
             ("call", covered(&|x| x.call != call)),
             ("proto", covered(&|x| x.proto != proto)),
             ("import_path", covered(&|x| x.import_path != import_path)),
@@ -422,6 +432,7 @@ mod tests {
                 covered(&|x| x.churn_interval != churn_interval),
             ),
             ("conn_per_rpc", covered(&|x| x.conn_per_rpc != conn_per_rpc)),
+            ("connect_rate", covered(&|x| x.connect_rate != connect_rate)),
             ("progress", covered(&|x| x.progress != progress)),
             (
                 "progress_interval",

@@ -73,8 +73,12 @@ async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
             .await
             .unwrap_or_else(|| Err(deadline_exceeded()));
         let end = Instant::now();
-        let tag = Some(ConnTag::of(&conn.conn));
+        let tag = ConnTag::of_lane(&conn);
         run.record(shard, lane, start, end, tag, result, &mut names);
+    }
+    // The run is over: what closes this connection now is loadgen.
+    if let Some(c) = &conn.conn {
+        c.retire();
     }
     run.callers_left.fetch_sub(1, Ordering::Relaxed);
 }

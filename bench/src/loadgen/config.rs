@@ -70,6 +70,8 @@ pub struct LoadgenConfig {
     pub sources: Vec<Option<IpAddr>>,
     /// Connection churn.
     pub churn: Churn,
+    /// Initial connects per second (0 = [`crate::connects::DEFAULT_CONNECT_RATE`]).
+    pub connect_rate: u32,
     /// Progress output.
     pub progress: ProgressMode,
     /// Progress period.
@@ -99,6 +101,7 @@ impl LoadgenConfig {
             channels: 1,
             sources: vec![None],
             churn: Churn::None,
+            connect_rate: 0,
             progress: ProgressMode::None,
             progress_interval: Duration::from_secs(1),
             timeline_interval: Duration::from_secs(1),
@@ -187,7 +190,21 @@ pub enum LoadgenError {
     /// Bad `--source-ips`.
     #[error("--source-ips: {0}")]
     SourceIps(#[from] SourceIpsError),
-    /// A channel could not connect before the run.
+    /// The hard open-file limit is below what the channels need.
+    #[error(
+        "this run needs about {needed} open files ({lanes} channels plus {margin} for the runtime) but the hard limit (RLIMIT_NOFILE) is {hard}; raise it (ulimit -Hn {needed}, or LimitNOFILE= in a systemd unit) or use fewer --source-ips or --channels"
+    )]
+    OpenFileLimit {
+        /// Files the run needs.
+        needed: u64,
+        /// Channels.
+        lanes: usize,
+        /// Files kept for the runtime and outputs.
+        margin: u64,
+        /// The hard limit.
+        hard: u64,
+    },
+    /// Every channel failed to connect before the run.
     #[error(
         "{0}. Check that the server is running and reachable from that address (--target), and that --source-ips are configured on this host."
     )]
@@ -219,6 +236,7 @@ impl LoadgenError {
         match self {
             LoadgenError::Method(e) => e.exit_code(),
             LoadgenError::Connect(_)
+            | LoadgenError::OpenFileLimit { .. }
             | LoadgenError::Runtime(_)
             | LoadgenError::Output { .. }
             | LoadgenError::Json(_) => 1,

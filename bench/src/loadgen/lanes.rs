@@ -4,13 +4,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::config::Churn;
+use crate::connects::ConnectStats;
 use crate::h2::{CallError, CallHead, H2Conn};
 use crate::method::ResolvedCall;
 use crate::record::{ConnSeen, GapTracker, NameCache, ServerTable, Shard, UNATTRIBUTED};
@@ -20,8 +21,9 @@ use crate::wire::ReplyView;
 pub(super) struct Lane {
     pub(super) source_idx: usize,
     pub(super) source: Option<IpAddr>,
-    /// Current connection.
-    pub(super) current: Mutex<H2Conn>,
+    /// Current connection; None while the lane has none (its connect
+    /// failed): the next RPC on it connects again.
+    pub(super) current: Mutex<Option<H2Conn>>,
     /// Bumped whenever `current` is replaced.
     pub(super) generation: AtomicU64,
     /// Serialises reconnects, so callers sharing a lane open one connection.
@@ -56,6 +58,8 @@ pub(super) struct Run {
     pub(super) gaps: Vec<GapTracker>,
     pub(super) lanes: Vec<Lane>,
     pub(super) channels_opened: AtomicU64,
+    /// Every connect attempt and connection end.
+    pub(super) connects: Arc<ConnectStats>,
     /// Callers started and not yet finished (those left at the hard stop
     /// are the aborted ones).
     pub(super) callers_left: AtomicU64,
@@ -65,7 +69,7 @@ pub(super) struct Run {
 pub(super) struct LaneConn {
     pub(super) lane: usize,
     pub(super) generation: u64,
-    pub(super) conn: H2Conn,
+    pub(super) conn: Option<H2Conn>,
 }
 
 impl Run {
@@ -84,22 +88,44 @@ impl Run {
         true
     }
 
+    /// A new connection (counted in `connects`, with its cause when it
+    /// fails); the RPC that needed it fails UNAVAILABLE when it cannot be had.
     pub(super) async fn connect(&self, source: Option<IpAddr>) -> Result<H2Conn, tonic::Status> {
+        let conn = crate::h2::connect(
+            source,
+            self.target,
+            &self.head,
+            self.connect_timeout,
+            &self.connects,
+        )
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         self.channels_opened.fetch_add(1, Ordering::Relaxed);
-        crate::h2::connect(source, self.target, &self.head, self.connect_timeout)
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))
+        Ok(conn)
     }
 
     /// Replaces the lane's connection unless another caller already did
-    /// since `seen` (the generation the caller was using).
-    pub(super) async fn reconnect(&self, lane: &Lane, seen: u64) -> Result<(), tonic::Status> {
+    /// since `seen` (the generation the caller was using). `churn`: loadgen
+    /// drops the old one on purpose (else it is closed or missing).
+    pub(super) async fn reconnect(
+        &self,
+        lane: &Lane,
+        seen: u64,
+        churn: bool,
+    ) -> Result<(), tonic::Status> {
         let _guard = lane.connecting.lock().await;
         if lane.generation.load(Ordering::Acquire) != seen {
             return Ok(());
         }
         let fresh = self.connect(lane.source).await?;
-        *lane.current.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        let old = lane
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(fresh);
+        if churn && let Some(old) = old {
+            old.retire();
+        }
         lane.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
@@ -115,13 +141,16 @@ impl Run {
         match self.churn {
             Churn::None => {}
             Churn::PerRpc => {
-                conn.conn = self.connect(lane.source).await?;
-                return Ok(&mut conn.conn);
+                let fresh = self.connect(lane.source).await?;
+                if let Some(old) = conn.conn.replace(fresh) {
+                    old.retire();
+                }
+                return Ok(conn.conn.as_mut().expect("just set"));
             }
             Churn::EveryRpcs(n) => {
                 let c = lane.rpcs.fetch_add(1, Ordering::Relaxed);
                 if c > 0 && c.is_multiple_of(n) {
-                    self.reconnect(lane, lane.generation.load(Ordering::Acquire))
+                    self.reconnect(lane, lane.generation.load(Ordering::Acquire), true)
                         .await?;
                 }
             }
@@ -134,16 +163,18 @@ impl Run {
                         .compare_exchange(last, now_ns, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok()
                 {
-                    self.reconnect(lane, lane.generation.load(Ordering::Acquire))
+                    self.reconnect(lane, lane.generation.load(Ordering::Acquire), true)
                         .await?;
                 }
             }
         }
-        if conn.conn.is_closed() {
-            self.reconnect(lane, conn.generation).await?;
+        // A lane whose connect failed has none: it tries again here, at
+        // its next RPC.
+        if conn.conn.as_ref().is_none_or(H2Conn::is_closed) {
+            self.reconnect(lane, conn.generation, false).await?;
         }
         let generation = lane.generation.load(Ordering::Acquire);
-        if generation != conn.generation {
+        if generation != conn.generation || conn.conn.is_none() {
             conn.conn = lane
                 .current
                 .lock()
@@ -151,7 +182,9 @@ impl Run {
                 .clone();
             conn.generation = generation;
         }
-        Ok(&mut conn.conn)
+        conn.conn
+            .as_mut()
+            .ok_or_else(|| tonic::Status::unavailable("no connection"))
     }
 
     /// One RPC on the caller's lane. If the request never left (the
@@ -291,6 +324,11 @@ impl ConnTag {
             serial: conn.serial(),
             local_port: conn.local_addr().map_or(0, |a| a.port()),
         }
+    }
+
+    /// The tag of a caller's connection, if it has one.
+    pub(super) fn of_lane(conn: &LaneConn) -> Option<Self> {
+        conn.conn.as_ref().map(Self::of)
     }
 }
 

@@ -72,5 +72,9 @@ pub(super) async fn open_caller(
             }
         }
     }
+    // The run is over: what closes this connection now is loadgen.
+    if let Some(c) = &conn.conn {
+        c.retire();
+    }
     run.callers_left.fetch_sub(1, Ordering::Relaxed);
 }

@@ -15,6 +15,7 @@ use super::lanes::{Lane, Run};
 use super::open::open_caller;
 use super::progress::spawn_progress;
 use super::tally::build_report;
+use crate::connects::{ConnectStats, connect_start};
 use crate::h2::{CallHead, Driver};
 use crate::method::ResolvedCall;
 use crate::method::metadata::grpc_timeout;
@@ -31,6 +32,7 @@ use crate::wire::{encode_request, grpc_frame};
 pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     config.validate()?;
     raise_open_file_limit();
+    check_open_file_limit(config.lanes())?;
     // Generic mode: the method and its request are settled before any
     // connection, so bad input fails before any load.
     let generic = match &config.call {
@@ -38,14 +40,19 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         None => None,
     };
     let head = call_head(&config, generic.as_ref());
-    let connect_timeout = config.timeout.min(Duration::from_secs(3));
-    let (lanes, drivers) = connect_lanes(&config, &head, connect_timeout).await?;
+    // Above the second SYN retransmit (3 s after the first SYN), so that a
+    // connect that lost two SYNs is measured, in the 3 s bucket, and not
+    // counted as a timeout.
+    let connect_timeout = config.timeout.min(Duration::from_millis(3500));
+    let connects = Arc::new(ConnectStats::default());
+    let (lanes, drivers) = connect_lanes(&config, &head, connect_timeout, &connects).await?;
     let threads = tokio::runtime::Handle::current()
         .metrics()
         .num_workers()
         .max(1);
     let setup = Setup {
         lanes,
+        connects,
         head,
         generic,
         connect_timeout,
@@ -126,30 +133,70 @@ fn call_head(config: &LoadgenConfig, generic: Option<&ResolvedCall>) -> CallHead
     }
 }
 
-/// Connects every lane up front, so that an unreachable target fails here,
-/// clearly, before any load. Returns the lanes and their connections'
-/// drivers, in lane order.
+/// Files kept besides one socket per channel: the runtime, stdio, the
+/// output files, and sockets of reconnects that overlap their old one.
+const OPEN_FILE_MARGIN: u64 = 64;
+
+/// Fails before any connect when the hard open-file limit (after
+/// [`raise_open_file_limit`]) cannot hold a socket per channel, instead of
+/// `Too many open files` in the middle of the connect phase.
+fn check_open_file_limit(lanes: usize) -> Result<(), LoadgenError> {
+    use nix::sys::resource::{Resource, getrlimit};
+    let needed = lanes as u64 + OPEN_FILE_MARGIN;
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((_, hard)) if hard < needed => Err(LoadgenError::OpenFileLimit {
+            needed,
+            lanes,
+            margin: OPEN_FILE_MARGIN,
+            hard,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Connects every lane up front, paced at `--connect-rate` (connect i
+/// starts at i / rate), so a thousand sources do not overflow a small
+/// guest's listen backlog at once. A lane whose connect fails starts
+/// without a connection and tries again at its next RPC; only when every
+/// connect failed is the target unreachable, and that fails here, clearly,
+/// before any load. Returns the lanes and their connections' drivers, in
+/// lane order.
 async fn connect_lanes(
     config: &LoadgenConfig,
     head: &CallHead,
     connect_timeout: Duration,
-) -> Result<(Vec<Lane>, Vec<Driver>), LoadgenError> {
+    stats: &Arc<ConnectStats>,
+) -> Result<(Vec<Lane>, Vec<Option<Driver>>), LoadgenError> {
+    let start = Instant::now();
     let mut connects = Vec::with_capacity(config.lanes());
     for (source_idx, source) in config.sources.iter().enumerate() {
         for _ in 0..config.channels {
             let (source, target) = (*source, config.target);
+            let at = start + connect_start(connects.len(), config.connect_rate);
             connects.push(async move {
-                crate::h2::connect_with_driver(source, target, head, connect_timeout)
-                    .await
-                    .map(|ch| (source_idx, source, ch))
+                tokio::time::sleep_until(at).await;
+                let res =
+                    crate::h2::connect_with_driver(source, target, head, connect_timeout, stats)
+                        .await;
+                (source_idx, source, res)
             });
         }
     }
     let mut lanes = Vec::with_capacity(connects.len());
     let mut drivers = Vec::with_capacity(connects.len());
-    for res in futures::future::join_all(connects).await {
-        let (source_idx, source, (ch, driver)) = res?;
-        drivers.push(driver);
+    let mut first_error = None;
+    for (source_idx, source, res) in futures::future::join_all(connects).await {
+        let ch = match res {
+            Ok((ch, driver)) => {
+                drivers.push(Some(driver));
+                Some(ch)
+            }
+            Err(e) => {
+                first_error.get_or_insert(e.error);
+                drivers.push(None);
+                None
+            }
+        };
         lanes.push(Lane {
             source_idx,
             source,
@@ -160,12 +207,18 @@ async fn connect_lanes(
             last_swap_ns: AtomicU64::new(0),
         });
     }
+    if drivers.iter().all(Option::is_none)
+        && let Some(e) = first_error
+    {
+        return Err(e.into());
+    }
     Ok((lanes, drivers))
 }
 
 /// What a run starts from besides its config.
 struct Setup {
     lanes: Vec<Lane>,
+    connects: Arc<ConnectStats>,
     head: CallHead,
     generic: Option<ResolvedCall>,
     connect_timeout: Duration,
@@ -177,6 +230,7 @@ struct Setup {
 fn new_run(config: &LoadgenConfig, setup: Setup) -> Run {
     let Setup {
         lanes,
+        connects,
         head,
         generic,
         connect_timeout,
@@ -219,7 +273,13 @@ fn new_run(config: &LoadgenConfig, setup: Setup) -> Run {
         gaps: (0..config.sources.len())
             .map(|_| GapTracker::default())
             .collect(),
-        channels_opened: AtomicU64::new(lanes.len() as u64),
+        channels_opened: AtomicU64::new(
+            lanes
+                .iter()
+                .filter(|l| l.current.lock().is_ok_and(|c| c.is_some()))
+                .count() as u64,
+        ),
+        connects,
         callers_left: AtomicU64::new(0),
         lanes,
     }
@@ -230,7 +290,7 @@ fn new_run(config: &LoadgenConfig, setup: Setup) -> Run {
 fn spawn_callers(
     config: &LoadgenConfig,
     run: &Arc<Run>,
-    drivers: Vec<Driver>,
+    drivers: Vec<Option<Driver>>,
     threads: usize,
 ) -> JoinSet<()> {
     let n_lanes = run.lanes.len();
@@ -245,7 +305,7 @@ fn spawn_callers(
                 groups[i % n_lanes][(i / n_lanes) % threads].push(i % threads);
             }
             for (lane, (lane_groups, driver)) in groups.into_iter().zip(drivers).enumerate() {
-                let mut driver = Some(driver);
+                let mut driver = driver;
                 for shards in lane_groups.into_iter().filter(|g| !g.is_empty()) {
                     callers.spawn(closed_lane(run.clone(), lane, shards, driver.take()));
                 }
@@ -255,7 +315,7 @@ fn spawn_callers(
             }
         }
         LoadModel::Open { rps, max_in_flight } => {
-            for driver in drivers {
+            for driver in drivers.into_iter().flatten() {
                 tokio::spawn(driver);
             }
             let period = Duration::from_secs_f64(n_lanes as f64 / rps);

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::config::{LoadModel, LoadgenConfig};
 use super::lanes::Run;
+use crate::connects::ConnEnd;
 use crate::record::{Bucket, ConnAcc, ServerIdent, Shard, new_histogram, new_small_histogram};
 use crate::report::{
     CallReport, ConnectionReport, LatencySummary, LoadReport, SCHEMA_VERSION, STATUS_NAMES,
@@ -105,12 +106,26 @@ pub(super) fn build_report(
         aborted_callers: aborted,
         call,
         usage: None,
+        connects: connect_report(run),
     }
 }
 
 /// One timeline interval summed over the shards: successes per server id
 /// and failures per status code.
 type TimelineSums = (Vec<u64>, [u64; 17]);
+
+/// The connects section: connections that did not end by the peer were
+/// closed by loadgen (churn, or still open at the end of the run).
+fn connect_report(run: &Run) -> crate::report::ConnectReport {
+    let mut r = run.connects.report(encode_histogram);
+    let by_peer: u64 = r.ended_by.values().sum();
+    let by_us = r.ok.saturating_sub(by_peer);
+    if by_us > 0 {
+        r.ended_by
+            .insert(ConnEnd::Loadgen.name().to_string(), by_us);
+    }
+    r
+}
 
 /// Every shard's counts added together.
 struct Merged {

@@ -87,6 +87,11 @@ pub struct Report {
     /// Failed RPCs.
     #[serde(default)]
     pub errors: ErrorSummary,
+    /// loadgen's connects summed over the rounds: attempts, failures by
+    /// cause, connect latency (histograms added), SYN-retry buckets, how
+    /// connections ended. Absent in reports from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connects: Option<Connects>,
     /// Which server each connection went to, from the servers' identity,
     /// the kernel's connection table, or both compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -523,6 +528,34 @@ pub struct ClientResult {
     /// Failed RPCs from this address.
     #[serde(default)]
     pub errors: u64,
+}
+
+/// Connection-level figures of the load, over every round.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connects {
+    /// Connect attempts (initial, reconnects, churn, retries).
+    pub attempts: u64,
+    /// Attempts that succeeded.
+    pub ok: u64,
+    /// Failed attempts per cause (`timeout`, `refused`, `reset`,
+    /// `addr_not_available`, `other`).
+    pub failed_by_cause: BTreeMap<String, u64>,
+    /// Latency of successful connects (µs), from the added histograms.
+    pub latency_us: LatencySummary,
+    /// Connects that took [1.0 s, 1.1 s): one SYN retransmitted.
+    pub syn_retry_1s: u64,
+    /// Connects that took [3.0 s, 3.1 s): two SYNs retransmitted.
+    pub syn_retry_3s: u64,
+    /// Connections by how they ended (`goaway`, `reset_by_peer`,
+    /// `closed_by_loadgen`).
+    pub ended_by: BTreeMap<String, u64>,
+}
+
+impl Connects {
+    /// Failed attempts, all causes.
+    pub fn failed(&self) -> u64 {
+        self.failed_by_cause.values().sum()
+    }
 }
 
 /// Latency percentiles (microseconds).

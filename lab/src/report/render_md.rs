@@ -45,6 +45,7 @@ pub fn render_markdown_with(report: &Report, has_hgrm: bool) -> String {
     ipvs_over_time(&mut md, report);
     director(&mut md, report);
     errors(&mut md, report);
+    connections(&mut md, report);
     expectations(&mut md, report);
     cross_checks(&mut md, report);
     runner(&mut md, report);
@@ -694,6 +695,52 @@ fn errors(md: &mut String, r: &Report) {
         md.push_str(&t.render_markdown());
         md.push('\n');
     }
+}
+
+/// loadgen's connects: how many, why some failed, how long they took (the
+/// 1 s and 3 s buckets are SYN retransmits), and how connections ended.
+fn connections(md: &mut String, r: &Report) {
+    let Some(c) = &r.connects else {
+        return;
+    };
+    md.push_str(
+        "## Connections
+
+",
+    );
+    let joined = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "-".to_string()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let l = &c.latency_us;
+    let mut t = Table::new(&["figure", "value"]);
+    t.row(vec!["connect attempts".into(), c.attempts.to_string()]);
+    t.row(vec!["connected".into(), c.ok.to_string()]);
+    t.row(vec![
+        format!("failed ({})", c.failed()),
+        joined(&c.failed_by_cause),
+    ]);
+    t.row(vec![
+        "connect p50 / p99 / max".into(),
+        format!("{} / {} / {}", ms(l.p50), ms(l.p99), ms(l.max)),
+    ]);
+    t.row(vec![
+        "in [1.0 s, 1.1 s) (one SYN lost)".into(),
+        c.syn_retry_1s.to_string(),
+    ]);
+    t.row(vec![
+        "in [3.0 s, 3.1 s) (two SYNs lost)".into(),
+        c.syn_retry_3s.to_string(),
+    ]);
+    t.row(vec!["ended by".into(), joined(&c.ended_by)]);
+    md.push_str(&t.render_markdown());
+    md.push('\n');
 }
 
 fn expectations(md: &mut String, r: &Report) {

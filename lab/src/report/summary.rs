@@ -20,6 +20,7 @@ pub fn render_summary(r: &Report) -> String {
     write_persistence(&mut out, r);
     write_latency(&mut out, r);
     write_errors(&mut out, r);
+    write_connects(&mut out, r);
     write_failover(&mut out, r);
     if let Some(a) = &r.attribution {
         for line in super::attribution::summary_lines(a) {
@@ -210,6 +211,35 @@ pub const UNOPTIMIZED_WARNING: &str = "Warning: measured by an unoptimized (debu
      to cargo).";
 
 /// The failed RPCs by status, if there were any.
+/// One line, only when a connect failed or took a SYN retransmit.
+fn write_connects(out: &mut String, r: &Report) {
+    let Some(c) = &r.connects else {
+        return;
+    };
+    if c.failed() == 0 && c.syn_retry_1s == 0 && c.syn_retry_3s == 0 {
+        return;
+    }
+    let causes: Vec<String> = c
+        .failed_by_cause
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Connects: {} of {} failed{}; {} in the 1 s SYN-retry bucket, {} in the 3 s one; p99 {}",
+        c.failed(),
+        c.attempts,
+        if causes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", causes.join(", "))
+        },
+        c.syn_retry_1s,
+        c.syn_retry_3s,
+        ms(c.latency_us.p99)
+    );
+}
+
 fn write_errors(out: &mut String, r: &Report) {
     if r.errors.total == 0 {
         return;
@@ -290,6 +320,40 @@ fn write_verdict(out: &mut String, r: &Report) {
 mod tests {
     use super::*;
     use crate::report::testdata::synthetic_report;
+
+    #[test]
+    fn connects_get_one_line_only_when_one_failed_or_retried_a_syn() {
+        let mut r = synthetic_report(4);
+        let mut c = crate::report::model::Connects {
+            attempts: 10,
+            ok: 10,
+            ..Default::default()
+        };
+        r.connects = Some(c.clone());
+        assert!(!render_summary(&r).contains("Connects:"));
+        c.failed_by_cause.insert("timeout".into(), 3);
+        c.syn_retry_1s = 2;
+        r.connects = Some(c);
+        let text = render_summary(&r);
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("Connects:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(
+            lines[0].contains("3 of 10 failed (timeout 3)"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains("2 in the 1 s SYN-retry bucket"),
+            "{}",
+            lines[0]
+        );
+        let md = crate::report::render_md::render_markdown(&r);
+        assert!(md.contains("## Connections"), "{md}");
+        assert!(md.contains("| failed (3) | timeout 3 |"), "{md}");
+    }
 
     #[test]
     fn summary_lists_servers_fairness_and_expectations() {

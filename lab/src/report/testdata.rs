@@ -127,6 +127,7 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
         })
         .collect();
     Report {
+        connects: None,
         scenario: ScenarioInfo {
             name: "wrr-failover".to_owned(),
             description: "Weighted round robin over three servers; rs2 fails at 20 s".to_owned(),

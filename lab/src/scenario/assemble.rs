@@ -85,6 +85,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         summary.histogram_b64 = hgrm::encode_histogram_b64(h).ok();
         report.latency_us = Some(summary);
     }
+    report.connects = connects(&m.rounds);
     report.timeline = timeline(&m.rounds, file.load.idle.as_secs_f64());
     report.rounds = round_results(m, file.load.idle.as_secs_f64());
     report.phases = phase_records(m);
@@ -416,6 +417,42 @@ fn client_results(m: &Measurements) -> Vec<ClientResult> {
             }
         })
         .collect()
+}
+
+/// The rounds' connect figures summed; latency and the SYN-retry buckets
+/// from their histograms added (percentiles are not averaged). None when no
+/// round reported a connect (reports from before the field).
+fn connects(rounds: &[bench::report::LoadReport]) -> Option<Connects> {
+    let mut out = Connects::default();
+    let mut merged: Option<Histogram<u64>> = None;
+    for r in rounds {
+        let c = &r.connects;
+        out.attempts += c.attempts;
+        out.ok += c.ok;
+        for (k, v) in &c.failed_by_cause {
+            *out.failed_by_cause.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &c.ended_by {
+            *out.ended_by.entry(k.clone()).or_default() += v;
+        }
+        if let Ok(h) = hgrm::decode_histogram_b64(&c.histogram_b64) {
+            match &mut merged {
+                Some(acc) => {
+                    let _ = acc.add(&h);
+                }
+                None => merged = Some(h),
+            }
+        }
+    }
+    if out.attempts == 0 {
+        return None;
+    }
+    if let Some(h) = &merged {
+        out.latency_us = hgrm::latency_summary(h);
+        out.latency_us.histogram_b64 = hgrm::encode_histogram_b64(h).ok();
+        (out.syn_retry_1s, out.syn_retry_3s) = bench::connects::syn_retry_counts(h);
+    }
+    Some(out)
 }
 
 /// Every round's latency histogram added into one.

@@ -360,6 +360,11 @@ pub struct Load {
     /// With `connection = "churn"`: RPCs per connection.
     #[serde(default)]
     pub churn_rpcs: Option<u32>,
+    /// New connections per second while the channels first connect
+    /// (loadgen `--connect-rate`; absent = loadgen's 600/s, which a
+    /// one-CPU UML guest accepts).
+    #[serde(default)]
+    pub connect_rate: Option<u32>,
     /// Servers send GOAWAY after this connection age (HTTP/2 pinning remedy).
     #[serde(default, with = "humantime_serde")]
     pub max_connection_age: Option<Duration>,
@@ -422,6 +427,7 @@ impl Default for Load {
             channels_per_ip: default_channels(),
             connection: ConnectionModel::default(),
             churn_rpcs: None,
+            connect_rate: None,
             max_connection_age: None,
             payload: 0,
             timeout: default_timeout(),

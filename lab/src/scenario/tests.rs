@@ -123,6 +123,16 @@ fn invalid_values_are_named_by_key() {
         ("duration", "duration = \"0s\"", "load.duration"),
         ("concurrency", "concurrency = 0", "load.concurrency"),
         (
+            "concurrency",
+            "connect_rate = 0\nconcurrency = 8",
+            "load.connect_rate",
+        ),
+        (
+            "concurrency",
+            "connect_rate = 200000\nconcurrency = 8",
+            "load.connect_rate",
+        ),
+        (
             "weight = 1",
             "weight = -1",
             "virtual_server.real_server[0].weight",

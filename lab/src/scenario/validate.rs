@@ -321,6 +321,17 @@ fn check_load(load: &super::spec::Load, problems: &mut Vec<Invalid>) {
             }
         }
     }
+    if let Some(rate) = load.connect_rate
+        && !(1..=100_000).contains(&rate)
+    {
+        problems.push(invalid(
+            "load.connect_rate",
+            format!(
+                "{rate} connections per second is out of range: use 1..=100000 (e.g. 600, what a \
+                 one-CPU UML guest accepts), or leave it out for loadgen's default"
+            ),
+        ));
+    }
     if load.connection == super::spec::ConnectionModel::Churn && load.churn_rpcs.unwrap_or(0) == 0 {
         problems.push(invalid(
             "load.churn_rpcs",

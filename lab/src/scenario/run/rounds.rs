@@ -266,6 +266,7 @@ fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Loadgen
         ConnectionModel::Churn => args.churn_rpcs = Some(u64::from(load.churn_rpcs.unwrap_or(100))),
         ConnectionModel::PerRpc => args.conn_per_rpc = true,
     }
+    args.connect_rate = load.connect_rate.unwrap_or(0);
     args.call = load.call.clone();
     // Relative to the lab's own directory; made absolute so that loadgen
     // finds it wherever it is started.
