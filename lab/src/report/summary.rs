@@ -219,11 +219,7 @@ fn write_connects(out: &mut String, r: &Report) {
     if c.failed() == 0 && c.syn_retry_1s == 0 && c.syn_retry_3s == 0 {
         return;
     }
-    let causes: Vec<String> = c
-        .failed_by_cause
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
+    let causes = counts(&c.failed_by_cause);
     let _ = writeln!(
         out,
         "Connects: {} of {} failed{}; {} in the 1 s SYN-retry bucket, {} in the 3 s one; p99 {}",
@@ -232,7 +228,7 @@ fn write_connects(out: &mut String, r: &Report) {
         if causes.is_empty() {
             String::new()
         } else {
-            format!(" ({})", causes.join(", "))
+            format!(" ({causes})")
         },
         c.syn_retry_1s,
         c.syn_retry_3s,
@@ -240,16 +236,20 @@ fn write_connects(out: &mut String, r: &Report) {
     );
 }
 
+/// `name count` pairs in key order, comma-separated (empty for an empty map).
+fn counts(by_name: &std::collections::BTreeMap<String, u64>) -> String {
+    by_name
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn write_errors(out: &mut String, r: &Report) {
     if r.errors.total == 0 {
         return;
     }
-    let by: Vec<String> = r
-        .errors
-        .by_status
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
+    let by = counts(&r.errors.by_status);
     let _ = writeln!(
         out,
         "Errors: {} ({} of attempts){}",
@@ -258,7 +258,7 @@ fn write_errors(out: &mut String, r: &Report) {
         if by.is_empty() {
             String::new()
         } else {
-            format!(": {}", by.join(", "))
+            format!(": {by}")
         }
     );
 }
