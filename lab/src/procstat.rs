@@ -1,7 +1,8 @@
 //! `/proc/<pid>/stat`, `/proc/<pid>/status` and `/proc/stat` parsed (pure,
 //! but for [`ticks_per_second`]): a process's CPU time in clock ticks, its
 //! peak resident set, and the kernel's CPU time by kind (user, system,
-//! softirq, idle...), with the differences between two samples.
+//! softirq, idle...), with the differences between two samples; and a
+//! network namespace's socket counts from `/proc/net/sockstat`.
 //!
 //! Why `/proc/stat` and not only the processes: inside User-Mode Linux the
 //! guest is one kernel on one CPU, and IPVS works in softirq on packet
@@ -21,6 +22,12 @@ pub enum ProcStatError {
     PidStat {
         /// The line read.
         line: String,
+    },
+    /// `/proc/net/sockstat` without a `TCP: inuse N ... tw N` line.
+    #[error("/proc/net/sockstat has no `TCP: inuse N orphan N tw N alloc N` line: read {head:?}")]
+    SockStat {
+        /// The start of the text read.
+        head: String,
     },
     /// `/proc/stat` without an aggregate `cpu` line of at least 4 numbers.
     #[error("/proc/stat has no `cpu user nice system idle ...` line: read {head:?}")]
@@ -203,6 +210,53 @@ pub fn ticks_per_second() -> u64 {
     if n > 0 { n as u64 } else { 100 }
 }
 
+/// A network namespace's TCP sockets, from the `TCP:` line of
+/// `/proc/net/sockstat` (per namespace since Linux 4.15). Why it matters
+/// here: churn leaves the client's closed connections in TIME_WAIT for
+/// 60 s, each holding its (source IP, port) pair, so `time_wait` against
+/// the ephemeral port range says how close a run came to EADDRNOTAVAIL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SockStat {
+    /// Sockets in any state but TIME_WAIT and closed (`inuse`).
+    pub in_use: u64,
+    /// Sockets no process holds any more (`orphan`).
+    pub orphan: u64,
+    /// Sockets in TIME_WAIT (`tw`).
+    pub time_wait: u64,
+}
+
+/// Parses the `TCP:` line of `/proc/net/sockstat`, whose fields come as
+/// `name value` pairs (`TCP: inuse 5 orphan 0 tw 2 alloc 7 mem 1`).
+pub fn parse_sockstat(text: &str) -> Result<SockStat, ProcStatError> {
+    let bad = || ProcStatError::SockStat {
+        head: text.chars().take(200).collect(),
+    };
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("TCP:"))
+        .ok_or_else(bad)?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let field = |name: &str| -> Option<u64> {
+        words
+            .chunks_exact(2)
+            .find(|pair| pair[0] == name)
+            .and_then(|pair| pair[1].parse().ok())
+    };
+    Ok(SockStat {
+        in_use: field("inuse").ok_or_else(bad)?,
+        orphan: field("orphan").unwrap_or(0),
+        time_wait: field("tw").ok_or_else(bad)?,
+    })
+}
+
+/// Parses `/proc/sys/net/ipv4/ip_local_port_range` (`32768\t60999`): the
+/// first and last ephemeral port, `None` when it is not two ports in order.
+pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut it = text.split_whitespace().map(str::parse::<u16>);
+    let (lo, hi) = (it.next()?.ok()?, it.next()?.ok()?);
+    (lo <= hi && it.next().is_none()).then_some((lo, hi))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +374,23 @@ mod tests {
     #[test]
     fn clock_ticks_are_positive() {
         assert!(ticks_per_second() > 0);
+    }
+
+    #[test]
+    fn sockstat_gives_the_tcp_line_by_name() {
+        let text = "sockets: used 130\nTCP: inuse 12 orphan 1 tw 3051 alloc 14 mem 2\nUDP: inuse 0 mem 0\n";
+        let s = parse_sockstat(text).unwrap();
+        assert_eq!((s.in_use, s.orphan, s.time_wait), (12, 1, 3051));
+        assert!(parse_sockstat("sockets: used 1\nUDP: inuse 0\n").is_err());
+        assert!(parse_sockstat("TCP: inuse x tw 1\n").is_err());
+    }
+
+    #[test]
+    fn the_port_range_is_two_ports_in_order() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
+        assert_eq!(parse_port_range("40000 40000"), Some((40000, 40000)));
+        assert_eq!(parse_port_range("60999 32768"), None);
+        assert_eq!(parse_port_range("1 2 3"), None);
+        assert_eq!(parse_port_range("70000 80000"), None);
     }
 }

@@ -34,6 +34,49 @@ pub struct Resources {
     /// lab inside the guest), KiB.
     #[serde(default)]
     pub lab_max_rss_kib: u64,
+    /// The largest tables the run built: IPVS entries in the director,
+    /// TCP sockets and TIME_WAIT in the client namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<TablePeaks>,
+}
+
+/// The largest kernel tables of the run, from the samples taken about once
+/// a second while the load ran (a peak between two samples is missed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TablePeaks {
+    /// Entries in the director's IPVS connection table at once:
+    /// connections (active + inactive) plus persistence templates.
+    pub ipvs_entries: u64,
+    /// Client-namespace sockets in TIME_WAIT at once (`tw` of
+    /// `/proc/net/sockstat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_time_wait: Option<u64>,
+    /// Client-namespace TCP sockets in use at once (`inuse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_in_use: Option<u64>,
+    /// The client namespace's ephemeral port range, first and last port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_port_range: Option<[u16; 2]>,
+    /// Client IPs the ports are spread over.
+    #[serde(default)]
+    pub client_ips: u32,
+}
+
+impl TablePeaks {
+    /// Source (IP, port) pairs the clients can bind toward one VIP:port.
+    pub fn ephemeral_ports(&self) -> Option<u64> {
+        self.client_port_range
+            .map(|[lo, hi]| (u64::from(hi) - u64::from(lo) + 1) * u64::from(self.client_ips))
+    }
+
+    /// Peak sockets holding a source port (in use + TIME_WAIT) as a share
+    /// of [`Self::ephemeral_ports`]: near 1.0 the next connect fails with
+    /// EADDRNOTAVAIL.
+    pub fn port_share(&self) -> Option<f64> {
+        let held = self.client_in_use? + self.client_time_wait?;
+        let ports = self.ephemeral_ports().filter(|&p| p > 0)?;
+        Some(held as f64 / ports as f64)
+    }
 }
 
 /// One process's CPU over the measured phases.
@@ -164,6 +207,35 @@ pub fn markdown_section(md: &mut String, r: &Resources) {
             mib(r.lab_max_rss_kib)
         );
     }
+    if let Some(t) = &r.tables {
+        render_tables(md, t);
+    }
+}
+
+fn render_tables(md: &mut String, t: &TablePeaks) {
+    let _ = write!(
+        md,
+        "Largest tables (sampled once a second): {} IPVS entries in the director",
+        t.ipvs_entries
+    );
+    if let (Some(tw), Some(inuse)) = (t.client_time_wait, t.client_in_use) {
+        let _ = write!(
+            md,
+            "; in the client namespace {inuse} TCP sockets in use and {tw} in TIME_WAIT"
+        );
+    }
+    if let (Some([lo, hi]), Some(ports)) = (t.client_port_range, t.ephemeral_ports()) {
+        let _ = write!(
+            md,
+            ", against {ports} ephemeral (IP, port) pairs (ports {lo}-{hi} on {} client IPs",
+            t.client_ips
+        );
+        if let Some(share) = t.port_share() {
+            let _ = write!(md, ", {:.1}% held at the peak", share * 100.0);
+        }
+        md.push(')');
+    }
+    md.push_str(".\n\n");
 }
 
 fn mib(kib: u64) -> String {

@@ -208,6 +208,7 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
     mount_fs("tmpfs", "/dev/shm", Some("mode=1777"))?;
     mount_fs("devpts", "/dev/pts", Some("mode=620,ptmxmode=666"))?;
     set_loopback_up()?;
+    size_neighbour_tables();
 
     load_modules(&job)?;
 
@@ -249,6 +250,38 @@ fn init(host_run_dir: &Path) -> Result<i32, InitError> {
     };
     write_status(code)?;
     Ok(code)
+}
+
+/// The neighbour (ARP and NDP) garbage-collection thresholds of this guest
+/// kernel, written once from its initial namespace.
+const NEIGHBOUR_GC_THRESHOLDS: [(&str, u32); 3] = [
+    ("gc_thresh1", 8192),
+    ("gc_thresh2", 32768),
+    ("gc_thresh3", 65536),
+];
+
+/// Sizes the guest kernel's neighbour tables for a thousand client IPs.
+/// Why: a kernel has ONE ARP table for all its network namespaces, capped by
+/// `gc_thresh3` (1,024 by default, and only the initial namespace may change
+/// it). With 1,000 client IPs the director learns every client from its ARP
+/// requests for the VIP and each real server resolves the clients it
+/// answers, so the table overflows ("neighbour: arp_cache: neighbor table
+/// overflow!"), new entries are refused and connects time out, the lab's own
+/// queries to the servers included (measured: 20 of 2,020 connects and the
+/// counters of 6 of 16 servers lost at 16 servers × 1,000 client IPs). This
+/// is the lab's own guest kernel, never the host's. Best effort: a kernel
+/// without IPv6 has no `ipv6` folder.
+fn size_neighbour_tables() {
+    for family in ["ipv4", "ipv6"] {
+        for (name, value) in NEIGHBOUR_GC_THRESHOLDS {
+            let path = format!("/proc/sys/net/{family}/neigh/default/{name}");
+            if let Err(e) = std::fs::write(&path, value.to_string())
+                && family == "ipv4"
+            {
+                eprintln!("ipvs-lab guest init: cannot write {path}: {e}");
+            }
+        }
+    }
 }
 
 /// The kernel opens init's stdin, stdout and stderr on `/dev/console`, which

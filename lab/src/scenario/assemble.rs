@@ -9,11 +9,13 @@ use super::Scenario;
 use super::attribution::{PerClientRpcs, Servers, attribute, client_conns};
 use super::expect::{evaluate, gate_settings, is_hash_scheduler};
 use super::run::Measurements;
+use super::run::measurements::IpvsSample;
 use crate::ipvs::IpvsTable;
 use crate::report::attribution::{Attribution, AttributionMethod};
 use crate::report::fairness;
 use crate::report::hgrm;
 use crate::report::model::*;
+use crate::report::resources::TablePeaks;
 
 /// Builds the report and the merged latency histogram (µs) of all rounds.
 pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histogram<u64>>) {
@@ -49,6 +51,9 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
         .unwrap_or(0);
 
     report.resources = resources(m);
+    if let Some(tables) = table_peaks(m, file.network.client_ips) {
+        report.resources.get_or_insert_with(Default::default).tables = Some(tables);
+    }
     let tallies = ClientTallies::of(&m.rounds);
     report.errors = ErrorSummary {
         total: tallies.errors_by_status.values().sum(),
@@ -878,6 +883,30 @@ fn resources(m: &Measurements) -> Option<crate::report::resources::Resources> {
         servers,
         kernel,
         lab_max_rss_kib: m.lab_max_rss_kib,
+        tables: None,
+    })
+}
+
+/// The largest IPVS table and client socket counts among the samples;
+/// `None` without samples.
+fn table_peaks(m: &Measurements, client_ips: u32) -> Option<TablePeaks> {
+    if m.samples.is_empty() {
+        return None;
+    }
+    let entries = |s: &IpvsSample| {
+        s.templates as u64
+            + s.destinations
+                .iter()
+                .map(|d| u64::from(d.active) + u64::from(d.inactive))
+                .sum::<u64>()
+    };
+    let sockets = || m.samples.iter().filter_map(|s| s.client_sockets);
+    Some(TablePeaks {
+        ipvs_entries: m.samples.iter().map(entries).max().unwrap_or(0),
+        client_time_wait: sockets().map(|s| s.time_wait).max(),
+        client_in_use: sockets().map(|s| s.in_use).max(),
+        client_port_range: m.client_port_range.map(|(lo, hi)| [lo, hi]),
+        client_ips,
     })
 }
 
@@ -923,6 +952,33 @@ mod tests {
         );
         let (report, _) = assemble(&s, &m);
         assert_eq!(kinds(&report)[0], "sysctl");
+    }
+
+    #[test]
+    fn the_largest_tables_come_from_the_samples() {
+        let s = failover_scenario();
+        let mut m = steady_measurements(&s);
+        // One sample holds more entries than the others: 2 templates plus
+        // 4 + 1 and 4 + 0 connections.
+        m.samples[5].templates = 2;
+        m.samples[5].destinations[0].inactive = 1;
+        let (report, _) = assemble(&s, &m);
+        let t = report.resources.unwrap().tables.unwrap();
+        assert_eq!(t.ipvs_entries, 11);
+        // The test data's sample t holds 8 + t sockets and 100 t in TIME_WAIT.
+        assert_eq!(
+            (t.client_in_use, t.client_time_wait),
+            (Some(20), Some(1200))
+        );
+        assert_eq!(t.client_port_range, Some([40000, 40999]));
+        assert_eq!(t.ephemeral_ports(), Some(1000 * u64::from(t.client_ips)));
+        m.samples.clear();
+        assert!(
+            assemble(&s, &m)
+                .0
+                .resources
+                .is_none_or(|r| r.tables.is_none())
+        );
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct Measurements {
     pub round_usage: Vec<RoundUsage>,
     /// The lab process's own peak RSS (`ru_maxrss`) at the end, KiB.
     pub lab_max_rss_kib: u64,
+    /// The client namespace's ephemeral port range, when read.
+    pub client_port_range: Option<(u16, u16)>,
 }
 
 /// The kernel's and the servers' CPU over one round's measured phase.
@@ -139,6 +141,8 @@ pub struct IpvsSample {
     pub templates: usize,
     /// Every destination present, with its weight and connection counts.
     pub destinations: Vec<IpvsDestSample>,
+    /// The client namespace's TCP sockets at that moment, when read.
+    pub client_sockets: Option<crate::procstat::SockStat>,
 }
 
 /// One change of the IPVS destination set, as the fast watcher saw it.

@@ -161,6 +161,7 @@ fn with_lab(
         files,
         round_usage: observed.round_usage,
         lab_max_rss_kib: lab_max_rss_kib(),
+        client_port_range: observe::client_port_range(lab),
     })
 }
 

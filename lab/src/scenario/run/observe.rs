@@ -18,9 +18,11 @@ use super::measurements::{IpvsChange, IpvsSample, ServerCount};
 use super::peers::PeerLog;
 use crate::error_chain;
 use crate::ipvs::{ConnEntry, ConnLog, IpvsTable};
+use crate::network::CLIENT_HOST;
 use crate::network::Plan;
 use crate::network::{BringupError, LabNetwork};
 use crate::process::ChildGuard;
+use crate::procstat::SockStat;
 use crate::report::model::IpvsDestSample;
 
 /// A change of the destination set, stamped when it was seen.
@@ -141,6 +143,7 @@ pub(super) struct SeenSample {
     at: Instant,
     templates: usize,
     destinations: Vec<IpvsDestSample>,
+    client_sockets: Option<SockStat>,
 }
 
 impl SeenSample {
@@ -150,6 +153,7 @@ impl SeenSample {
             t_s: origin.secs(self.at),
             templates: self.templates,
             destinations: self.destinations.clone(),
+            client_sockets: self.client_sockets,
         }
     }
 }
@@ -238,7 +242,32 @@ pub(super) fn sample(lab: &LabNetwork, at: Instant, trackers: &mut Trackers) -> 
         at,
         templates,
         destinations,
+        client_sockets: client_sockstat(lab),
     })
+}
+
+/// The client namespace's TCP socket counts (`/proc/net/sockstat` is per
+/// network namespace, so it is read by a thread inside the client's).
+fn client_sockstat(lab: &LabNetwork) -> Option<SockStat> {
+    let text = lab
+        .ns(CLIENT_HOST)
+        .ok()?
+        .run(|| std::fs::read_to_string("/proc/thread-self/net/sockstat"))
+        .ok()?
+        .ok()?;
+    crate::procstat::parse_sockstat(&text).ok()
+}
+
+/// The client namespace's ephemeral port range (the sysctl is per network
+/// namespace; a thread inside the client's opens it).
+pub(super) fn client_port_range(lab: &LabNetwork) -> Option<(u16, u16)> {
+    let text = lab
+        .ns(CLIENT_HOST)
+        .ok()?
+        .run(|| std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range"))
+        .ok()?
+        .ok()?;
+    crate::procstat::parse_port_range(&text)
 }
 
 /// IPVS's per-destination counters are copied from per-CPU counters on the
@@ -320,9 +349,14 @@ pub(super) fn server_counts(
             let alive = !user.get(i).copied().unwrap_or(false)
                 && guard.as_mut().is_some_and(|g| g.try_wait().is_none());
             let addr = SocketAddr::new(IpAddr::V4(s.address), s.port);
-            alive
-                .then(|| server_counters(lab, addr, &clients).ok())
-                .flatten()
+            if !alive {
+                return None;
+            }
+            server_counters(lab, addr, &clients)
+                .inspect_err(
+                    |e| tracing::warn!(server = %s.name, "its own counters could not be read: {e}"),
+                )
+                .ok()
         })
         .collect()
 }

@@ -223,11 +223,17 @@ pub(crate) fn steady_measurements(scenario: &Scenario) -> Measurements {
                         conns: 0,
                     })
                     .into(),
+                client_sockets: Some(crate::procstat::SockStat {
+                    in_use: 8 + t,
+                    orphan: 0,
+                    time_wait: 100 * t,
+                }),
             })
             .collect(),
         round_starts_s: Vec::new(),
         round_usage: Vec::new(),
         lab_max_rss_kib: 0,
+        client_port_range: Some((40000, 40999)),
         director: DirectorInfo {
             kind: "lab".into(),
             ..Default::default()
