@@ -90,6 +90,42 @@ const TWINS: &[Twin] = &[
         caught_by: "dominant_error = Unavailable",
     },
     Twin {
+        scenario: "one-second-stall-reuse0-ct0",
+        edits: &[("client_tw_reuse = 1", "client_tw_reuse = 0")],
+        mutation: "tcp_tw_reuse off in the client: the 32 ports stay in TIME_WAIT and connects fail with EADDRNOTAVAIL",
+        caught_by: "max_error_rate = 0.03",
+    },
+    Twin {
+        scenario: "one-second-stall-reuse0-ct1",
+        edits: &[("client_tw_reuse = 1", "client_tw_reuse = 0")],
+        mutation: "tcp_tw_reuse off in the client: the 32 ports stay in TIME_WAIT and connects fail with EADDRNOTAVAIL",
+        caught_by: "max_error_rate = 0.03",
+    },
+    Twin {
+        scenario: "one-second-stall-reuse1-ct0",
+        edits: &[("client_tw_reuse = 1", "client_tw_reuse = 0")],
+        mutation: "tcp_tw_reuse off in the client: the 32 ports stay in TIME_WAIT and connects fail with EADDRNOTAVAIL",
+        caught_by: "max_error_rate = 0.03",
+    },
+    Twin {
+        scenario: "one-second-stall-reuse1-ct1",
+        edits: &[("client_tw_reuse = 1", "client_tw_reuse = 0")],
+        mutation: "tcp_tw_reuse off in the client: the 32 ports stay in TIME_WAIT and connects fail with EADDRNOTAVAIL",
+        caught_by: "max_error_rate = 0.03",
+    },
+    Twin {
+        scenario: "one-second-stall-reuse2-ct0",
+        edits: &[("client_tw_reuse = 1", "client_tw_reuse = 0")],
+        mutation: "tcp_tw_reuse off in the client: the 32 ports stay in TIME_WAIT and connects fail with EADDRNOTAVAIL",
+        caught_by: "max_error_rate = 0.03",
+    },
+    Twin {
+        scenario: "one-second-stall-reuse2-ct1",
+        edits: &[("client_tw_reuse = 1", "client_tw_reuse = 0")],
+        mutation: "tcp_tw_reuse off in the client: the 32 ports stay in TIME_WAIT and connects fail with EADDRNOTAVAIL",
+        caught_by: "max_error_rate = 0.03",
+    },
+    Twin {
         scenario: "persistence-expiry",
         edits: &[("persistence_timeout = 5\n", "")],
         mutation: "persistence removed",

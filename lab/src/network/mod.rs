@@ -115,6 +115,9 @@ impl LabNetwork {
 
     fn apply_dr(&self) -> Result<(), BringupError> {
         crate::dr::configure(self.topology(), &crate::dr::DrOptions::default())?;
+        if !self.plan.client_sysctls.is_empty() {
+            crate::dr::write_sysctls(self.ns(CLIENT_HOST)?, &self.plan.client_sysctls)?;
+        }
         Ok(())
     }
 

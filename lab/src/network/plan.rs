@@ -42,6 +42,9 @@ pub struct Plan {
     pub timeouts: crate::ipvs::Timeouts,
     /// `net.ipv4.vs.*` sysctls to set in the director.
     pub ipvs_sysctls: Vec<(String, String)>,
+    /// Sysctls of the client namespace alone (its ephemeral port range,
+    /// `tcp_tw_reuse`), written before any load.
+    pub client_sysctls: Vec<crate::dr::Sysctl>,
 }
 
 impl ServerPlan {

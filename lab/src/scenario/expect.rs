@@ -137,6 +137,7 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     .into_iter()
     .flatten()
     .chain(super::scheduler::evaluate(expect, report))
+    .chain(super::stall::evaluate(expect, report))
     .collect()
 }
 

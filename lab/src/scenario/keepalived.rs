@@ -162,6 +162,7 @@ pub fn to_scenario(conf: &KeepalivedConf, path: &Path) -> Result<Imported, Impor
             director,
             client_ips: IMPORTED_CLIENT_IPS,
             client_base,
+            ..Network::default()
         },
         ipvs: IpvsSettings::default(),
         load: Load {

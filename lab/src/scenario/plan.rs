@@ -107,7 +107,27 @@ pub fn plan(scenario: &Scenario, run: RunId) -> Result<Plan, SpecError> {
             .iter()
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect(),
+        client_sysctls: client_sysctls(net),
     })
+}
+
+/// `[network] client_port_range` and `client_tw_reuse` as the client
+/// namespace's sysctls (`ip_local_port_range` takes "first last").
+fn client_sysctls(net: &crate::scenario::spec::Network) -> Vec<crate::dr::Sysctl> {
+    let mut v = Vec::new();
+    if let Some([first, last]) = net.client_port_range {
+        v.push(crate::dr::Sysctl::new(
+            "net.ipv4.ip_local_port_range",
+            format!("{first} {last}"),
+        ));
+    }
+    if let Some(reuse) = net.client_tw_reuse {
+        v.push(crate::dr::Sysctl::new(
+            "net.ipv4.tcp_tw_reuse",
+            reuse.to_string(),
+        ));
+    }
+    v
 }
 
 /// The lab checker's plan for `scenario`: one checker per real server with

@@ -261,6 +261,18 @@ pub struct Network {
     /// The first client address; the rest follow consecutively.
     #[serde(default = "default_client_base")]
     pub client_base: Ipv4Addr,
+    /// `net.ipv4.ip_local_port_range` inside the client namespace only,
+    /// `[first, last]`: a small range makes churned connections come back
+    /// on source ports that IPVS still holds an entry for (the one-client-IP
+    /// port reuse of kubernetes#70747).
+    #[serde(default)]
+    pub client_port_range: Option<[u16; 2]>,
+    /// `net.ipv4.tcp_tw_reuse` inside the client namespace (0, 1 or 2). The
+    /// client closes churned connections first, so their ports sit in
+    /// `TIME_WAIT`; only with 1 may `connect()` take such a port again
+    /// (kernel default 2: loopback only), which a small port range needs.
+    #[serde(default)]
+    pub client_tw_reuse: Option<u8>,
 }
 
 fn default_segment() -> ipnet::Ipv4Net {
@@ -283,6 +295,8 @@ impl Default for Network {
             director: default_director(),
             client_ips: default_client_ips(),
             client_base: default_client_base(),
+            client_port_range: None,
+            client_tw_reuse: None,
         }
     }
 }
@@ -711,4 +725,11 @@ pub struct Expect {
     /// The spread `least_connection_respected` allows (default 2).
     #[serde(default)]
     pub active_spread_max: Option<f64>,
+    /// Largest share of successful connects that took [1.0 s, 1.1 s), the
+    /// signature of one dropped SYN (0.01 = 1 %). See [`super::stall`].
+    #[serde(default)]
+    pub connect_1s_share_max: Option<f64>,
+    /// Smallest such share, for a cell that must show the stall.
+    #[serde(default)]
+    pub connect_1s_share_min: Option<f64>,
 }

@@ -498,3 +498,63 @@ fn a_generic_call_is_checked_against_its_proto() {
         assert!(p.at.is_some(), "{lines}: {p} has no line");
     }
 }
+
+#[test]
+fn the_client_port_range_and_stall_bounds_are_checked_at_their_line() {
+    let text = REFERENCE.replace(
+        "[network]\n",
+        "[network]\nclient_port_range = [40031, 40000]\n",
+    );
+    let problems = problems_of(&text);
+    let p = problems
+        .iter()
+        .find(|p| p.key == "network.client_port_range")
+        .expect("the reversed range");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("client_port_range"))
+        .unwrap()
+        + 1;
+    assert_eq!(p.at, Some((line, 21)), "{p}");
+    assert_problem_at(
+        &REFERENCE.replace("[network]\n", "[network]\nclient_port_range = [80, 90]\n"),
+        "network.client_port_range",
+    );
+    assert_problem_at(
+        &REFERENCE.replace("[network]\n", "[network]\nclient_tw_reuse = 3\n"),
+        "network.client_tw_reuse",
+    );
+    let ok = REFERENCE.replace(
+        "[network]\n",
+        "[network]\nclient_port_range = [40000, 40031]\nclient_tw_reuse = 1\n",
+    );
+    let s = load(&ok).expect("a small range loads");
+    let plan = super::plan::plan(&s, crate::netns::RunId::from_parts(1, 1)).unwrap();
+    let set: Vec<(&str, &str)> = plan
+        .client_sysctls
+        .iter()
+        .map(|s| (s.name.as_str(), s.value.as_str()))
+        .collect();
+    assert_eq!(
+        set,
+        [
+            ("net.ipv4.ip_local_port_range", "40000 40031"),
+            ("net.ipv4.tcp_tw_reuse", "1")
+        ]
+    );
+    assert_problem_at(
+        &REFERENCE.replace("[expect]\n", "[expect]\nconnect_1s_share_max = 1.5\n"),
+        "expect.connect_1s_share_max",
+    );
+    assert_problem_at(
+        &REFERENCE.replace(
+            "[expect]\n",
+            "[expect]\nconnect_1s_share_max = 0.1\nconnect_1s_share_min = 0.2\n",
+        ),
+        "expect.connect_1s_share_min",
+    );
+    assert_problem_at(
+        &format!("{REFERENCE}\n[ipvs]\nsysctls = {{ conntrack = 2 }}\n"),
+        "ipvs.sysctls.conntrack",
+    );
+}

@@ -16,6 +16,7 @@ pub const IPVS_SYSCTLS: &[&str] = &[
     "expire_nodest_conn",
     "expire_quiescent_template",
     "conn_reuse_mode",
+    "conntrack",
 ];
 
 /// Most client source addresses one scenario may ask for.
@@ -83,6 +84,8 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     check_generic_call(&file.load, &mut problems);
     check_phases(file, &mut problems);
     check_ipvs(file, &mut problems);
+    check_client_ports(&file.network, &mut problems);
+    check_stall_expect(&file.expect, &mut problems);
     problems.extend(check_ranges(file));
     check_description(&file.description, &mut problems);
     check_expect(&file.expect, &mut problems);
@@ -473,11 +476,20 @@ fn check_phases(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
 
 /// The `[ipvs]` sysctls and timeouts.
 fn check_ipvs(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
-    for name in file.ipvs.sysctls.keys() {
+    for (name, value) in &file.ipvs.sysctls {
         if !IPVS_SYSCTLS.contains(&name.as_str()) {
             problems.push(invalid(
                 format!("ipvs.sysctls.{name}"),
                 format!("not one of {}", IPVS_SYSCTLS.join(", ")),
+            ));
+        }
+        // conn_reuse_mode is a bit mask of two bits; the others are
+        // switches. The kernel would take any integer and misbehave.
+        let most = if name == "conn_reuse_mode" { 3 } else { 1 };
+        if !(0..=most).contains(value) {
+            problems.push(invalid(
+                format!("ipvs.sysctls.{name}"),
+                format!("{value} is not 0 to {most}"),
             ));
         }
     }
@@ -497,6 +509,57 @@ fn check_ipvs(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
             )),
             _ => {}
         }
+    }
+}
+
+/// Lowest first port of `network.client_port_range`: below it are the
+/// well-known and registered ports servers bind.
+pub const MIN_CLIENT_PORT: u16 = 1024;
+
+/// `network.client_port_range` and `network.client_tw_reuse`: what the
+/// client namespace's kernel accepts (`ip_local_port_range` takes
+/// `first <= last`, `tcp_tw_reuse` 0 to 2).
+fn check_client_ports(net: &super::spec::Network, problems: &mut Vec<Invalid>) {
+    if let Some([first, last]) = net.client_port_range
+        && (first < MIN_CLIENT_PORT || first > last)
+    {
+        problems.push(invalid(
+            "network.client_port_range",
+            format!(
+                "[{first}, {last}] must be [first, last] with {MIN_CLIENT_PORT} <= first <= last <= 65535"
+            ),
+        ));
+    }
+    if let Some(v) = net.client_tw_reuse
+        && v > 2
+    {
+        problems.push(invalid(
+            "network.client_tw_reuse",
+            format!("{v} is not 0, 1 or 2 (net.ipv4.tcp_tw_reuse)"),
+        ));
+    }
+}
+
+/// The 1 s connect shares are fractions, and a minimum above the maximum
+/// can never pass.
+fn check_stall_expect(expect: &super::spec::Expect, problems: &mut Vec<Invalid>) {
+    for (key, v) in [
+        ("expect.connect_1s_share_max", expect.connect_1s_share_max),
+        ("expect.connect_1s_share_min", expect.connect_1s_share_min),
+    ] {
+        if let Some(v) = v
+            && !(0.0..=1.0).contains(&v)
+        {
+            problems.push(invalid(key, format!("{v} must be between 0 and 1")));
+        }
+    }
+    if let (Some(min), Some(max)) = (expect.connect_1s_share_min, expect.connect_1s_share_max)
+        && min > max
+    {
+        problems.push(invalid(
+            "expect.connect_1s_share_min",
+            format!("{min} is above connect_1s_share_max = {max}"),
+        ));
     }
 }
 
