@@ -381,6 +381,17 @@ pub struct Load {
     /// The idle gap between rounds.
     #[serde(default, with = "humantime_serde")]
     pub idle: Duration,
+    /// Run every round in ONE load generator that keeps its HTTP/2
+    /// connections open through the idle gaps (loadgen `--rounds --idle`),
+    /// as an application's channel does; without it each round is a
+    /// process of its own. Needs `rounds` >= 2.
+    #[serde(default)]
+    pub keep_channels: bool,
+    /// gRPC keepalive: an HTTP/2 PING on every connection this often, busy
+    /// or idle (loadgen `--keepalive`, grpc's `keepalive_time` with
+    /// `permit_without_calls`).
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive: Option<Duration>,
     /// Generic mode: the unary method loadgen calls instead of the demo's
     /// `WhoAmI`, `pkg.Service/Method` (`lab loadgen --call`).
     #[serde(default)]
@@ -433,6 +444,8 @@ impl Default for Load {
             timeout: default_timeout(),
             rounds: default_rounds(),
             idle: Duration::ZERO,
+            keep_channels: false,
+            keepalive: None,
             call: None,
             proto: None,
             data: None,

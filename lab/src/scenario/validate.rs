@@ -307,6 +307,18 @@ fn check_load(load: &super::spec::Load, problems: &mut Vec<Invalid>) {
     if load.rounds == 0 {
         problems.push(invalid("load.rounds", "must be at least 1"));
     }
+    if load.keep_channels && load.rounds < 2 {
+        problems.push(invalid(
+            "load.keep_channels",
+            "keeps the channels open through the idle gaps between rounds: needs rounds >= 2 (and an idle gap)",
+        ));
+    }
+    if load.keepalive.is_some_and(|k| k.is_zero()) {
+        problems.push(invalid(
+            "load.keepalive",
+            "must be more than 0 (e.g. \"5m\", a PING every five minutes)",
+        ));
+    }
     if load.timeout.is_zero() {
         problems.push(invalid("load.timeout", "must be more than 0"));
     }
