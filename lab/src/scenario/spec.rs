@@ -332,6 +332,16 @@ pub enum ConnectionModel {
     PerRpc,
 }
 
+/// `[expect] first_rpc_after_idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterIdleExpectation {
+    /// Every channel's first RPC after a gap failed.
+    Fails,
+    /// Every channel's first RPC after a gap succeeded on its old connection.
+    Succeeds,
+}
+
 /// The load part of a scenario.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -703,6 +713,12 @@ pub struct Expect {
     /// granularity fails instead of being judged per IP.
     #[serde(default)]
     pub mapping_granularity: Option<Ipv4Addr>,
+    /// With `[load] keep_channels`: what the first RPC of every channel
+    /// sees after each idle gap. `fails`: every one failed (the connection
+    /// was lost in the gap without either end knowing); `succeeds`: every
+    /// one succeeded over the connection it had before the gap.
+    #[serde(default)]
+    pub first_rpc_after_idle: Option<AfterIdleExpectation>,
     /// Most client IPs whose server changed between the round before and
     /// the round after the first phase that removes, adds or reweights a
     /// real server (0.30 = 30 %).

@@ -75,6 +75,12 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
 /// Checks a parsed scenario; returns every problem, not just the first.
 pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     let mut problems = Vec::new();
+    if file.expect.first_rpc_after_idle.is_some() && !file.load.keep_channels {
+        problems.push(invalid(
+            "expect.first_rpc_after_idle",
+            "judges channels kept open through an idle gap: needs [load] keep_channels = true",
+        ));
+    }
     check_virtual_server(&file.virtual_server, &mut problems);
     let seen_addr = check_real_servers(file, &mut problems);
     check_network(file, &seen_addr, &mut problems);
