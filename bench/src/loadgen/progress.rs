@@ -64,9 +64,14 @@ pub struct ProgressLine {
     /// replies name no server, all under `unattributed`).
     pub servers: BTreeMap<String, u64>,
     /// The round (0 for the first) with `--rounds`; `elapsed_s` counts from
-    /// this round's start.
-    #[serde(default)]
+    /// this round's start. Left out for round 0, so one-round lines keep
+    /// their agreed fields.
+    #[serde(default, skip_serializing_if = "is_first_round")]
     pub round: u32,
+}
+
+fn is_first_round(round: &u32) -> bool {
+    *round == 0
 }
 
 impl fmt::Display for ProgressLine {
