@@ -14,7 +14,11 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::record::new_histogram;
-use crate::report::{ConnectReport, LatencySummary};
+use crate::report::{AfterIdle, ConnRecord, ConnectReport, KeepaliveReport, LatencySummary};
+
+/// Most connections [`ConnectStats`] keeps a record of: 1000 client IPs
+/// times 2 channels, with room for their reconnects after an idle gap.
+pub const MAX_RECORDS: usize = 4096;
 
 /// Default initial connect rate (connections per second). The lab's notes
 /// measured a one-CPU UML guest accepting 650-800 new connections a second;
@@ -152,6 +156,17 @@ pub struct ConnectStats {
     failed: [AtomicU64; 5],
     ended: [AtomicU64; 3],
     latency: Mutex<Histogram<u64>>,
+    /// Per-connection records, by serial; only when asked for
+    /// ([`ConnectStats::keep_records`]).
+    records: Mutex<Records>,
+    keepalive: Mutex<Option<KeepaliveReport>>,
+}
+
+#[derive(Default)]
+struct Records {
+    on: bool,
+    by_serial: BTreeMap<u64, ConnRecord>,
+    dropped: u64,
 }
 
 impl Default for ConnectStats {
@@ -161,11 +176,93 @@ impl Default for ConnectStats {
             failed: Default::default(),
             ended: Default::default(),
             latency: Mutex::new(new_histogram()),
+            records: Mutex::default(),
+            keepalive: Mutex::default(),
         }
     }
 }
 
+/// A keepalive PING's fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingOutcome {
+    /// Sent (counted before its answer).
+    Sent,
+    /// Acknowledged.
+    Acked,
+    /// No acknowledgement within the timeout.
+    TimedOut,
+}
+
 impl ConnectStats {
+    /// Keeps a [`ConnRecord`] of every connection from now on (at most
+    /// [`MAX_RECORDS`]).
+    pub fn keep_records(&self) {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).on = true;
+    }
+
+    /// Counts keepalive PINGs sent every `interval`.
+    pub fn keep_pings(&self, interval: Duration) {
+        *self.keepalive.lock().unwrap_or_else(|e| e.into_inner()) = Some(KeepaliveReport {
+            interval_s: interval.as_secs_f64(),
+            ..KeepaliveReport::default()
+        });
+    }
+
+    /// Connection `serial` opened from `local` after `latency`.
+    pub fn opened(&self, serial: u64, local: Option<std::net::SocketAddr>, latency: Duration) {
+        let mut r = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if !r.on {
+            return;
+        }
+        if r.by_serial.len() >= MAX_RECORDS {
+            r.dropped += 1;
+            return;
+        }
+        r.by_serial.insert(
+            serial,
+            ConnRecord {
+                serial,
+                local: local.map(|a| a.to_string()).unwrap_or_default(),
+                connect_us: latency.as_micros() as u64,
+                after_idle: Vec::new(),
+                ended: String::new(),
+            },
+        );
+    }
+
+    /// Connection `serial` ended as `end`.
+    pub fn closed(&self, serial: u64, end: ConnEnd) {
+        let mut r = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rec) = r.by_serial.get_mut(&serial) {
+            rec.ended = end.name().to_string();
+        }
+    }
+
+    /// The first RPC after an idle gap of the lane whose connection before
+    /// the gap was `serial`.
+    pub fn after_idle(&self, serial: u64, seen: AfterIdle) {
+        let mut r = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rec) = r.by_serial.get_mut(&serial) {
+            rec.after_idle.push(seen);
+        }
+    }
+
+    /// One keepalive PING's fate.
+    pub fn ping(&self, outcome: PingOutcome) {
+        if let Some(k) = self
+            .keepalive
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            match outcome {
+                PingOutcome::Sent => k.pings += 1,
+                PingOutcome::Acked => k.acks += 1,
+                PingOutcome::TimedOut => k.timeouts += 1,
+            }
+        }
+    }
+
     /// A connect that succeeded after `latency`.
     pub fn ok(&self, latency: Duration) {
         self.attempts.fetch_add(1, Ordering::Relaxed);
@@ -208,7 +305,33 @@ impl ConnectStats {
             syn_retry_1s,
             syn_retry_3s,
             ended_by: nonzero(&ends, &self.ended),
+            records: self.records(),
+            records_dropped: self
+                .records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .dropped,
+            keepalive: self
+                .keepalive
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
+    }
+
+    /// The records so far, a connection not yet ended marked `open`.
+    fn records(&self) -> Vec<ConnRecord> {
+        let r = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        r.by_serial
+            .values()
+            .map(|rec| {
+                let mut rec = rec.clone();
+                if rec.ended.is_empty() {
+                    rec.ended = "open".into();
+                }
+                rec
+            })
+            .collect()
     }
 }
 
@@ -270,6 +393,61 @@ mod tests {
             connect_start(DEFAULT_CONNECT_RATE as usize, DEFAULT_CONNECT_RATE)
         );
         assert_eq!(connect_start(600, 0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn records_follow_a_connection_from_connect_to_end_and_are_bounded() {
+        let s = ConnectStats::default();
+        s.opened(1, None, Duration::from_millis(1));
+        assert!(
+            s.report(|_| String::new()).records.is_empty(),
+            "off by default"
+        );
+        s.keep_records();
+        let local = "10.0.1.1:40000".parse().ok();
+        s.opened(2, local, Duration::from_millis(3));
+        s.opened(3, None, Duration::from_millis(4));
+        s.after_idle(
+            2,
+            AfterIdle {
+                gap: 1,
+                outcome: "UNAVAILABLE".into(),
+                reconnected: false,
+                used_serial: 2,
+                ..AfterIdle::default()
+            },
+        );
+        s.closed(2, ConnEnd::Reset);
+        let r = s.report(|_| String::new());
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.records[0].local, "10.0.1.1:40000");
+        assert_eq!(r.records[0].connect_us, 3000);
+        assert_eq!(r.records[0].ended, "reset_by_peer");
+        assert_eq!(r.records[0].after_idle[0].outcome, "UNAVAILABLE");
+        assert_eq!(r.records[1].ended, "open");
+        for serial in 4..(MAX_RECORDS as u64 + 10) {
+            s.opened(serial, None, Duration::from_millis(1));
+        }
+        let r = s.report(|_| String::new());
+        assert_eq!(r.records.len(), MAX_RECORDS);
+        assert_eq!(r.records_dropped, 8);
+    }
+
+    #[test]
+    fn pings_are_counted_only_with_keepalive() {
+        let s = ConnectStats::default();
+        s.ping(PingOutcome::Sent);
+        assert_eq!(s.report(|_| String::new()).keepalive, None);
+        s.keep_pings(Duration::from_secs(300));
+        s.ping(PingOutcome::Sent);
+        s.ping(PingOutcome::Sent);
+        s.ping(PingOutcome::Acked);
+        s.ping(PingOutcome::TimedOut);
+        let k = s.report(|_| String::new()).keepalive.unwrap();
+        assert_eq!(
+            (k.interval_s, k.pings, k.acks, k.timeouts),
+            (300.0, 2, 1, 1)
+        );
     }
 
     #[test]

@@ -29,7 +29,11 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, TE};
 use http::{Method, Request, StatusCode, Uri};
 use tonic::{Code, Status};
 
-use crate::connects::{ConnEnd, ConnectCause, ConnectStats};
+use crate::connects::{ConnEnd, ConnectCause, ConnectStats, PingOutcome};
+
+/// How long a keepalive PING waits for its ack before the connection is
+/// given up: grpc's default `keepalive_timeout`.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Same windows as hyper's HTTP/2 client (and so as tonic's channel).
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
@@ -46,6 +50,9 @@ pub struct CallHead {
     pub path: String,
     /// Extra headers, in order.
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
+    /// gRPC keepalive: an HTTP/2 PING on every connection this often,
+    /// busy or idle (`keepalive_time` with `permit_without_calls`).
+    pub keepalive: Option<Duration>,
 }
 
 impl CallHead {
@@ -54,6 +61,7 @@ impl CallHead {
         Self {
             path: grpc_demo::WHOAMI_PATH.to_string(),
             headers: Arc::new([]),
+            keepalive: None,
         }
     }
 }
@@ -313,7 +321,7 @@ pub async fn connect_with_driver(
             .await
             .map_err(|e| fail(ConnectCause::of_io(&e), error_chain(&e)))?;
         let local = stream.local_addr().ok();
-        let (send, conn) = ::h2::client::Builder::new()
+        let (send, mut conn) = ::h2::client::Builder::new()
             .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONN_WINDOW)
@@ -328,21 +336,34 @@ pub async fn connect_with_driver(
         let closed = Arc::new(AtomicBool::new(false));
         let retired = Arc::new(AtomicBool::new(false));
         let (flag, gone, ends) = (closed.clone(), retired.clone(), stats.clone());
+        let serial = NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
+        let pings = head.keepalive.zip(conn.ping_pong());
         let driver: Driver = Box::pin(async move {
-            let end = conn.await;
+            let end = match pings {
+                None => Some(conn.await),
+                Some((every, pings)) => tokio::select! {
+                    end = &mut conn => Some(end),
+                    () = keep_alive(pings, every, &ends) => None,
+                },
+            };
             flag.store(true, Ordering::Relaxed);
             // A graceful close (Ok) is the server's GOAWAY unless loadgen
             // retired the connection; those, and connections still open at
             // the end, are counted as closed by loadgen in the report.
-            match end {
-                Ok(()) if gone.load(Ordering::Relaxed) => {}
-                Ok(()) => ends.ended(ConnEnd::Goaway),
-                Err(e) if e.is_go_away() && e.is_remote() => ends.ended(ConnEnd::Goaway),
-                Err(_) if gone.load(Ordering::Relaxed) => {}
-                Err(_) => ends.ended(ConnEnd::Reset),
+            let end = match end {
+                // A PING went unanswered: given up (dropped) by loadgen.
+                None => ConnEnd::Loadgen,
+                Some(Ok(())) if gone.load(Ordering::Relaxed) => ConnEnd::Loadgen,
+                Some(Ok(())) => ConnEnd::Goaway,
+                Some(Err(e)) if e.is_go_away() && e.is_remote() => ConnEnd::Goaway,
+                Some(Err(_)) if gone.load(Ordering::Relaxed) => ConnEnd::Loadgen,
+                Some(Err(_)) => ConnEnd::Reset,
+            };
+            if end != ConnEnd::Loadgen {
+                ends.ended(end);
             }
+            ends.closed(serial, end);
         });
-        let serial = NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
         let conn = H2Conn {
             send,
             uri,
@@ -362,10 +383,32 @@ pub async fn connect_with_driver(
         )),
     };
     match &result {
-        Ok(_) => stats.ok(started.elapsed()),
+        Ok((conn, _)) => {
+            stats.ok(started.elapsed());
+            stats.opened(conn.serial, conn.local, started.elapsed());
+        }
         Err(e) => stats.failed(e.cause),
     }
     result
+}
+
+/// gRPC keepalive on one connection: a PING every `every`; returns when
+/// one is not acknowledged within [`KEEPALIVE_TIMEOUT`] (the connection is
+/// then dropped, as grpc closes the transport). A PING that fails because
+/// the connection is gone waits forever: the connection's own end wins.
+async fn keep_alive(mut pings: ::h2::PingPong, every: Duration, stats: &ConnectStats) {
+    loop {
+        tokio::time::sleep(every).await;
+        stats.ping(PingOutcome::Sent);
+        match tokio::time::timeout(KEEPALIVE_TIMEOUT, pings.ping(::h2::Ping::opaque())).await {
+            Ok(Ok(_)) => stats.ping(PingOutcome::Acked),
+            Ok(Err(_)) => std::future::pending::<()>().await,
+            Err(_) => {
+                stats.ping(PingOutcome::TimedOut);
+                return;
+            }
+        }
+    }
 }
 
 /// The message inside one complete gRPC frame.

@@ -246,6 +246,95 @@ pub struct ConnectReport {
     /// Connections by how they ended: `goaway`, `reset_by_peer`,
     /// `closed_by_loadgen` (non-zero ones only).
     pub ended_by: BTreeMap<String, u64>,
+    /// Each connection of the process, in connect order, at most
+    /// [`crate::connects::MAX_RECORDS`] (the rest counted in
+    /// `records_dropped`): filled when the run had idle gaps (`--rounds`)
+    /// or keepalive, else empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<ConnRecord>,
+    /// Connections beyond the bound on `records`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records_dropped: u64,
+    /// HTTP/2 keepalive PINGs (`--keepalive`), absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<KeepaliveReport>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One connection of the load generator, from its connect to its end.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnRecord {
+    /// loadgen's serial of the connection (1, 2, ... in connect order).
+    pub serial: u64,
+    /// Its local address (source IP and port), the client half of the
+    /// 4-tuple IPVS keys its entry on.
+    pub local: String,
+    /// Connect latency (TCP and HTTP/2 preface), µs.
+    pub connect_us: u64,
+    /// The first RPC of its lane after each idle gap it was the lane's
+    /// connection through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_idle: Vec<AfterIdle>,
+    /// How it ended: `goaway`, `reset_by_peer`, `closed_by_loadgen`, or
+    /// `open` (still open when the report was written).
+    pub ended: String,
+}
+
+/// The outcome of the first RPC a lane sent after an idle gap.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AfterIdle {
+    /// Which gap: 1 is the one before round 2.
+    pub gap: u32,
+    /// `ok`, or the gRPC status code's name as in `status_codes`
+    /// (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, ...).
+    pub outcome: String,
+    /// The error's message (a transport reset reads `connection reset`
+    /// or `broken pipe` here); empty on success.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// The server that answered; empty when none did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub server: String,
+    /// The RPC went over another connection than the one the lane had
+    /// before the gap (that one was found closed and replaced).
+    pub reconnected: bool,
+    /// The serial of the connection the RPC went over.
+    pub used_serial: u64,
+}
+
+impl AfterIdle {
+    /// Whether the RPC succeeded.
+    pub fn ok(&self) -> bool {
+        self.outcome == "ok"
+    }
+}
+
+/// HTTP/2 PINGs sent as gRPC keepalive (keepalive_time with
+/// permit_without_calls: on every open connection, busy or idle).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeepaliveReport {
+    /// The interval between PINGs on a connection, s.
+    pub interval_s: f64,
+    /// PINGs sent.
+    pub pings: u64,
+    /// PINGs acknowledged.
+    pub acks: u64,
+    /// PINGs not acknowledged within the timeout (the connection is then
+    /// given up, as grpc does).
+    pub timeouts: u64,
+}
+
+/// What a multi-round loadgen (`--rounds N`) writes to `--json`: one
+/// report per round (each round's measured phase on its own), with the
+/// whole process's connection measurements in the last round's `connects`
+/// (the others' are empty, so sums over rounds stay right).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundsReport {
+    /// The rounds, in order.
+    pub rounds: Vec<LoadReport>,
 }
 
 impl ConnectReport {

@@ -124,6 +124,18 @@ pub struct LoadgenArgs {
     /// Repeatable.
     #[arg(long)]
     pub metadata: Vec<String>,
+    /// Rounds of load (warmup and measured phase each) over the same
+    /// connections, separated by --idle; the --json report then holds one
+    /// report per round.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+    /// The idle gap between rounds: no RPCs, connections kept open.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub idle: Duration,
+    /// gRPC keepalive: an HTTP/2 PING on every connection this often, busy
+    /// or idle (keepalive_time with permit_without_calls), 20 s ack timeout.
+    #[arg(long, value_parser = parse_duration)]
+    pub keepalive: Option<Duration>,
 }
 
 impl LoadgenArgs {
@@ -168,6 +180,9 @@ impl LoadgenArgs {
             import_path,
             data,
             metadata,
+            rounds,
+            idle,
+            keepalive,
         } = self;
         let human = |d: &Duration| humantime::format_duration(*d).to_string();
         let progress = clap::ValueEnum::to_possible_value(progress)
@@ -184,6 +199,8 @@ impl LoadgenArgs {
             ("--progress-interval", human(progress_interval)),
             ("--timeline-interval", human(timeline_interval)),
             ("--threads", threads.to_string()),
+            ("--rounds", rounds.to_string()),
+            ("--idle", human(idle)),
         ]
         .into_iter()
         .map(|(flag, v)| (flag, v.into()))
@@ -199,6 +216,7 @@ impl LoadgenArgs {
             ("--churn-interval", churn_interval.as_ref().map(human)),
             ("--call", call.clone()),
             ("--data", data.clone()),
+            ("--keepalive", keepalive.as_ref().map(human)),
         ];
         args.extend(
             optional
@@ -286,6 +304,9 @@ impl LoadgenArgs {
             timeline_interval: self.timeline_interval,
             call: self.call_spec()?,
             metadata: parse_metadata(&self.metadata).map_err(MethodError::from)?,
+            rounds: self.rounds,
+            idle: self.idle,
+            keepalive: self.keepalive,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -353,6 +374,9 @@ mod tests {
         a.import_path = vec![PathBuf::from("examples"), PathBuf::from("/usr/include")];
         a.data = Some(r#"{"name": "--lab"}"#.into());
         a.metadata = vec!["x-user=lab".into(), "x-two=a=b".into()];
+        a.rounds = 3;
+        a.idle = Duration::from_secs(960);
+        a.keepalive = Some(Duration::from_secs(300));
         let mut b = LoadgenArgs::new("[::1]:9000".parse().unwrap());
         b.churn_interval = Some(Duration::from_millis(750));
         b.progress = ProgressMode::None;
@@ -403,10 +427,16 @@ mod tests {
             import_path,
             data,
             metadata,
+            rounds,
+            idle,
+            keepalive,
         } = LoadgenArgs::new("127.0.0.1:1".parse().unwrap());
         let all = fixtures();
         let covered = |differs: &dyn Fn(&LoadgenArgs) -> bool| all.iter().any(differs);
-        let checks: [(&str, bool); 27] = [
+        let checks: [(&str, bool); 30] = [
+            ("rounds", covered(&|x| x.rounds != rounds)),
+            ("idle", covered(&|x| x.idle != idle)),
+            ("keepalive", covered(&|x| x.keepalive != keepalive)),
             ("call", covered(&|x| x.call != call)),
             ("proto", covered(&|x| x.proto != proto)),
             ("import_path", covered(&|x| x.import_path != import_path)),

@@ -76,8 +76,11 @@ async fn closed_caller(run: Arc<Run>, lane: usize, shard: usize) {
         let tag = ConnTag::of_lane(&conn);
         run.record(shard, lane, start, end, tag, result, &mut names);
     }
-    // The run is over: what closes this connection now is loadgen.
-    if let Some(c) = &conn.conn {
+    // The run is over: what closes this connection now is loadgen (after
+    // an earlier round, it stays open through the idle gap).
+    if run.last_round
+        && let Some(c) = &conn.conn
+    {
         c.retire();
     }
     run.callers_left.fetch_sub(1, Ordering::Relaxed);

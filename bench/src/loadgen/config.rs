@@ -84,6 +84,13 @@ pub struct LoadgenConfig {
     pub call: Option<CallSpec>,
     /// Extra request headers on every call (`--metadata`).
     pub metadata: Vec<(HeaderName, HeaderValue)>,
+    /// Rounds of load (each a warmup and a measured phase) in this one
+    /// process, over the same connections.
+    pub rounds: u32,
+    /// The idle gap between rounds: no RPC at all, connections kept open.
+    pub idle: Duration,
+    /// gRPC keepalive: a PING on every connection this often.
+    pub keepalive: Option<Duration>,
 }
 
 impl LoadgenConfig {
@@ -107,6 +114,9 @@ impl LoadgenConfig {
             timeline_interval: Duration::from_secs(1),
             call: None,
             metadata: Vec::new(),
+            rounds: 1,
+            idle: Duration::ZERO,
+            keepalive: None,
         }
     }
 
@@ -131,6 +141,12 @@ impl LoadgenConfig {
         }
         if self.progress_interval.is_zero() || self.timeline_interval.is_zero() {
             return Err(LoadgenError::ZeroInterval);
+        }
+        if self.rounds == 0 {
+            return Err(LoadgenError::ZeroRounds);
+        }
+        if self.keepalive.is_some_and(|k| k.is_zero()) {
+            return Err(LoadgenError::ZeroKeepalive);
         }
         match self.load {
             LoadModel::Closed { concurrency } if concurrency < self.lanes() => {
@@ -168,6 +184,12 @@ pub enum LoadgenError {
     /// Zero progress or timeline interval.
     #[error("--progress-interval and --timeline-interval must be greater than zero")]
     ZeroInterval,
+    /// `--rounds 0`.
+    #[error("--rounds must be at least 1")]
+    ZeroRounds,
+    /// `--keepalive 0`.
+    #[error("--keepalive must be greater than zero (e.g. --keepalive 5m)")]
+    ZeroKeepalive,
     /// `--channels 0`.
     #[error("--channels must be at least 1")]
     NoChannels,

@@ -15,6 +15,7 @@ use crate::connects::ConnectStats;
 use crate::h2::{CallError, CallHead, H2Conn};
 use crate::method::ResolvedCall;
 use crate::record::{ConnSeen, GapTracker, NameCache, ServerTable, Shard, UNATTRIBUTED};
+use crate::report::AfterIdle;
 use crate::wire::ReplyView;
 
 /// One channel slot: a source address and its current connection.
@@ -56,7 +57,16 @@ pub(super) struct Run {
     pub(super) servers: ServerTable,
     pub(super) shards: Vec<Mutex<Shard>>,
     pub(super) gaps: Vec<GapTracker>,
-    pub(super) lanes: Vec<Lane>,
+    /// Shared by every round of the process (`--rounds`).
+    pub(super) lanes: Arc<Vec<Lane>>,
+    /// This round, 0 for the first.
+    pub(super) round: u32,
+    /// Whether this is the last round: only then do callers retire their
+    /// connections at the end (before, they must stay open through the gap).
+    pub(super) last_round: bool,
+    /// Rounds after an idle gap: per lane, the serial of the connection it
+    /// had through the gap, and whether its first RPC was recorded.
+    pub(super) before_gap: Vec<(Option<u64>, AtomicBool)>,
     pub(super) channels_opened: AtomicU64,
     /// Every connect attempt and connection end.
     pub(super) connects: Arc<ConnectStats>,
@@ -233,6 +243,7 @@ impl Run {
         result: Result<Bytes, tonic::Status>,
         names: &mut NameCache,
     ) {
+        self.note_after_idle(lane, conn, &result);
         let source = self.lanes[lane].source_idx;
         let measured = intended >= self.measure_start;
         let since = end.saturating_duration_since(self.measure_start).as_nanos() as u64;
@@ -269,6 +280,45 @@ impl Run {
 }
 
 impl Run {
+    /// Records the first RPC to finish on `lane` after an idle gap, on the
+    /// connection the lane had through the gap.
+    fn note_after_idle(
+        &self,
+        lane: usize,
+        conn: Option<ConnTag>,
+        result: &Result<Bytes, tonic::Status>,
+    ) {
+        let Some((Some(before), done)) = self.before_gap.get(lane) else {
+            return;
+        };
+        if done.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let used = conn.map_or(0, |c| c.serial);
+        let mut seen = AfterIdle {
+            gap: self.round,
+            reconnected: used != *before,
+            used_serial: used,
+            ..AfterIdle::default()
+        };
+        match result {
+            Ok(bytes) => {
+                seen.outcome = "ok".into();
+                if let Ok(view) = ReplyView::parse(bytes) {
+                    seen.server = String::from_utf8_lossy(view.server_name).into_owned();
+                }
+            }
+            Err(status) => {
+                seen.outcome = code_name(status.code());
+                seen.detail = status.message().chars().take(160).collect();
+                if let Some(v) = status.metadata().get("x-server-name") {
+                    seen.server = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                }
+            }
+        }
+        self.connects.after_idle(*before, seen);
+    }
+
     /// Generic mode: a reply is a success when its status is OK (its bytes
     /// are not parsed on the hot path; the first one is kept for the
     /// report), and every failure is counted under its status code.
@@ -330,6 +380,14 @@ impl ConnTag {
     pub(super) fn of_lane(conn: &LaneConn) -> Option<Self> {
         conn.conn.as_ref().map(Self::of)
     }
+}
+
+/// A status code's report name (`unavailable`, `deadline_exceeded`, ...),
+/// as in the report's `status_codes`.
+fn code_name(code: tonic::Code) -> String {
+    crate::report::STATUS_NAMES
+        .get(code as usize)
+        .map_or_else(|| format!("{code:?}"), |n| (*n).to_string())
 }
 
 pub(super) fn deadline_exceeded() -> tonic::Status {

@@ -39,7 +39,7 @@ use base64::Engine as _;
 pub use args::{LoadgenArgs, ProgressMode};
 pub use config::{Churn, LoadModel, LoadgenConfig, LoadgenError};
 pub use progress::{Phase, ProgressLine};
-pub use start::run;
+pub use start::{run, run_rounds};
 
 use crate::record::new_histogram;
 use crate::wire::{encode_request, grpc_frame};
@@ -72,11 +72,20 @@ fn main_inner(args: LoadgenArgs) -> Result<(), LoadgenError> {
     }
     let config = args.config()?;
     let runtime = grpc_demo::cli::runtime(args.threads).map_err(LoadgenError::Runtime)?;
-    let report = runtime.block_on(run(config))?;
+    let multi = config.rounds > 1;
+    let rounds = crate::report::RoundsReport {
+        rounds: runtime.block_on(run_rounds(config))?,
+    };
+    let report = rounds.rounds.last().expect("validate: at least one round");
     // Lazy channels of aborted callers may still hold tasks: do not wait.
     runtime.shutdown_timeout(Duration::from_millis(100));
     if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&report)?;
+        // One report, or with --rounds every round's.
+        let json = if multi {
+            serde_json::to_vec_pretty(&rounds)?
+        } else {
+            serde_json::to_vec_pretty(report)?
+        };
         std::fs::write(path, json).map_err(|source| LoadgenError::Output {
             path: path.clone(),
             source,

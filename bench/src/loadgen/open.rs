@@ -72,8 +72,11 @@ pub(super) async fn open_caller(
             }
         }
     }
-    // The run is over: what closes this connection now is loadgen.
-    if let Some(c) = &conn.conn {
+    // The run is over: what closes this connection now is loadgen (after
+    // an earlier round, it stays open through the idle gap).
+    if run.last_round
+        && let Some(c) = &conn.conn
+    {
         c.retire();
     }
     run.callers_left.fetch_sub(1, Ordering::Relaxed);

@@ -63,6 +63,15 @@ pub struct ProgressLine {
     /// Successful RPCs per server name so far (in generic mode, whose
     /// replies name no server, all under `unattributed`).
     pub servers: BTreeMap<String, u64>,
+    /// The round (0 for the first) with `--rounds`; `elapsed_s` counts from
+    /// this round's start. Left out for round 0, so one-round lines keep
+    /// their agreed fields.
+    #[serde(default, skip_serializing_if = "is_first_round")]
+    pub round: u32,
+}
+
+fn is_first_round(round: &u32) -> bool {
+    *round == 0
 }
 
 impl fmt::Display for ProgressLine {
@@ -192,6 +201,7 @@ fn progress_line(run: &Run, now: Instant, last: (Instant, u64)) -> ProgressLine 
             0.0
         },
         servers: names.into_iter().map(|s| s.name).zip(per_server).collect(),
+        round: run.round,
     }
 }
 
@@ -207,6 +217,7 @@ mod tests {
             errors: 2,
             rate: 8000.4,
             servers: [("rs1".to_string(), 8000), ("rs2".to_string(), 123)].into(),
+            round: 0,
         }
     }
 

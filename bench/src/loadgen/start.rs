@@ -16,20 +16,33 @@ use super::open::open_caller;
 use super::progress::spawn_progress;
 use super::tally::build_report;
 use crate::connects::{ConnectStats, connect_start};
-use crate::h2::{CallHead, Driver};
+use crate::h2::{CallHead, Driver, H2Conn};
 use crate::method::ResolvedCall;
 use crate::method::metadata::grpc_timeout;
 use crate::record::{GapTracker, ServerTable, Shard, UNATTRIBUTED, UNATTRIBUTED_NAME};
 use crate::report::LoadReport;
 use crate::wire::{encode_request, grpc_frame};
 
-/// Runs the load described by `config` and returns the report.
+/// Runs the load described by `config` and returns the report (of the
+/// last round, with `--rounds`; see [`run_rounds`] for all of them).
 ///
 /// Bounded: connecting takes at most the connect timeout, callers stop
 /// issuing at the end of the measured phase, every RPC has a deadline, and
 /// callers still running `timeout + 1 s` after the end are aborted (counted
 /// in `aborted_callers`).
 pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
+    let mut rounds = run_rounds(config).await?;
+    Ok(rounds.pop().expect("validate: at least one round"))
+}
+
+/// Runs every round of `config` over the same connections, `config.idle`
+/// apart, and returns one report per round. Between rounds no RPC is sent
+/// and every connection stays open (its driver keeps running), which is
+/// what an application's channel does between bursts; the first RPC of each
+/// lane after a gap is recorded on the connection the lane had before it.
+/// Connection measurements span the process: they are in the last round's
+/// `connects`, the others' are empty.
+pub async fn run_rounds(config: LoadgenConfig) -> Result<Vec<LoadReport>, LoadgenError> {
     config.validate()?;
     raise_open_file_limit();
     check_open_file_limit(config.lanes())?;
@@ -45,21 +58,58 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     // counted as a timeout.
     let connect_timeout = config.timeout.min(Duration::from_millis(3500));
     let connects = Arc::new(ConnectStats::default());
-    let (lanes, drivers) = connect_lanes(&config, &head, connect_timeout, &connects).await?;
+    if config.rounds > 1 || config.keepalive.is_some() {
+        connects.keep_records();
+    }
+    if let Some(every) = config.keepalive {
+        connects.keep_pings(every);
+    }
+    let (lanes, mut drivers) = connect_lanes(&config, &head, connect_timeout, &connects).await?;
+    let lanes = Arc::new(lanes);
+    if config.rounds > 1 {
+        // The connections must outlive each round's callers, which
+        // otherwise poll (and on their end drop) the lane's first driver.
+        for driver in drivers.iter_mut().filter_map(Option::take) {
+            tokio::spawn(driver);
+        }
+    }
     let threads = tokio::runtime::Handle::current()
         .metrics()
         .num_workers()
         .max(1);
-    let setup = Setup {
-        lanes,
-        connects,
-        head,
-        generic,
-        connect_timeout,
-        threads,
-    };
-    let run = Arc::new(new_run(&config, setup));
-    let mut callers = spawn_callers(&config, &run, drivers, threads);
+    let mut reports = Vec::with_capacity(config.rounds as usize);
+    for round in 0..config.rounds {
+        if round > 0 {
+            tokio::time::sleep(config.idle).await;
+        }
+        let setup = Setup {
+            lanes: lanes.clone(),
+            connects: connects.clone(),
+            head: head.clone(),
+            generic: generic.clone(),
+            connect_timeout,
+            threads,
+            round,
+        };
+        let run = Arc::new(new_run(&config, setup));
+        let mut report = one_round(&config, run, std::mem::take(&mut drivers), threads).await;
+        if round + 1 < config.rounds {
+            report.connects = Default::default();
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// One round: its callers from the start of its warmup to the end of its
+/// measured phase, its progress, its report.
+async fn one_round(
+    config: &LoadgenConfig,
+    run: Arc<Run>,
+    drivers: Vec<Option<Driver>>,
+    threads: usize,
+) -> LoadReport {
+    let mut callers = spawn_callers(config, &run, drivers, threads);
     // The CPU mark at the start of the measured phase, taken on time by a
     // task of its own (warmup CPU is not the measured RPCs' cost).
     let measure_start = run.measure_start;
@@ -67,7 +117,7 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         tokio::time::sleep_until(measure_start).await;
         super::usage::mark()
     });
-    let progress = spawn_progress(&config, run.clone());
+    let progress = spawn_progress(config, run.clone());
     let hard_stop = run.measure_end + config.timeout + Duration::from_secs(1);
     let drained = tokio::time::timeout_at(hard_stop, async {
         while callers.join_next().await.is_some() {}
@@ -85,7 +135,7 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
         stop.store(true, Ordering::Relaxed);
         let _ = handle.await;
     }
-    let mut report = build_report(&config, &run, end, aborted);
+    let mut report = build_report(config, &run, end, aborted);
     if end < measure_start {
         // Ended in warmup (a request cap): no measured phase to cost.
         usage_start.abort();
@@ -93,7 +143,7 @@ pub async fn run(config: LoadgenConfig) -> Result<LoadReport, LoadgenError> {
     if let (Ok(Some(start)), Some(end)) = (usage_start.await, usage_end) {
         report.usage = Some(super::usage::between(start, end));
     }
-    Ok(report)
+    report
 }
 
 /// Raises the soft limit on open files to the hard limit, as Go's runtime
@@ -130,6 +180,7 @@ fn call_head(config: &LoadgenConfig, generic: Option<&ResolvedCall>) -> CallHead
     CallHead {
         path,
         headers: headers.into(),
+        keepalive: config.keepalive,
     }
 }
 
@@ -217,12 +268,14 @@ async fn connect_lanes(
 
 /// What a run starts from besides its config.
 struct Setup {
-    lanes: Vec<Lane>,
+    lanes: Arc<Vec<Lane>>,
     connects: Arc<ConnectStats>,
     head: CallHead,
     generic: Option<ResolvedCall>,
     connect_timeout: Duration,
     threads: usize,
+    /// 0 for the first round.
+    round: u32,
 }
 
 /// The shared state of a run that starts now: one shard per runtime
@@ -235,7 +288,26 @@ fn new_run(config: &LoadgenConfig, setup: Setup) -> Run {
         generic,
         connect_timeout,
         threads,
+        round,
     } = setup;
+    // After an idle gap: the connection each lane had through it, whose
+    // record gets the outcome of the lane's first RPC.
+    let before_gap = if round > 0 {
+        lanes
+            .iter()
+            .map(|l| {
+                let serial = l
+                    .current
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(H2Conn::serial);
+                (serial, AtomicBool::new(false))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let t0 = Instant::now();
     let measure_start = t0 + config.warmup;
     let frame = match &generic {
@@ -273,12 +345,18 @@ fn new_run(config: &LoadgenConfig, setup: Setup) -> Run {
         gaps: (0..config.sources.len())
             .map(|_| GapTracker::default())
             .collect(),
-        channels_opened: AtomicU64::new(
+        // Later rounds count only the connections they open themselves.
+        channels_opened: AtomicU64::new(if round > 0 {
+            0
+        } else {
             lanes
                 .iter()
                 .filter(|l| l.current.lock().is_ok_and(|c| c.is_some()))
-                .count() as u64,
-        ),
+                .count() as u64
+        }),
+        round,
+        last_round: round + 1 >= config.rounds,
+        before_gap,
         connects,
         callers_left: AtomicU64::new(0),
         lanes,

@@ -549,6 +549,45 @@ pub struct Connects {
     /// Connections by how they ended (`goaway`, `reset_by_peer`,
     /// `closed_by_loadgen`).
     pub ended_by: BTreeMap<String, u64>,
+    /// `keep_channels`: the first RPC of each channel after each idle
+    /// gap, and every connection's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleOutcomes>,
+}
+
+/// What channels kept open through idle gaps saw afterwards.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdleOutcomes {
+    /// One summary per gap.
+    pub gaps: Vec<GapOutcome>,
+    /// keepalive PINGs, when `[load] keepalive` was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<bench::report::KeepaliveReport>,
+    /// Every connection, in connect order (bounded by loadgen).
+    pub records: Vec<bench::report::ConnRecord>,
+    /// Connections beyond loadgen's bound on `records`.
+    #[serde(default)]
+    pub records_dropped: u64,
+}
+
+/// The first RPCs after one idle gap, over all channels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GapOutcome {
+    /// 1 for the gap before round 2.
+    pub gap: u32,
+    /// Channels whose first RPC was recorded.
+    pub channels: u64,
+    /// Of which succeeded.
+    pub ok: u64,
+    /// Outcomes: `ok` or a status code, with counts.
+    pub by_outcome: BTreeMap<String, u64>,
+    /// Channels whose first RPC went over a new connection.
+    pub reconnected: u64,
+    /// The servers that answered, with counts.
+    pub by_server: BTreeMap<String, u64>,
+    /// The first error's message, if any failed (`connection reset`...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub first_error: String,
 }
 
 impl Connects {

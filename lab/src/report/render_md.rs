@@ -741,6 +741,57 @@ fn connections(md: &mut String, r: &Report) {
     t.row(vec!["ended by".into(), joined(&c.ended_by)]);
     md.push_str(&t.render_markdown());
     md.push('\n');
+    if let Some(idle) = &c.idle {
+        after_idle(md, idle, &joined);
+    }
+}
+
+/// The first RPC of each channel after each idle gap, one row per gap (the
+/// per-connection list is in report.json: a thousand clients stay
+/// readable here).
+fn after_idle(
+    md: &mut String,
+    idle: &crate::report::model::IdleOutcomes,
+    joined: &dyn Fn(&std::collections::BTreeMap<String, u64>) -> String,
+) {
+    md.push_str("### The first RPC after each idle gap\n\n");
+    let mut t = Table::new(&[
+        "gap",
+        "channels",
+        "ok",
+        "outcomes",
+        "reconnected",
+        "answered by",
+        "first error",
+    ]);
+    for g in &idle.gaps {
+        t.row(vec![
+            g.gap.to_string(),
+            g.channels.to_string(),
+            g.ok.to_string(),
+            joined(&g.by_outcome),
+            g.reconnected.to_string(),
+            joined(&g.by_server),
+            if g.first_error.is_empty() {
+                "-".into()
+            } else {
+                g.first_error.clone()
+            },
+        ]);
+    }
+    md.push_str(&t.render_markdown());
+    md.push('\n');
+    if let Some(k) = &idle.keepalive {
+        md.push_str(&format!(
+            "Keepalive: a PING every {:.0} s per connection, {} sent, {} acknowledged, {} timed out.\n\n",
+            k.interval_s, k.pings, k.acks, k.timeouts
+        ));
+    }
+    md.push_str(&format!(
+        "{} connections recorded ({} beyond the bound); each one's local address, connect latency, first RPC after each gap and end are in report.json (`connects.idle.records`).\n\n",
+        idle.records.len(),
+        idle.records_dropped
+    ));
 }
 
 fn expectations(md: &mut String, r: &Report) {

@@ -452,12 +452,44 @@ fn connects(rounds: &[bench::report::LoadReport]) -> Option<Connects> {
     if out.attempts == 0 {
         return None;
     }
+    out.idle = rounds.last().and_then(|r| idle_outcomes(&r.connects));
     if let Some(h) = &merged {
         out.latency_us = hgrm::latency_summary(h);
         out.latency_us.histogram_b64 = hgrm::encode_histogram_b64(h).ok();
         (out.syn_retry_1s, out.syn_retry_3s) = bench::connects::syn_retry_counts(h);
     }
     Some(out)
+}
+
+/// The per-gap summary of loadgen's connection records (None when it kept
+/// none: channels not kept through gaps, and no keepalive).
+fn idle_outcomes(c: &bench::report::ConnectReport) -> Option<IdleOutcomes> {
+    if c.records.is_empty() {
+        return None;
+    }
+    let mut gaps: BTreeMap<u32, GapOutcome> = BTreeMap::new();
+    for seen in c.records.iter().flat_map(|r| &r.after_idle) {
+        let g = gaps.entry(seen.gap).or_insert_with(|| GapOutcome {
+            gap: seen.gap,
+            ..GapOutcome::default()
+        });
+        g.channels += 1;
+        g.ok += u64::from(seen.ok());
+        g.reconnected += u64::from(seen.reconnected);
+        *g.by_outcome.entry(seen.outcome.clone()).or_default() += 1;
+        if !seen.server.is_empty() {
+            *g.by_server.entry(seen.server.clone()).or_default() += 1;
+        }
+        if !seen.ok() && g.first_error.is_empty() {
+            g.first_error = seen.detail.clone();
+        }
+    }
+    Some(IdleOutcomes {
+        gaps: gaps.into_values().collect(),
+        keepalive: c.keepalive.clone(),
+        records: c.records.clone(),
+        records_dropped: c.records_dropped,
+    })
 }
 
 /// Every round's latency histogram added into one.

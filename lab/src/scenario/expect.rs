@@ -7,7 +7,9 @@
 use crate::report::fairness;
 use crate::report::model::{ExpectationResult, FairnessBasis, GateSettings, Report, Verdict};
 
-use super::spec::{Basis, DistributionExpectation, DrainedTraffic, Expect, ScenarioFile};
+use super::spec::{
+    AfterIdleExpectation, Basis, DistributionExpectation, DrainedTraffic, Expect, ScenarioFile,
+};
 
 /// Time after a drain or fault before its server's RPCs count against
 /// `drained_traffic = "stops"`: RPCs already in flight may still finish.
@@ -129,6 +131,9 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
             .dominant_error
             .as_deref()
             .map(|want| dominant_error(report, want)),
+        expect
+            .first_rpc_after_idle
+            .map(|want| first_rpc_after_idle(report, want)),
         (expect.ipvs_consistent == Some(true)).then(|| {
             let (passed, detail) = ipvs_consistency(report);
             result("ipvs_consistent = true", passed, detail)
@@ -355,6 +360,44 @@ fn fault_detected(report: &Report, want: bool) -> ExpectationResult {
         None => (false, "the scenario injected no fault".to_string()),
     };
     result(&format!("fault_detected = {want}"), passed, detail)
+}
+
+/// `first_rpc_after_idle`: every channel's first RPC after every gap
+/// failed, or succeeded over its old connection. Cannot be judged without
+/// a recorded gap.
+fn first_rpc_after_idle(report: &Report, want: AfterIdleExpectation) -> ExpectationResult {
+    let name = match want {
+        AfterIdleExpectation::Fails => "first_rpc_after_idle = fails",
+        AfterIdleExpectation::Succeeds => "first_rpc_after_idle = succeeds",
+    };
+    let gaps = report
+        .connects
+        .as_ref()
+        .and_then(|c| c.idle.as_ref())
+        .map(|i| i.gaps.as_slice())
+        .unwrap_or_default();
+    if gaps.iter().all(|g| g.channels == 0) {
+        return judged(
+            name,
+            Verdict::CannotJudge,
+            "no first RPC after an idle gap was recorded".into(),
+        );
+    }
+    let passed = gaps.iter().all(|g| match want {
+        AfterIdleExpectation::Fails => g.ok == 0,
+        AfterIdleExpectation::Succeeds => g.ok == g.channels && g.reconnected == 0,
+    });
+    let detail = gaps
+        .iter()
+        .map(|g| {
+            format!(
+                "gap {}: {}/{} ok, {} reconnected",
+                g.gap, g.ok, g.channels, g.reconnected
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    result(name, passed, detail)
 }
 
 /// `dominant_error`: the most frequent failure status.

@@ -346,6 +346,16 @@ pub enum ConnectionModel {
     PerRpc,
 }
 
+/// `[expect] first_rpc_after_idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterIdleExpectation {
+    /// Every channel's first RPC after a gap failed.
+    Fails,
+    /// Every channel's first RPC after a gap succeeded on its old connection.
+    Succeeds,
+}
+
 /// The load part of a scenario.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -395,6 +405,17 @@ pub struct Load {
     /// The idle gap between rounds.
     #[serde(default, with = "humantime_serde")]
     pub idle: Duration,
+    /// Run every round in ONE load generator that keeps its HTTP/2
+    /// connections open through the idle gaps (loadgen `--rounds --idle`),
+    /// as an application's channel does; without it each round is a
+    /// process of its own. Needs `rounds` >= 2.
+    #[serde(default)]
+    pub keep_channels: bool,
+    /// gRPC keepalive: an HTTP/2 PING on every connection this often, busy
+    /// or idle (loadgen `--keepalive`, grpc's `keepalive_time` with
+    /// `permit_without_calls`).
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive: Option<Duration>,
     /// Generic mode: the unary method loadgen calls instead of the demo's
     /// `WhoAmI`, `pkg.Service/Method` (`lab loadgen --call`).
     #[serde(default)]
@@ -447,6 +468,8 @@ impl Default for Load {
             timeout: default_timeout(),
             rounds: default_rounds(),
             idle: Duration::ZERO,
+            keep_channels: false,
+            keepalive: None,
             call: None,
             proto: None,
             data: None,
@@ -704,6 +727,12 @@ pub struct Expect {
     /// granularity fails instead of being judged per IP.
     #[serde(default)]
     pub mapping_granularity: Option<Ipv4Addr>,
+    /// With `[load] keep_channels`: what the first RPC of every channel
+    /// sees after each idle gap. `fails`: every one failed (the connection
+    /// was lost in the gap without either end knowing); `succeeds`: every
+    /// one succeeded over the connection it had before the gap.
+    #[serde(default)]
+    pub first_rpc_after_idle: Option<AfterIdleExpectation>,
     /// Most client IPs whose server changed between the round before and
     /// the round after the first phase that removes, adds or reweights a
     /// real server (0.30 = 30 %).

@@ -265,6 +265,16 @@ fn out_of_range_values_are_refused_at_their_key() {
             "load.rounds",
         ),
         (
+            "duration",
+            "duration = \"3s\"\nkeep_channels = true".to_owned(),
+            "load.keep_channels",
+        ),
+        (
+            "duration",
+            "duration = \"3s\"\nkeepalive = \"0s\"".to_owned(),
+            "load.keepalive",
+        ),
+        (
             "vip",
             "vip = \"127.0.0.1\"".to_owned(),
             "virtual_server.vip",

@@ -76,6 +76,12 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
 /// Checks a parsed scenario; returns every problem, not just the first.
 pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     let mut problems = Vec::new();
+    if file.expect.first_rpc_after_idle.is_some() && !file.load.keep_channels {
+        problems.push(invalid(
+            "expect.first_rpc_after_idle",
+            "judges channels kept open through an idle gap: needs [load] keep_channels = true",
+        ));
+    }
     check_virtual_server(&file.virtual_server, &mut problems);
     let seen_addr = check_real_servers(file, &mut problems);
     check_network(file, &seen_addr, &mut problems);
@@ -309,6 +315,18 @@ fn check_load(load: &super::spec::Load, problems: &mut Vec<Invalid>) {
     }
     if load.rounds == 0 {
         problems.push(invalid("load.rounds", "must be at least 1"));
+    }
+    if load.keep_channels && load.rounds < 2 {
+        problems.push(invalid(
+            "load.keep_channels",
+            "keeps the channels open through the idle gaps between rounds: needs rounds >= 2 (and an idle gap)",
+        ));
+    }
+    if load.keepalive.is_some_and(|k| k.is_zero()) {
+        problems.push(invalid(
+            "load.keepalive",
+            "must be more than 0 (e.g. \"5m\", a PING every five minutes)",
+        ));
     }
     if load.timeout.is_zero() {
         problems.push(invalid("load.timeout", "must be more than 0"));

@@ -160,6 +160,7 @@ mod tests {
             errors: 0,
             rate: 0.0,
             servers: [("rs1".to_string(), 0)].into(),
+            round: 0,
         };
         assert_eq!(
             render_progress(&line),

@@ -11,7 +11,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use bench::loadgen::{LoadgenArgs, ProgressLine, ProgressMode};
-use bench::report::LoadReport;
+use bench::report::{LoadReport, RoundsReport};
 
 use super::live::{Live, Origin};
 use super::progress::{Status, render_progress};
@@ -53,6 +53,9 @@ impl Rounds<'_> {
             .is_some_and(|c| !c.after_load)
         {
             return Ok(rounds);
+        }
+        if load.keep_channels {
+            return self.in_one_process(live, status);
         }
         for round in 0..load.rounds {
             if round > 0 && !load.idle.is_zero() {
@@ -155,6 +158,99 @@ impl Rounds<'_> {
         read_load_report(json)
     }
 
+    /// `keep_channels`: every round and idle gap in one load generator,
+    /// whose connections stay open through the gaps. Its progress lines
+    /// carry their round, the first of each round fixes that round's start;
+    /// its report holds one report per round.
+    fn in_one_process(
+        &self,
+        live: &mut Live<'_>,
+        status: &mut Status,
+    ) -> Result<Vec<LoadReport>, RunError> {
+        let load = &self.scenario.file.load;
+        let json = self.work.join("rounds.json");
+        let log = self.work.join("rounds.log");
+        let spawned = Instant::now();
+        let mut child = self.spawn_loadgen(live, &json, &log)?;
+        let lines = progress_lines(child.take_stdout().expect("piped"));
+        let duration = self.opts.duration.unwrap_or(load.duration);
+        let ticks = crate::procstat::ticks_per_second();
+        // Per round: its measured start, its last line, its CPU samples.
+        let mut seen: Vec<SeenRound> = Vec::new();
+        let ended = loop {
+            self.check_interrupted()?;
+            while let Ok((arrived, line)) = lines.try_recv() {
+                let round = line.round as usize;
+                if round >= seen.len() {
+                    let after = seen.last().map_or(spawned, |r| r.last_line);
+                    let start = origin_of(&line, arrived, after, load.warmup);
+                    live.origin.get_or_insert(start);
+                    seen.push(SeenRound {
+                        start: start.0,
+                        spawned: start.0.checked_sub(load.warmup).unwrap_or(start.0),
+                        last_line: arrived,
+                        cpu_start: None,
+                        cpu_end: None,
+                    });
+                }
+                if let Some(r) = seen.get_mut(round) {
+                    r.last_line = arrived;
+                }
+                status.tick(&format!(
+                    "round {}/{} {}",
+                    round + 1,
+                    load.rounds,
+                    render_progress(&line)
+                ));
+            }
+            live.tick()?;
+            let now = Instant::now();
+            if let Some(r) = seen.last_mut() {
+                if r.cpu_start.is_none() && now >= r.start {
+                    r.cpu_start = Some(usage::sample(&live.servers));
+                }
+                if r.cpu_start.is_some() && r.cpu_end.is_none() && now >= r.start + duration {
+                    r.cpu_end = Some(usage::sample(&live.servers));
+                }
+                if r.cpu_end.is_some() && now > r.last_line + Duration::from_secs(1) {
+                    status.tick(&format!(
+                        "idle {:.0} s (channels kept open) after round {}/{}",
+                        (now - r.last_line).as_secs_f64(),
+                        seen.len(),
+                        load.rounds
+                    ));
+                }
+            }
+            if let Some(s) = child.try_wait() {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for r in seen {
+            live.round_starts.push(r.start);
+            live.round_windows.push((r.spawned, r.last_line));
+            if let Some(start) = &r.cpu_start {
+                // Ended before its planned end (a request cap): sample now.
+                let end = r.cpu_end.unwrap_or_else(|| usage::sample(&live.servers));
+                live.round_usage.push(usage::between(start, &end, ticks));
+            }
+        }
+        if live.origin.is_none() {
+            live.origin = Some(Origin(spawned + load.warmup));
+        }
+        check_ended(ended, &log, status)?;
+        let text = std::fs::read(&json).map_err(|e| RunError::LoadReport {
+            path: json.clone(),
+            source: Box::new(e),
+        })?;
+        let report: RoundsReport =
+            serde_json::from_slice(&text).map_err(|e| RunError::LoadReport {
+                path: json,
+                source: Box::new(e),
+            })?;
+        Ok(report.rounds)
+    }
+
     fn spawn_loadgen(
         &self,
         live: &Live<'_>,
@@ -182,6 +278,18 @@ impl Rounds<'_> {
             "the load generator",
         )?)
     }
+}
+
+/// What the lab saw of one round of a `keep_channels` load generator.
+struct SeenRound {
+    /// Its measured phase's start.
+    start: Instant,
+    /// Its warmup's start.
+    spawned: Instant,
+    /// When its last progress line arrived.
+    last_line: Instant,
+    cpu_start: Option<usage::Sample>,
+    cpu_end: Option<usage::Sample>,
 }
 
 /// The start of the measured load, from the first progress line: the
@@ -267,6 +375,11 @@ fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Loadgen
         ConnectionModel::PerRpc => args.conn_per_rpc = true,
     }
     args.connect_rate = load.connect_rate.unwrap_or(0);
+    args.keepalive = load.keepalive;
+    if load.keep_channels {
+        args.rounds = load.rounds;
+        args.idle = load.idle;
+    }
     args.call = load.call.clone();
     // Relative to the lab's own directory; made absolute so that loadgen
     // finds it wherever it is started.
@@ -296,6 +409,7 @@ mod tests {
             errors: 0,
             rate: 0.0,
             servers: Default::default(),
+            round: 0,
         }
     }
 
