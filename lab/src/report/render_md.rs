@@ -598,6 +598,51 @@ fn failover(md: &mut String, r: &Report) {
             f.longest_blackhole_s.len()
         );
     }
+    if f.flaps.len() > 1 {
+        let _ = writeln!(
+            md,
+            "- IPVS transitions of the failed server: {}\n\n| fault at | detection | repair at | back in IPVS after | failed RPCs |\n|---|---|---|---|---|",
+            f.ipvs_transitions
+        );
+        for p in &f.flaps {
+            let _ = writeln!(
+                md,
+                "| {:.1} s | {} | {} | {} | {} |",
+                p.fault_at_s,
+                secs(p.detection_s),
+                p.repaired_at_s
+                    .map_or_else(|| "-".into(), |t| format!("{t:.1} s")),
+                secs(p.readded_s),
+                p.failed_rpcs
+            );
+        }
+    }
+    md.push('\n');
+    templates(md, r);
+}
+
+/// Persistence template lives, when the scenario has persistence.
+fn templates(md: &mut String, r: &Report) {
+    if r.template_lives.is_empty() {
+        return;
+    }
+    md.push_str("## Persistence templates\n\n| client | server | seen | newest connection | its last sample | lifetime after it | re-armed |\n|---|---|---|---|---|---|---|\n");
+    for l in &r.template_lives {
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".into(), |t| format!("{t:.0} s"));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0}-{:.0} s{} | {} | {} | {} | {} |",
+            l.client,
+            l.server,
+            l.first_seen_s,
+            l.last_seen_s,
+            if l.expired { "" } else { " (still there)" },
+            opt(l.last_connect_s),
+            opt(l.last_conn_seen_s),
+            opt(l.lifetime_s),
+            if l.rearmed { "yes" } else { "no" }
+        );
+    }
     md.push('\n');
 }
 

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod run;
 pub mod scheduler;
 pub mod spec;
+pub mod templates;
 pub mod validate;
 
 use std::path::{Path, PathBuf};

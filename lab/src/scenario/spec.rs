@@ -711,4 +711,17 @@ pub struct Expect {
     /// The spread `least_connection_respected` allows (default 2).
     #[serde(default)]
     pub active_spread_max: Option<f64>,
+    /// `[low, high]` seconds: every expired persistence template that was
+    /// not re-armed outlived its client's newest connection by a time in
+    /// this range, and at least one expired (see [`super::templates`]).
+    #[serde(default)]
+    pub template_lifetime_s: Option<[f64; 2]>,
+    /// Every fault of the failed server was taken out of IPVS within this
+    /// many seconds (before its repair), and there was at least one.
+    #[serde(default)]
+    pub max_detection_s: Option<f64>,
+    /// Exactly this many changes of the failed server's IPVS entry from the
+    /// start of the load on (each removal and re-add counts one).
+    #[serde(default)]
+    pub ipvs_transitions: Option<u64>,
 }
