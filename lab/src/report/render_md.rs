@@ -42,6 +42,7 @@ pub fn render_markdown_with(report: &Report, has_hgrm: bool) -> String {
     }
     timeline(&mut md, report);
     failover(&mut md, report);
+    templates(&mut md, report);
     ipvs_over_time(&mut md, report);
     director(&mut md, report);
     errors(&mut md, report);
@@ -618,7 +619,6 @@ fn failover(md: &mut String, r: &Report) {
         }
     }
     md.push('\n');
-    templates(md, r);
 }
 
 /// Persistence template lives, when the scenario has persistence.
@@ -913,6 +913,30 @@ mod tests {
         assert!(md.contains("…and 980 more client IPs"));
         let rows = md.lines().filter(|l| l.starts_with("| 10.0.")).count();
         assert_eq!(rows, MAX_CLIENT_ROWS);
+    }
+
+    #[test]
+    fn template_lives_get_their_own_section_without_a_failover() {
+        let mut r = synthetic_report(2);
+        r.failover = None;
+        assert!(!render_markdown(&r).contains("## Persistence templates"));
+        r.template_lives = vec![crate::report::model::TemplateLife {
+            client: "172.22.36.1".into(),
+            server: "rs2".into(),
+            first_seen_s: 1.0,
+            last_seen_s: 1814.4,
+            expired: true,
+            last_connect_s: Some(2.0),
+            last_conn_seen_s: Some(124.8),
+            lifetime_s: Some(1812.4),
+            rearmed: false,
+        }];
+        let md = render_markdown(&r);
+        assert!(
+            md.contains("## Persistence templates")
+                && md.contains("| 172.22.36.1 | rs2 | 1-1814 s | 2 s | 125 s | 1812 s | no |"),
+            "{md}"
+        );
     }
 
     #[test]
