@@ -187,6 +187,11 @@ impl ConnLog {
             .flat_map(|((c, v), lives)| lives.iter().map(move |l| (*c, *v, l)))
     }
 
+    /// When the newest sample was taken (`None`: no sample yet).
+    pub fn last_sample_s(&self) -> Option<f64> {
+        self.last_sample_s
+    }
+
     /// How many samples were folded in.
     pub fn samples(&self) -> u32 {
         self.samples

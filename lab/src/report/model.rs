@@ -68,6 +68,10 @@ pub struct Report {
     /// The IPVS state sampled about once a second while the load ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ipvs_samples: Vec<IpvsSampleRow>,
+    /// Every persistence template's life as the once-a-second samples of
+    /// the connection table saw it (empty without persistence).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub template_lives: Vec<TemplateLife>,
     /// Each load round on its own: when it ran and which server each client
     /// IP reached in it (what the scheduler expectations compare).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -957,6 +961,68 @@ pub struct Failover {
     /// fast errors and a reconnect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_view: Option<String>,
+    /// Every fault applied to the failed server, one row each, with its
+    /// detection, repair and failed RPCs (one row for a single fault).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flaps: Vec<Flap>,
+    /// Changes of the failed server's IPVS entry (removed, re-added,
+    /// reweighted) the 100 ms watcher saw from the start of the load on.
+    #[serde(default)]
+    pub ipvs_transitions: u64,
+}
+
+/// One fault of a real server and what followed it, until its next fault.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Flap {
+    /// When the fault was applied, seconds since the measured load started.
+    pub fault_at_s: f64,
+    /// Seconds from the fault until IPVS no longer scheduled to the server
+    /// (removed or weight 0); `None`: not before its repair or the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_s: Option<f64>,
+    /// When the repair was applied (`None`: not repaired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repaired_at_s: Option<f64>,
+    /// Seconds from the repair until IPVS had the server back at its weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readded_s: Option<f64>,
+    /// RPCs that failed from the fault until the next fault (or the end).
+    pub failed_rpcs: u64,
+}
+
+/// One life of a persistence template (client port 0) in the connection
+/// table, with the connections of its client IP that it controlled. Times
+/// are the once-a-second samples' (seconds since the measured load
+/// started), so each is good to about a second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TemplateLife {
+    /// The client address (or its persistence-netmask network).
+    pub client: String,
+    /// The real server it pinned the client to.
+    pub server: String,
+    /// The first sample that showed it.
+    pub first_seen_s: f64,
+    /// The last sample that showed it.
+    pub last_seen_s: f64,
+    /// It was gone before the last sample (false: still in the table).
+    pub expired: bool,
+    /// The first sample of the newest connection from this client during
+    /// the template's life: the kernel re-arms the template to
+    /// `persistence_timeout` at each new connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_connect_s: Option<f64>,
+    /// The last sample that showed any of those connections (FIN_WAIT and
+    /// TIME_WAIT included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_conn_seen_s: Option<f64>,
+    /// `last_seen_s - last_connect_s` of an expired template: how long it
+    /// outlived the newest connection (persistence_timeout when no
+    /// connection was left when its timer fired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_s: Option<f64>,
+    /// A connection it controlled was still in the table when its timer
+    /// first fired, so the kernel re-armed it (for 60 s at a time).
+    pub rearmed: bool,
 }
 
 /// What an expectation concluded. `CannotJudge` is not `Fail`: the sample

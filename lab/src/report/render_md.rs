@@ -42,6 +42,7 @@ pub fn render_markdown_with(report: &Report, has_hgrm: bool) -> String {
     }
     timeline(&mut md, report);
     failover(&mut md, report);
+    templates(&mut md, report);
     ipvs_over_time(&mut md, report);
     director(&mut md, report);
     errors(&mut md, report);
@@ -598,6 +599,50 @@ fn failover(md: &mut String, r: &Report) {
             f.longest_blackhole_s.len()
         );
     }
+    if f.flaps.len() > 1 {
+        let _ = writeln!(
+            md,
+            "- IPVS transitions of the failed server: {}\n\n| fault at | detection | repair at | back in IPVS after | failed RPCs |\n|---|---|---|---|---|",
+            f.ipvs_transitions
+        );
+        for p in &f.flaps {
+            let _ = writeln!(
+                md,
+                "| {:.1} s | {} | {} | {} | {} |",
+                p.fault_at_s,
+                secs(p.detection_s),
+                p.repaired_at_s
+                    .map_or_else(|| "-".into(), |t| format!("{t:.1} s")),
+                secs(p.readded_s),
+                p.failed_rpcs
+            );
+        }
+    }
+    md.push('\n');
+}
+
+/// Persistence template lives, when the scenario has persistence.
+fn templates(md: &mut String, r: &Report) {
+    if r.template_lives.is_empty() {
+        return;
+    }
+    md.push_str("## Persistence templates\n\n| client | server | seen | newest connection | its last sample | lifetime after it | re-armed |\n|---|---|---|---|---|---|---|\n");
+    for l in &r.template_lives {
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".into(), |t| format!("{t:.0} s"));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0}-{:.0} s{} | {} | {} | {} | {} |",
+            l.client,
+            l.server,
+            l.first_seen_s,
+            l.last_seen_s,
+            if l.expired { "" } else { " (still there)" },
+            opt(l.last_connect_s),
+            opt(l.last_conn_seen_s),
+            opt(l.lifetime_s),
+            if l.rearmed { "yes" } else { "no" }
+        );
+    }
     md.push('\n');
 }
 
@@ -919,6 +964,30 @@ mod tests {
         assert!(md.contains("…and 980 more client IPs"));
         let rows = md.lines().filter(|l| l.starts_with("| 10.0.")).count();
         assert_eq!(rows, MAX_CLIENT_ROWS);
+    }
+
+    #[test]
+    fn template_lives_get_their_own_section_without_a_failover() {
+        let mut r = synthetic_report(2);
+        r.failover = None;
+        assert!(!render_markdown(&r).contains("## Persistence templates"));
+        r.template_lives = vec![crate::report::model::TemplateLife {
+            client: "172.22.36.1".into(),
+            server: "rs2".into(),
+            first_seen_s: 1.0,
+            last_seen_s: 1814.4,
+            expired: true,
+            last_connect_s: Some(2.0),
+            last_conn_seen_s: Some(124.8),
+            lifetime_s: Some(1812.4),
+            rearmed: false,
+        }];
+        let md = render_markdown(&r);
+        assert!(
+            md.contains("## Persistence templates")
+                && md.contains("| 172.22.36.1 | rs2 | 1-1814 s | 2 s | 125 s | 1812 s | no |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -106,6 +106,11 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
             destinations: s.destinations.clone(),
         })
         .collect();
+    let persistence_s = f64::from(file.virtual_server.persistence_timeout.unwrap_or(0));
+    if persistence_s > 0.0 {
+        report.template_lives =
+            super::templates::template_lives(&m.conn_log, &m.plan, persistence_s);
+    }
     report.director = Some(director_report(&m.director));
     report.failover = super::failover::failover(scenario, m);
 
@@ -116,6 +121,10 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
     if let Some(f) = &report.failover {
         report.notes.extend(super::failover::notes(f));
     }
+    report.notes.extend(super::templates::notes(
+        &report.template_lives,
+        persistence_s,
+    ));
     report.notes.extend(super::byo_view::notes(m));
     if let Some(cross) = ipvsadm_cross_check(m) {
         report.notes.push(cross);

@@ -141,6 +141,7 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     ]
     .into_iter()
     .flatten()
+    .chain(timer_expectations(expect, report))
     .chain(super::scheduler::evaluate(expect, report))
     .chain(super::stall::evaluate(expect, report))
     .collect()
@@ -269,6 +270,80 @@ fn sticky_per_client(report: &Report, want: bool) -> ExpectationResult {
     let passed = n > 0 && (sticky == n) == want;
     let detail = format!("{sticky} of {n} client IPs reached exactly one real server");
     result(&format!("sticky_per_client = {want}"), passed, detail)
+}
+
+/// The expectations about timers over a long (time-travel) run: template
+/// lifetimes, detection per flap, IPVS transitions.
+fn timer_expectations(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
+    [
+        expect
+            .template_lifetime_s
+            .map(|range| template_lifetime(report, range)),
+        expect.max_detection_s.map(|max| max_detection(report, max)),
+        expect
+            .ipvs_transitions
+            .map(|want| ipvs_transitions(report, want)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// `template_lifetime_s = [lo, hi]`.
+fn template_lifetime(report: &Report, [lo, hi]: [f64; 2]) -> ExpectationResult {
+    let timed: Vec<f64> = report
+        .template_lives
+        .iter()
+        .filter(|l| !l.rearmed)
+        .filter_map(|l| l.lifetime_s)
+        .collect();
+    let outside = timed.iter().filter(|t| !(lo..=hi).contains(*t)).count();
+    let min = timed.iter().copied().reduce(f64::min);
+    let max = timed.iter().copied().reduce(f64::max);
+    let detail = match (min, max) {
+        (Some(a), Some(b)) => format!(
+            "{} expired template(s) lived {a:.1}-{b:.1} s after their newest connection; {outside} outside [{lo}, {hi}]",
+            timed.len()
+        ),
+        _ => "no template expired while the connection table was sampled".into(),
+    };
+    result(
+        &format!("template_lifetime_s = [{lo}, {hi}]"),
+        !timed.is_empty() && outside == 0,
+        detail,
+    )
+}
+
+/// `max_detection_s`: every flap detected within the bound.
+fn max_detection(report: &Report, max: f64) -> ExpectationResult {
+    let name = format!("max_detection_s = {max}");
+    let Some(f) = &report.failover else {
+        return result(&name, false, "no fault was applied".into());
+    };
+    let undetected = f.flaps.iter().filter(|p| p.detection_s.is_none()).count();
+    let worst = f
+        .flaps
+        .iter()
+        .filter_map(|p| p.detection_s)
+        .fold(0.0_f64, f64::max);
+    result(
+        &name,
+        !f.flaps.is_empty() && undetected == 0 && worst <= max,
+        format!(
+            "{} fault(s), {undetected} not detected before the repair; slowest detection {worst:.2} s",
+            f.flaps.len()
+        ),
+    )
+}
+
+/// `ipvs_transitions`: the failed server's IPVS entry changed this often.
+fn ipvs_transitions(report: &Report, want: u64) -> ExpectationResult {
+    let got = report.failover.as_ref().map_or(0, |f| f.ipvs_transitions);
+    result(
+        &format!("ipvs_transitions = {want}"),
+        got == want,
+        format!("{got} changes of the failed server's IPVS entry"),
+    )
 }
 
 /// `min_clients_moved`: client IPs that reached more than one server.
@@ -613,6 +688,45 @@ mod tests {
 
     fn verdicts(e: &Expect, r: &Report) -> Vec<Verdict> {
         evaluate(e, r).iter().map(|x| x.verdict).collect()
+    }
+
+    #[test]
+    fn timer_expectations_can_fail() {
+        let mut r = Report::default();
+        let mut e = Expect {
+            template_lifetime_s: Some([1799.0, 1802.0]),
+            max_detection_s: Some(10.0),
+            ipvs_transitions: Some(2),
+            ..Default::default()
+        };
+        let verdicts = |e: &Expect, r: &Report| -> Vec<bool> {
+            timer_expectations(e, r).iter().map(|x| x.passed).collect()
+        };
+        // Nothing measured: each fails rather than passing vacuously.
+        assert_eq!(verdicts(&e, &r), [false, false, false]);
+        r.template_lives = vec![TemplateLife {
+            lifetime_s: Some(1800.4),
+            expired: true,
+            ..Default::default()
+        }];
+        r.failover = Some(Failover {
+            flaps: vec![Flap {
+                fault_at_s: 5.0,
+                detection_s: Some(9.6),
+                ..Default::default()
+            }],
+            ipvs_transitions: 2,
+            ..Default::default()
+        });
+        assert_eq!(verdicts(&e, &r), [true, true, true]);
+        e.template_lifetime_s = Some([1900.0, 1930.0]);
+        e.max_detection_s = Some(9.0);
+        e.ipvs_transitions = Some(3);
+        assert_eq!(verdicts(&e, &r), [false, false, false]);
+        // An undetected flap fails whatever the bound.
+        e.max_detection_s = Some(100.0);
+        r.failover.as_mut().unwrap().flaps.push(Flap::default());
+        assert!(!timer_expectations(&e, &r)[1].passed);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::plan::health_plan;
 use super::run::Measurements;
 use super::run::measurements::AppliedPhase;
 use crate::network::ServerPlan;
-use crate::report::model::{EventKind, Failover};
+use crate::report::model::{EventKind, Failover, Flap};
 
 /// A bucket counts as recovered when it has no failed RPC and at least
 /// this fraction of the pre-fault rate. Half, not more: the machines are
@@ -39,7 +39,17 @@ pub fn failover(scenario: &Scenario, m: &Measurements) -> Option<Failover> {
     if fault.action.is_fault() {
         detection(scenario, m, server, fault, &mut f);
     }
-    client_impact(&buckets(scenario, m), t_f, &mut f);
+    let buckets = buckets(scenario, m);
+    client_impact(&buckets, t_f, &mut f);
+    let key = server.destination_key();
+    f.ipvs_transitions = m
+        .ipvs_changes
+        .iter()
+        .filter(|c| c.dest == key && c.t_s >= 0.0)
+        .count() as u64;
+    if fault.action.is_fault() {
+        f.flaps = flaps(m, server, &buckets);
+    }
     for r in &m.rounds {
         for src in &r.sources {
             let gap = src.longest_gap_ms / 1000.0;
@@ -101,6 +111,72 @@ fn detection(
             .find(|c| c.dest == key && c.t_s >= t_r && c.to == Some(weight))
             .map(|c| c.t_s - t_r);
     }
+}
+
+/// One row per fault of `server`: detection until its repair (or the
+/// next fault), the repair's re-add, and the RPCs that failed until the
+/// next fault. A long run that flaps a server many times is judged flap by
+/// flap, not only by its first fault.
+fn flaps(m: &Measurements, server: &ServerPlan, buckets: &[Bucket]) -> Vec<Flap> {
+    let key = server.destination_key();
+    let mine = |p: &&AppliedPhase| {
+        p.action
+            .server()
+            .and_then(|s| m.plan.server(s))
+            .map(|s| &s.name)
+            == Some(&server.name)
+    };
+    let faults: Vec<f64> = m
+        .applied
+        .iter()
+        .filter(mine)
+        .filter(|p| p.action.is_fault())
+        .map(|p| p.t_s)
+        .collect();
+    faults
+        .iter()
+        .enumerate()
+        .map(|(i, &t_f)| {
+            let next = faults.get(i + 1).copied().unwrap_or(f64::INFINITY);
+            let repaired_at_s = m
+                .applied
+                .iter()
+                .filter(mine)
+                .find(|p| p.t_s > t_f && p.t_s < next && p.action.is_repair())
+                .map(|p| p.t_s);
+            let until = repaired_at_s.unwrap_or(next);
+            let detection_s = m
+                .ipvs_changes
+                .iter()
+                .find(|c| {
+                    c.dest == key && c.t_s >= t_f && c.t_s < until && c.to.is_none_or(|w| w == 0)
+                })
+                .map(|c| c.t_s - t_f);
+            let readded_s = repaired_at_s.and_then(|t_r| {
+                m.ipvs_changes
+                    .iter()
+                    .find(|c| {
+                        c.dest == key
+                            && c.t_s >= t_r
+                            && c.t_s < next
+                            && c.to == Some(server.destination.weight)
+                    })
+                    .map(|c| c.t_s - t_r)
+            });
+            let failed_rpcs = buckets
+                .iter()
+                .filter(|b| b.t_s + b.width_s > t_f && b.t_s < next)
+                .map(|b| b.errors.values().sum::<u64>())
+                .sum();
+            Flap {
+                fault_at_s: t_f,
+                detection_s,
+                repaired_at_s,
+                readded_s,
+                failed_rpcs,
+            }
+        })
+        .collect()
 }
 
 /// One timeline bucket, summed over servers, on the report's time axis.
@@ -231,6 +307,20 @@ pub fn notes(f: &Failover) -> Vec<String> {
     if let Some(v) = &f.client_view {
         out.push(format!("What clients saw: {v}."));
     }
+    if f.flaps.len() > 1 {
+        let detections: Vec<f64> = f.flaps.iter().filter_map(|p| p.detection_s).collect();
+        let failed: u64 = f.flaps.iter().map(|p| p.failed_rpcs).sum();
+        let (lo, hi) = (
+            detections.iter().copied().fold(f64::INFINITY, f64::min),
+            detections.iter().copied().fold(0.0_f64, f64::max),
+        );
+        out.push(format!(
+            "{} faults of {server}: {} detected ({lo:.2}-{hi:.2} s), {} IPVS transitions, {failed} failed RPCs in all.",
+            f.flaps.len(),
+            detections.len(),
+            f.ipvs_transitions
+        ));
+    }
     out
 }
 
@@ -323,6 +413,58 @@ mod tests {
                 .iter()
                 .any(|n| n.contains("had not taken rs1 out of IPVS")),
             "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn every_flap_is_timed_on_its_own() {
+        let s = failover_scenario();
+        let mut m = failover_measurements(&s);
+        let key = m.plan.servers[0].destination_key();
+        let phase = |t_s: f64, start: bool| AppliedPhase {
+            t_s,
+            action: if start {
+                PhaseAction::StartServer {
+                    server: "rs1".into(),
+                }
+            } else {
+                PhaseAction::StopServer {
+                    server: "172.22.35.1".into(),
+                }
+            },
+        };
+        let change = |t_s: f64, to: Option<i32>| IpvsChange {
+            t_s,
+            dest: key.clone(),
+            from: None,
+            to,
+        };
+        m.applied
+            .extend([phase(12.0, true), phase(20.0, false), phase(40.0, true)]);
+        m.ipvs_changes.extend([
+            change(-2.0, Some(1)),
+            change(13.0, Some(1)),
+            change(29.5, None),
+            change(44.0, Some(1)),
+        ]);
+        let f = failover(&s, &m).unwrap();
+        assert_eq!(f.ipvs_transitions, 4, "{f:?}");
+        assert_eq!(f.flaps.len(), 2, "{f:?}");
+        assert!(close(f.flaps[0].detection_s, IPVS_REMOVED_AT - FAULT_AT));
+        assert!(close(f.flaps[0].readded_s, 1.0));
+        // Every failed RPC of the fixture falls before the second fault.
+        assert_eq!(f.flaps[0].failed_rpcs, 19 * 6);
+        assert!(close(f.flaps[1].detection_s, 9.5), "{:?}", f.flaps[1]);
+        assert_eq!(f.flaps[1].repaired_at_s, Some(40.0));
+        assert!(close(f.flaps[1].readded_s, 4.0));
+        assert_eq!(f.flaps[1].failed_rpcs, 0);
+        assert!(
+            notes(&f)
+                .iter()
+                .any(|n| n
+                    .starts_with("2 faults of rs1: 2 detected (9.15-9.50 s), 4 IPVS transitions")),
+            "{:?}",
+            notes(&f)
         );
     }
 

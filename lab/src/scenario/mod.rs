@@ -17,6 +17,7 @@ pub mod run;
 pub mod scheduler;
 pub mod spec;
 pub mod stall;
+pub mod templates;
 pub mod validate;
 
 use std::path::{Path, PathBuf};

@@ -761,4 +761,17 @@ pub struct Expect {
     /// Smallest such share, for a cell that must show the stall.
     #[serde(default)]
     pub connect_1s_share_min: Option<f64>,
+    /// `[low, high]` seconds: every expired persistence template that was
+    /// not re-armed outlived its client's newest connection by a time in
+    /// this range, and at least one expired (see [`super::templates`]).
+    #[serde(default)]
+    pub template_lifetime_s: Option<[f64; 2]>,
+    /// Every fault of the failed server was taken out of IPVS within this
+    /// many seconds (before its repair), and there was at least one.
+    #[serde(default)]
+    pub max_detection_s: Option<f64>,
+    /// Exactly this many changes of the failed server's IPVS entry from the
+    /// start of the load on (each removal and re-add counts one).
+    #[serde(default)]
+    pub ipvs_transitions: Option<u64>,
 }

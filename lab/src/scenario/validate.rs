@@ -703,6 +703,40 @@ fn check_scheduler_expect(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
             format!("{v} must be a number of connections, 0 or more"),
         ));
     }
+    if let Some([lo, hi]) = e.template_lifetime_s {
+        if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi) {
+            problems.push(invalid(
+                "expect.template_lifetime_s",
+                format!("[{lo}, {hi}] must be seconds [low, high] with 0 <= low <= high"),
+            ));
+        }
+        if file
+            .virtual_server
+            .persistence_timeout
+            .is_none_or(|t| t == 0)
+        {
+            problems.push(invalid(
+                "expect.template_lifetime_s",
+                "needs virtual_server.persistence_timeout: without persistence there are no templates",
+            ));
+        }
+    }
+    if let Some(v) = e.max_detection_s
+        && !(v.is_finite() && v > 0.0)
+    {
+        problems.push(invalid(
+            "expect.max_detection_s",
+            format!("{v} must be a number of seconds above 0"),
+        ));
+    }
+    if (e.max_detection_s.is_some() || e.ipvs_transitions.is_some())
+        && !file.phases.iter().any(|p| p.action.is_fault())
+    {
+        problems.push(invalid(
+            "expect.max_detection_s",
+            "needs a [[phase]] that breaks a real server (stop_server, kill_server, link_down, blackhole)",
+        ));
+    }
     for (i, rs) in file.virtual_server.real_servers.iter().enumerate() {
         if let Some(age) = rs.max_connection_age
             && (age < std::time::Duration::from_millis(100) || age > MAX_LOAD_PART)

@@ -61,7 +61,14 @@ pub(super) struct Live<'a> {
     pub(super) round_windows: Vec<(Instant, Instant)>,
     /// Each round's CPU over its measured phase.
     pub(super) round_usage: Vec<super::measurements::RoundUsage>,
+    /// Under time travel: the rounds and the idle gap between them, so
+    /// that [`Self::tick`] naps through the gaps (see [`Self::nap_in_idle`]).
+    idle_naps: Option<(u32, Duration)>,
 }
+
+/// How close to the end of an idle gap the naps stop, so the next round
+/// starts on time.
+const NAP_MARGIN: Duration = Duration::from_millis(150);
 
 impl<'a> Live<'a> {
     /// The state before the first round.
@@ -87,7 +94,39 @@ impl<'a> Live<'a> {
             trackers: Trackers::new(lab.plan()),
             round_windows: Vec::new(),
             round_usage: Vec::new(),
+            idle_naps: None,
         }
+    }
+
+    /// Under time travel, every wake-up of the guest costs host time while
+    /// the skipped idle costs none: the idle loop's 20 wake-ups a second
+    /// made a 2-hour run take minutes. With this set, a tick in an idle gap
+    /// sleeps until the next sample, phase or the gap's end (at most 1 s),
+    /// so the gap costs about one wake-up per guest second. The watcher
+    /// then sees IPVS changes in the gap to the second, not to 100 ms;
+    /// rounds are ticked as before.
+    pub(super) fn nap_in_idle(&mut self, rounds: u32, idle: Duration) {
+        self.idle_naps = Some((rounds, idle));
+    }
+
+    /// How long the tick after this one can wait: `None` outside an idle
+    /// gap (or without [`Self::nap_in_idle`]).
+    fn nap(&self, now: Instant) -> Option<Duration> {
+        let (rounds, idle) = self.idle_naps?;
+        let (_, ended) = *self.round_windows.last()?;
+        if self.round_windows.len() >= rounds as usize {
+            return None;
+        }
+        let gap_end = (ended + idle).checked_sub(NAP_MARGIN)?;
+        let mut until = gap_end.min(self.last_sample + self.sample_every);
+        if let (Some(origin), Some(at)) = (self.origin, self.pending.next_at()) {
+            until = until.min(origin.0 + at);
+        }
+        Some(
+            until
+                .saturating_duration_since(now)
+                .min(Duration::from_secs(1)),
+        )
     }
 
     /// Applies the phases that are due, samples IPVS once a second (less
@@ -105,6 +144,9 @@ impl<'a> Live<'a> {
                 self.samples.push(sample);
             }
             self.sample_every = Duration::from_secs(1).max(self.last_sample.elapsed() * 5);
+        }
+        if let Some(nap) = self.nap(Instant::now()) {
+            std::thread::sleep(nap);
         }
         Ok(())
     }

@@ -107,6 +107,9 @@ fn with_lab(
         .map(|i| launcher.is_user(i))
         .collect();
     let mut live = Live::new(lab, launcher, servers, PendingPhases::of(scenario));
+    if crate::runner::guest_time_travel() {
+        live.nap_in_idle(scenario.file.load.rounds, scenario.file.load.idle);
+    }
     // Rounds and phases, observed all along; then the user's client.
     let rounds = Rounds {
         scenario,

@@ -28,6 +28,11 @@ impl PendingPhases {
         PendingPhases(pending)
     }
 
+    /// When the next phase is due, from the origin (`None`: none left).
+    pub(super) fn next_at(&self) -> Option<Duration> {
+        self.0.last().map(|(at, _)| *at)
+    }
+
     /// Takes the next phase if it is due at `now`, its time counting from
     /// `origin`.
     pub(super) fn due(&mut self, origin: Instant, now: Instant) -> Option<(Duration, PhaseAction)> {
