@@ -126,6 +126,42 @@ const TWINS: &[Twin] = &[
         caught_by: "max_error_rate = 0.03",
     },
     Twin {
+        scenario: "idle-timeout-trap",
+        edits: &[(
+            "keep_channels = true\n",
+            "keep_channels = true\nkeepalive = \"5m\"\n",
+        )],
+        mutation: "gRPC keepalive at 5 min: the PINGs keep the IPVS entries alive, so the first RPC after the gap succeeds",
+        caught_by: "first_rpc_after_idle = fails",
+    },
+    Twin {
+        scenario: "idle-timeout-trap-keepalive",
+        edits: &[("keepalive = \"5m\"\n", "")],
+        mutation: "keepalive removed: IPVS forgets the idle entries at 900 s and the first RPC after the gap is reset",
+        caught_by: "first_rpc_after_idle = succeeds",
+    },
+    Twin {
+        scenario: "keepalived-hours",
+        edits: &[("delay_loop = 6\n", "delay_loop = 20\n")],
+        mutation: "delay_loop 20: keepalived notices a stopped server later than the 16 s bound",
+        caught_by: "max_detection_s = 16",
+    },
+    Twin {
+        scenario: "keepalived-hours-lab-checker",
+        edits: &[("delay_loop = 6\n", "delay_loop = 20\n")],
+        mutation: "delay_loop 20: the lab's checker notices a stopped server later than the 16 s bound",
+        caught_by: "max_detection_s = 16",
+    },
+    Twin {
+        scenario: "persistence-1800",
+        edits: &[(
+            "persistence_timeout = 1800\n",
+            "persistence_timeout = 600\n",
+        )],
+        mutation: "persistence_timeout 600: templates expire about 20 minutes early",
+        caught_by: "template_lifetime_s = [1799, 1842]",
+    },
+    Twin {
         scenario: "persistence-expiry",
         edits: &[("persistence_timeout = 5\n", "")],
         mutation: "persistence removed",
