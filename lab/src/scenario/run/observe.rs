@@ -247,27 +247,28 @@ pub(super) fn sample(lab: &LabNetwork, at: Instant, trackers: &mut Trackers) -> 
 }
 
 /// The client namespace's TCP socket counts (`/proc/net/sockstat` is per
-/// network namespace, so it is read by a thread inside the client's).
+/// network namespace).
 fn client_sockstat(lab: &LabNetwork) -> Option<SockStat> {
-    let text = lab
-        .ns(CLIENT_HOST)
-        .ok()?
-        .run(|| std::fs::read_to_string("/proc/thread-self/net/sockstat"))
-        .ok()?
-        .ok()?;
+    let text = read_in_client(lab, "/proc/thread-self/net/sockstat")?;
     crate::procstat::parse_sockstat(&text).ok()
 }
 
 /// The client namespace's ephemeral port range (the sysctl is per network
-/// namespace; a thread inside the client's opens it).
+/// namespace).
 pub(super) fn client_port_range(lab: &LabNetwork) -> Option<(u16, u16)> {
-    let text = lab
-        .ns(CLIENT_HOST)
-        .ok()?
-        .run(|| std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range"))
-        .ok()?
-        .ok()?;
+    let text = read_in_client(lab, "/proc/sys/net/ipv4/ip_local_port_range")?;
     crate::procstat::parse_port_range(&text)
+}
+
+/// A `/proc` file as a thread inside the client namespace sees it: both the
+/// `net` files and the `net` sysctls show the namespace of the thread that
+/// opens them. `None` when the namespace or the file cannot be read.
+fn read_in_client(lab: &LabNetwork, path: &'static str) -> Option<String> {
+    lab.ns(CLIENT_HOST)
+        .ok()?
+        .run(move || std::fs::read_to_string(path))
+        .ok()?
+        .ok()
 }
 
 /// IPVS's per-destination counters are copied from per-CPU counters on the
