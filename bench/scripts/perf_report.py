@@ -95,6 +95,24 @@ def bringup(work):
     return out, [r for r in lab if r]
 
 
+def peak_tables(report):
+    """The lab's own peaks (report.json resources.tables, sampled once a
+    second): IPVS entries, client TIME_WAIT and sockets in use, and the
+    peak RSS of loadgen and lab; None in reports from before them."""
+    res = report.get("resources") or {}
+    t = res.get("tables")
+    if not t:
+        return None
+    return {
+        "ipvs_entries": t.get("ipvs_entries"),
+        "client_time_wait": t.get("client_time_wait"),
+        "client_in_use": t.get("client_in_use"),
+        "client_port_range": t.get("client_port_range"),
+        "loadgen_max_rss_kib": (res.get("loadgen") or {}).get("max_rss_kib"),
+        "lab_max_rss_kib": res.get("lab_max_rss_kib"),
+    }
+
+
 def peak_ipvs_table(report):
     """Largest connection table seen in the once-a-second samples:
     connections (active + inactive) and templates."""
@@ -103,6 +121,17 @@ def peak_ipvs_table(report):
         conns = sum(d.get("active", 0) + d.get("inactive", 0) for d in s.get("destinations", []))
         best = max(best, (conns, s.get("templates", 0)))
     return {"connections": best[0], "templates": best[1]}
+
+
+def tables_text(s):
+    """The scale row's table and memory figures."""
+    t = s.get("peak_tables")
+    if not t:
+        p = s["peak_ipvs_table"]
+        return f"peak IPVS table {num(p['connections'])} connections + {num(p['templates'])} templates"
+    kib = lambda k: f"{t[k] / 1024:.1f} MiB" if t.get(k) else "n/a"
+    return (f"peak IPVS table {num(t['ipvs_entries'])} entries; client TIME_WAIT {num(t.get('client_time_wait'))}, "
+            f"sockets in use {num(t.get('client_in_use'))}; peak RSS loadgen {kib('loadgen_max_rss_kib')}, lab {kib('lab_max_rss_kib')}")
 
 
 def scenario_figures(report):
@@ -124,6 +153,7 @@ def scenario_figures(report):
         "connections": sum(s.get("connections", 0) for s in report.get("servers", [])),
         "ipvs_conns": sum(s.get("ipvs_conns") or 0 for s in report.get("servers", [])),
         "peak_ipvs_table": peak_ipvs_table(report),
+        "peak_tables": peak_tables(report),
         "fairness": {k: (report.get("fairness") or {}).get(k) for k in ("unit", "max_over_mean", "p_value")},
         "rounds": len(rounds),
     }
@@ -215,7 +245,7 @@ def render(perf):
         w(f"| `{name}` | {verdict}; {s['servers']} servers, {s['client_ips']} client IPs, {num(s['ok_rpcs'])} ok RPCs, "
           f"{num(s['errors'])} errors; {num(s['connections'])} connections ({num(rate)}/s over the run); "
           f"bring-up {num(t.get('bringup_ms'))} ms, teardown {num(t.get('teardown_ms'))} ms; p99 {num(lat.get('p99'))} µs; "
-          f"peak IPVS table {num(s['peak_ipvs_table']['connections'])} connections + {num(s['peak_ipvs_table']['templates'])} templates | {goal} |")
+          f"{tables_text(s)} | {goal} |")
     w("")
     if lh and lh.get("configs"):
         w("## loadgen vs h2load (medians; every run in loadgen-vs-h2load.md)")

@@ -153,6 +153,30 @@ const TWINS: &[Twin] = &[
         caught_by: "max_detection_s = 16",
     },
     Twin {
+        scenario: "scale-out-rebalance-age-none",
+        edits: &[(
+            "timeline_interval = \"100ms\"\n",
+            "timeline_interval = \"100ms\"\nmax_connection_age = \"2s\"\n",
+        )],
+        mutation: "GOAWAY every 2 s: the channels reconnect and rr spreads them over the added servers within seconds",
+        caught_by: "time_to_fairness_min_s = 10",
+    },
+    Twin {
+        scenario: "scale-out-rebalance-age-10s",
+        edits: &[(
+            "max_connection_age = \"10s\"",
+            "max_connection_age = \"2s\"",
+        )],
+        mutation: "connection age 2 s instead of 10 s: fair about 3 s after the add, before a 10 s age could be",
+        caught_by: "time_to_fairness_min_s = 4",
+    },
+    Twin {
+        scenario: "scale-out-rebalance-age-2s",
+        edits: &[("max_connection_age = \"2s\"\n", "")],
+        mutation: "connection age removed: the channels stay on rs1 and rs2, the added servers get nothing",
+        caught_by: "time_to_fairness_max_s = 6",
+    },
+    Twin {
         scenario: "persistence-1800",
         edits: &[(
             "persistence_timeout = 1800\n",

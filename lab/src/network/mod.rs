@@ -80,7 +80,14 @@ impl LabNetwork {
         let dr_time = t.elapsed();
         let t = Instant::now();
         let service = lab.plan.service.clone();
-        let dests: Vec<_> = lab.plan.servers.iter().map(|s| s.destination).collect();
+        // A standby server joins IPVS only when a phase adds it.
+        let dests: Vec<_> = lab
+            .plan
+            .servers
+            .iter()
+            .filter(|s| !s.standby)
+            .map(|s| s.destination)
+            .collect();
         let timeouts = lab.plan.timeouts;
         for (name, value) in &lab.plan.ipvs_sysctls {
             crate::dr::set_ipvs_sysctl(lab.director(), name, value)?;

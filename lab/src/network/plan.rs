@@ -23,6 +23,8 @@ pub struct ServerPlan {
     pub port: u16,
     /// Its IPVS destination.
     pub destination: Destination,
+    /// Held back for a scale-out: not started and not in IPVS at bring-up.
+    pub standby: bool,
 }
 
 /// Everything the kernel will be told for one run.

@@ -16,6 +16,7 @@
 //!   (statrs), effect sizes, sample sizes, homogeneity.
 //! - [`charts`] — SVG charts (plotters).
 //! - [`render_md`] — `report.md`.
+//! - [`rebalance`] — a scale-out: time to fairness, 100 ms against 5 s spread.
 //! - [`resources`] — CPU of loadgen, servers and kernel; the saturation warning.
 //! - [`summary`] — the terminal summary printed at the end of a scenario.
 //! - [`hgrm`] — `latency.hgrm`, histogram base64 decoding, percentile summaries.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod fairness;
 pub mod hgrm;
 pub mod model;
+pub mod rebalance;
 pub mod render_md;
 pub mod resources;
 pub mod summary;

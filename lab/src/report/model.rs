@@ -68,6 +68,9 @@ pub struct Report {
     /// The IPVS state sampled about once a second while the load ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ipvs_samples: Vec<IpvsSampleRow>,
+    /// How a scale-out evened out (scenarios with a standby server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<super::rebalance::Rebalance>,
     /// Every persistence template's life as the once-a-second samples of
     /// the connection table saw it (empty without persistence).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

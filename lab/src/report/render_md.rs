@@ -42,6 +42,9 @@ pub fn render_markdown_with(report: &Report, has_hgrm: bool) -> String {
     }
     timeline(&mut md, report);
     failover(&mut md, report);
+    if let Some(r) = &report.rebalance {
+        super::rebalance::markdown_section(&mut md, r);
+    }
     templates(&mut md, report);
     ipvs_over_time(&mut md, report);
     director(&mut md, report);

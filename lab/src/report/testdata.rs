@@ -260,6 +260,7 @@ pub(crate) fn synthetic_report(clients: usize) -> Report {
             ..Default::default()
         }),
         ipvs_samples: Vec::new(),
+        rebalance: None,
         template_lives: Vec::new(),
         rounds: Vec::new(),
         phases: Vec::new(),

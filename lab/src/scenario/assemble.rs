@@ -113,6 +113,7 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
     }
     report.director = Some(director_report(&m.director));
     report.failover = super::failover::failover(scenario, m);
+    report.rebalance = super::rebalance::measure(file, &report);
 
     report.notes = notes(scenario, &report, m);
     if let Some(note) = unit_override_note(scenario) {

@@ -144,6 +144,7 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     .chain(timer_expectations(expect, report))
     .chain(super::scheduler::evaluate(expect, report))
     .chain(super::stall::evaluate(expect, report))
+    .chain(super::rebalance::evaluate(expect, report))
     .collect()
 }
 

@@ -236,6 +236,7 @@ fn virtual_server(
                 grpc_check: None,
                 max_connection_age: None,
                 command: None,
+                standby: false,
             })
             .collect(),
     }

@@ -13,6 +13,7 @@ pub mod failover;
 pub mod keepalived;
 pub mod locate;
 pub mod plan;
+pub mod rebalance;
 pub mod run;
 pub mod scheduler;
 pub mod spec;

@@ -46,6 +46,7 @@ pub fn plan(scenario: &Scenario, run: RunId) -> Result<Plan, SpecError> {
                 address: rs.address,
                 port: rs.port,
                 destination,
+                standby: rs.standby,
             }
         })
         .collect();

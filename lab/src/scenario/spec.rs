@@ -182,6 +182,12 @@ pub struct RealServer {
     /// different version on one server.
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// A server held back for a scale-out: planned (namespace, address,
+    /// routes) but neither started nor in IPVS when the load begins. An
+    /// `add_destination` phase starts its server and adds it, as an
+    /// operator adds capacity under load. Not a keepalived setting.
+    #[serde(default)]
+    pub standby: bool,
 }
 
 fn default_weight() -> i32 {
@@ -416,6 +422,11 @@ pub struct Load {
     /// `permit_without_calls`).
     #[serde(default, with = "humantime_serde")]
     pub keepalive: Option<Duration>,
+    /// Width of the report's timeline buckets (default 500 ms). The
+    /// rebalance figures count RPCs per server in these buckets, so a
+    /// scale-out scenario sets 100 ms.
+    #[serde(default = "default_timeline_interval", with = "humantime_serde")]
+    pub timeline_interval: Duration,
     /// Generic mode: the unary method loadgen calls instead of the demo's
     /// `WhoAmI`, `pkg.Service/Method` (`lab loadgen --call`).
     #[serde(default)]
@@ -450,6 +461,9 @@ fn default_timeout() -> Duration {
 fn default_rounds() -> u32 {
     1
 }
+fn default_timeline_interval() -> Duration {
+    Duration::from_millis(500)
+}
 
 impl Default for Load {
     fn default() -> Self {
@@ -470,6 +484,7 @@ impl Default for Load {
             idle: Duration::ZERO,
             keep_channels: false,
             keepalive: None,
+            timeline_interval: default_timeline_interval(),
             call: None,
             proto: None,
             data: None,
@@ -774,4 +789,21 @@ pub struct Expect {
     /// start of the load on (each removal and re-add counts one).
     #[serde(default)]
     pub ipvs_transitions: Option<u64>,
+    /// After a scale-out (a `standby` server added): the servers reached
+    /// max/mean < 1.2 over 1 s windows, held for 3 windows, within this
+    /// many seconds of the add. See [`super::rebalance`].
+    #[serde(default)]
+    pub time_to_fairness_max_s: Option<f64>,
+    /// ... and not before this many seconds (never fair counts as
+    /// infinitely late), for a setup that must not rebalance.
+    #[serde(default)]
+    pub time_to_fairness_min_s: Option<f64>,
+    /// A hot spot that long windows hide: the 90th percentile of max/mean
+    /// of the per-server RPCs over 100 ms windows is at least this many
+    /// times the median over 5 s windows (a dashboard's), from fairness on.
+    #[serde(default)]
+    pub hot_spot_ratio_min: Option<f64>,
+    /// No such hot spot: the same ratio is at most this (an operator's gate).
+    #[serde(default)]
+    pub hot_spot_ratio_max: Option<f64>,
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use super::spec::{PhaseAction, ScenarioFile};
 
@@ -92,6 +93,7 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
     check_ipvs(file, &mut problems);
     check_client_ports(&file.network, &mut problems);
     check_stall_expect(&file.expect, &mut problems);
+    check_scale_out(file, &mut problems);
     problems.extend(check_ranges(file));
     check_description(&file.description, &mut problems);
     check_expect(&file.expect, &mut problems);
@@ -331,6 +333,15 @@ fn check_load(load: &super::spec::Load, problems: &mut Vec<Invalid>) {
     if load.timeout.is_zero() {
         problems.push(invalid("load.timeout", "must be more than 0"));
     }
+    if !(Duration::from_millis(10)..=Duration::from_secs(10)).contains(&load.timeline_interval) {
+        problems.push(invalid(
+            "load.timeline_interval",
+            format!(
+                "{:?} is outside 10ms to 10s (e.g. \"100ms\" for the rebalance figures)",
+                load.timeline_interval
+            ),
+        ));
+    }
     match load.mode {
         super::spec::LoadMode::Open => match load.rps {
             Some(r) if r > 0.0 && r.is_finite() => {}
@@ -555,6 +566,99 @@ fn check_client_ports(net: &super::spec::Network, problems: &mut Vec<Invalid>) {
             "network.client_tw_reuse",
             format!("{v} is not 0, 1 or 2 (net.ipv4.tcp_tw_reuse)"),
         ));
+    }
+}
+
+/// A scale-out: every `standby` server is added by a phase, something
+/// serves from the start, nothing else manages the standby destinations,
+/// and the rebalance expectations have a scale-out and windows to judge.
+fn check_scale_out(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
+    let servers = &file.virtual_server.real_servers;
+    let adds = |i: usize, rs: &super::spec::RealServer| {
+        let name = server_name(i, rs.name.as_deref());
+        file.phases.iter().any(|p| {
+            matches!(&p.action, PhaseAction::AddDestination { server }
+                if *server == name || *server == rs.address.to_string())
+        })
+    };
+    for (i, rs) in servers.iter().enumerate().filter(|(_, rs)| rs.standby) {
+        let key = format!("virtual_server.real_server[{i}].standby");
+        let name = server_name(i, rs.name.as_deref());
+        if !adds(i, rs) {
+            problems.push(invalid(
+                &key,
+                format!(
+                    "{name} is held back but no phase adds it: add a [[phase]] with action = \"add_destination\" and server = \"{name}\""
+                ),
+            ));
+        }
+        if rs.tcp_check.is_some() || rs.grpc_check.is_some() {
+            problems.push(invalid(
+                &key,
+                format!("{name} has a health check, whose checker would manage its destination before the scale-out: remove the check or standby"),
+            ));
+        }
+        if file.director == super::spec::DirectorKind::Keepalived {
+            problems.push(invalid(
+                &key,
+                "keepalived puts every real_server of its file into IPVS at start: use director = \"lab\" or \"static\" for a scale-out",
+            ));
+        }
+    }
+    if !servers.is_empty() && servers.iter().all(|rs| rs.standby) {
+        problems.push(invalid(
+            "virtual_server.real_server",
+            "every real server is standby, so nothing serves when the load starts: keep at least one without standby",
+        ));
+    }
+    let e = &file.expect;
+    let judged = [
+        ("expect.time_to_fairness_max_s", e.time_to_fairness_max_s),
+        ("expect.time_to_fairness_min_s", e.time_to_fairness_min_s),
+        ("expect.hot_spot_ratio_min", e.hot_spot_ratio_min),
+        ("expect.hot_spot_ratio_max", e.hot_spot_ratio_max),
+    ];
+    for (key, v) in judged {
+        let Some(v) = v else { continue };
+        if !(v.is_finite() && v > 0.0) {
+            problems.push(invalid(key, format!("{v} must be a number above 0")));
+        }
+        if !servers.iter().any(|rs| rs.standby) {
+            problems.push(invalid(
+                key,
+                "judges a scale-out: needs a real server with standby = true that a phase adds",
+            ));
+        }
+        let bucket_us = file.load.timeline_interval.as_micros();
+        if bucket_us == 0 || 100_000 % bucket_us != 0 {
+            problems.push(invalid(
+                key,
+                format!(
+                    "counts RPCs per server in 100 ms windows, which {:?} timeline buckets cannot make: set [load] timeline_interval = \"100ms\"",
+                    file.load.timeline_interval
+                ),
+            ));
+        }
+    }
+    for (lo, hi, key, other) in [
+        (
+            e.time_to_fairness_min_s,
+            e.time_to_fairness_max_s,
+            "expect.time_to_fairness_min_s",
+            "time_to_fairness_max_s",
+        ),
+        (
+            e.hot_spot_ratio_min,
+            e.hot_spot_ratio_max,
+            "expect.hot_spot_ratio_min",
+            "hot_spot_ratio_max",
+        ),
+    ] {
+        if let (Some(min), Some(max)) = (lo, hi)
+            && min > max
+        {
+            problems.push(invalid(key, format!("{min} is above {other} = {max}")));
+        }
     }
 }
 

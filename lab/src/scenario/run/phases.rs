@@ -99,11 +99,21 @@ pub(super) fn apply_phase(
             ))
         }
         PhaseAction::AddDestination { .. } => {
-            let dest = plan.servers[target.expect("has a server")].destination;
+            let i = target.expect("has a server");
+            // A standby server is not running yet: it starts (and is ready)
+            // before IPVS sends it a connection, as an operator's scale-out
+            // would do it.
+            let started = if servers[i].is_none() && plan.servers[i].standby {
+                servers[i] = Some(launcher.start(lab, i).map_err(|e| error_chain(&e))?);
+                "started and "
+            } else {
+                ""
+            };
+            let dest = plan.servers[i].destination;
             let service = plan.service.clone();
             lab.ipvs(move |h| h.add_destination(&service, &dest))
                 .map_err(|e| error_chain(&e))?;
-            Ok(format!("{name} added to IPVS (ipvsadm -a)"))
+            Ok(format!("{name} {started}added to IPVS (ipvsadm -a)"))
         }
         PhaseAction::StopServer { .. } | PhaseAction::KillServer { .. } => {
             let i = target.expect("has a server");

@@ -364,7 +364,7 @@ fn loadgen_args(plan: &Plan, scenario: &Scenario, duration: Duration) -> Loadgen
     // Frequent progress lines: the first one tells when the generator
     // started, which is the origin phases and report times count from.
     args.progress_interval = Duration::from_millis(100);
-    args.timeline_interval = Duration::from_millis(500);
+    args.timeline_interval = load.timeline_interval;
     args.concurrency = Some((load.concurrency as usize).max(lanes));
     if load.mode == LoadMode::Open {
         args.rps = Some(load.rps.unwrap_or(100.0));

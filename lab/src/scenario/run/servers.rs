@@ -76,10 +76,21 @@ impl Launcher {
             .collect()
     }
 
-    /// Starts every planned server (plan order) and waits until each is ready.
+    /// Starts every planned server (plan order) but the standby ones, and
+    /// waits until each is ready; a standby server's slot stays `None`
+    /// until the phase that adds it.
     pub fn start_all(&self, lab: &LabNetwork) -> Result<Vec<Option<ChildGuard>>, RunError> {
-        (0..lab.plan().servers.len())
-            .map(|i| self.start(lab, i).map(Some))
+        lab.plan()
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if s.standby {
+                    Ok(None)
+                } else {
+                    self.start(lab, i).map(Some)
+                }
+            })
             .collect()
     }
 
@@ -145,6 +156,7 @@ mod tests {
             address: Ipv4Addr::new(172, 22, 35, 1),
             port: 8080,
             destination: Destination::dr("172.22.35.1:8080".parse().unwrap(), 1),
+            standby: false,
         };
         for age in [None, Some(Duration::from_millis(2500))] {
             let meant = server_args(&s, age);
