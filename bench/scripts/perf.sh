@@ -97,8 +97,12 @@ done
 if ! skip criterion; then
     step "6/6 criterion (loadgen hot path, lab hot pure code)"
     touch "$WORK/criterion.stamp"
-    cargo bench -q -p bench > /dev/null 2>&1
-    cargo bench -q -p lab --bench hot_pure > /dev/null 2>&1
+    # Quiet on success; on failure the tail of cargo's output says why.
+    for args in "-p bench" "-p lab --bench hot_pure"; do
+        # shellcheck disable=SC2086 # the arguments split on purpose
+        cargo bench -q $args > "$WORK/criterion.out" 2>&1 || {
+            echo "perf: cargo bench $args failed:" >&2; tail -30 "$WORK/criterion.out" >&2; exit 1; }
+    done
 fi
 
 ELAPSED=$(( $(date +%s) - START ))

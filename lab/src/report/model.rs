@@ -575,6 +575,32 @@ pub struct IdleOutcomes {
     /// Connections beyond loadgen's bound on `records`.
     #[serde(default)]
     pub records_dropped: u64,
+    /// The real servers' half of the connections lost in a gap, from the
+    /// lab's own reads of each server's established peers (absent in
+    /// reports from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_halves: Option<ServerHalves>,
+}
+
+/// Whether a real server learnt that a connection died in an idle gap.
+/// In DR the director's RST for a forgotten entry goes to the client only:
+/// the server's socket stays established until the server itself sends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerHalves {
+    /// Connections whose first RPC after a gap failed (the client's half
+    /// was reset).
+    pub lost: u64,
+    /// Of those, the ones their real server still listed as established
+    /// in the last [`Self::WINDOW_S`] s of the load: it never learnt.
+    pub still_established: u64,
+    /// Of those, the ones no read of a server's peers ever saw (no figure).
+    pub unseen: u64,
+}
+
+impl ServerHalves {
+    /// How close to the end of the load a sighting counts as "still
+    /// established" (the peers are read about once a second).
+    pub const WINDOW_S: f64 = 2.0;
 }
 
 /// The first RPCs after one idle gap, over all channels.

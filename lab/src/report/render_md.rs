@@ -835,6 +835,16 @@ fn after_idle(
             k.interval_s, k.pings, k.acks, k.timeouts
         ));
     }
+    if let Some(h) = idle.server_halves.as_ref().filter(|h| h.lost > 0) {
+        md.push_str(&format!(
+            "The real servers' half of the {} connection(s) lost in a gap: {} still established on their server in the last {:.0} s of load (the server was never told: in DR the director's RST goes to the client only), {} closed, {} never seen by a read of the servers' sockets.\n\n",
+            h.lost,
+            h.still_established,
+            crate::report::model::ServerHalves::WINDOW_S,
+            h.lost - h.still_established - h.unseen,
+            h.unseen
+        ));
+    }
     md.push_str(&format!(
         "{} connections recorded ({} beyond the bound); each one's local address, connect latency, first RPC after each gap and end are in report.json (`connects.idle.records`).\n\n",
         idle.records.len(),

@@ -93,6 +93,13 @@ pub fn assemble(scenario: &Scenario, m: &Measurements) -> (Report, Option<Histog
     report.connects = connects(&m.rounds);
     report.timeline = timeline(&m.rounds, file.load.idle.as_secs_f64());
     report.rounds = round_results(m, file.load.idle.as_secs_f64());
+    let load_end_s = report.rounds.last().map(|r| r.end_s);
+    if let (Some(idle), Some(end_s)) = (
+        report.connects.as_mut().and_then(|c| c.idle.as_mut()),
+        load_end_s,
+    ) {
+        idle.server_halves = Some(server_halves(&idle.records, &m.server_peers, end_s));
+    }
     report.phases = phase_records(m);
     report.ideal_source = super::scheduler::ideal_source(&report.config);
     super::scheduler::apply_kernel_mapping(&mut report, unit);
@@ -499,6 +506,8 @@ fn idle_outcomes(c: &bench::report::ConnectReport) -> Option<IdleOutcomes> {
         keepalive: c.keepalive.clone(),
         records: c.records.clone(),
         records_dropped: c.records_dropped,
+        // Filled once the servers' peers are joined in (`assemble`).
+        server_halves: None,
     })
 }
 
@@ -516,6 +525,39 @@ fn merged_histogram(rounds: &[bench::report::LoadReport]) -> Option<Histogram<u6
         }
     }
     merged
+}
+
+/// The real servers' half of the connections whose first RPC after a gap
+/// failed: still established near the end of the load (`end_s`), closed,
+/// or never seen by a read of the servers' peers.
+fn server_halves(
+    records: &[bench::report::ConnRecord],
+    peers: &[super::run::peers::PeerLog],
+    end_s: f64,
+) -> ServerHalves {
+    let mut out = ServerHalves::default();
+    for r in records
+        .iter()
+        .filter(|r| r.after_idle.iter().any(|a| !a.ok()))
+    {
+        out.lost += 1;
+        let last = r
+            .local
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .and_then(|local| {
+                peers
+                    .iter()
+                    .filter_map(|p| p.peers.get(&local).map(|(_, last)| *last))
+                    .reduce(f64::max)
+            });
+        match last {
+            None => out.unseen += 1,
+            Some(t) if t >= end_s - ServerHalves::WINDOW_S => out.still_established += 1,
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 /// The rounds' timelines on one axis: each round starts after the ones
@@ -957,6 +999,39 @@ mod tests {
     use super::*;
     use crate::scenario::run::measurements::LogLine;
     use crate::scenario::run::testdata::*;
+
+    #[test]
+    fn a_lost_connection_still_read_on_its_server_at_the_end_lingered() {
+        use crate::scenario::run::peers::PeerLog;
+        let record = |local: &str, outcome: &str| bench::report::ConnRecord {
+            local: local.into(),
+            after_idle: vec![bench::report::AfterIdle {
+                gap: 1,
+                outcome: outcome.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let records = [
+            record("172.22.39.1:40000", "UNKNOWN"), // lingers to the end
+            record("172.22.39.1:40001", "UNKNOWN"), // closed before the end
+            record("172.22.39.1:40002", "UNKNOWN"), // never read
+            record("172.22.39.1:40003", "ok"),      // not lost
+        ];
+        let mut rs1 = PeerLog::default();
+        rs1.observe(1.0, &["172.22.39.1:40000".parse().unwrap()]);
+        rs1.observe(1.0, &["172.22.39.1:40001".parse().unwrap()]);
+        rs1.observe(990.0, &["172.22.39.1:40000".parse().unwrap()]);
+        let halves = server_halves(&records, &[PeerLog::default(), rs1], 991.0);
+        assert_eq!(
+            halves,
+            ServerHalves {
+                lost: 3,
+                still_established: 1,
+                unseen: 1,
+            }
+        );
+    }
 
     fn kinds(report: &Report) -> Vec<String> {
         let v = serde_json::to_value(&report.events).unwrap();

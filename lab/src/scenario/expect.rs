@@ -134,6 +134,9 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
         expect
             .first_rpc_after_idle
             .map(|want| first_rpc_after_idle(report, want)),
+        expect
+            .server_half_lingers
+            .map(|want| server_half_lingers(report, want)),
         (expect.ipvs_consistent == Some(true)).then(|| {
             let (passed, detail) = ipvs_consistency(report);
             result("ipvs_consistent = true", passed, detail)
@@ -474,6 +477,40 @@ fn first_rpc_after_idle(report: &Report, want: AfterIdleExpectation) -> Expectat
         .collect::<Vec<_>>()
         .join("; ");
     result(name, passed, detail)
+}
+
+/// `server_half_lingers`: the servers' half of the connections lost in a
+/// gap, still established at the end (`true`: all of them) or not at all.
+fn server_half_lingers(report: &Report, want: bool) -> ExpectationResult {
+    let name = format!("server_half_lingers = {want}");
+    let halves = report
+        .connects
+        .as_ref()
+        .and_then(|c| c.idle.as_ref())
+        .and_then(|i| i.server_halves.as_ref());
+    let Some(h) = halves.filter(|h| h.lost > h.unseen) else {
+        return judged(
+            &name,
+            Verdict::CannotJudge,
+            "no connection lost in an idle gap was seen on a server".into(),
+        );
+    };
+    let seen = h.lost - h.unseen;
+    let passed = if want {
+        h.still_established == seen
+    } else {
+        h.still_established == 0
+    };
+    result(
+        &name,
+        passed,
+        format!(
+            "{} of {seen} lost connections still established on their server in the last {:.0} s of load ({} never seen)",
+            h.still_established,
+            crate::report::model::ServerHalves::WINDOW_S,
+            h.unseen
+        ),
+    )
 }
 
 /// `dominant_error`: the most frequent failure status.

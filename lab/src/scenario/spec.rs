@@ -748,6 +748,12 @@ pub struct Expect {
     /// one succeeded over the connection it had before the gap.
     #[serde(default)]
     pub first_rpc_after_idle: Option<AfterIdleExpectation>,
+    /// With `first_rpc_after_idle = "fails"`: whether the real servers'
+    /// half of the lost connections was still established at the end of
+    /// the load (`true`: every one; `false`: none), read from the servers'
+    /// own sockets. In DR nobody tells the server.
+    #[serde(default)]
+    pub server_half_lingers: Option<bool>,
     /// Most client IPs whose server changed between the round before and
     /// the round after the first phase that removes, adds or reweights a
     /// real server (0.30 = 30 %).

@@ -83,6 +83,14 @@ pub fn validate(file: &ScenarioFile) -> Vec<Invalid> {
             "judges channels kept open through an idle gap: needs [load] keep_channels = true",
         ));
     }
+    if file.expect.server_half_lingers.is_some()
+        && file.expect.first_rpc_after_idle != Some(super::spec::AfterIdleExpectation::Fails)
+    {
+        problems.push(invalid(
+            "expect.server_half_lingers",
+            "judges the connections lost in an idle gap: needs first_rpc_after_idle = \"fails\"",
+        ));
+    }
     check_virtual_server(&file.virtual_server, &mut problems);
     let seen_addr = check_real_servers(file, &mut problems);
     check_network(file, &seen_addr, &mut problems);
