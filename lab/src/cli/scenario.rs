@@ -67,13 +67,64 @@ pub(crate) fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> Result<Exit
                 .into_iter()
                 .filter(|s| !lab::runner::in_guest() || clock_of(s, args) == here)
                 .collect();
-            run_scenarios(&mine, &ignored, args)
+            match host_neighbour_table(&mine) {
+                Err(e) => Err(e),
+                Ok(()) => run_scenarios(&mine, &ignored, args),
+            }
         }
     };
     if !matches!(result, Ok(code) if code == ExitCode::SUCCESS) {
         claimed.release_unused();
     }
     result
+}
+
+/// Where the host's `gc_thresh3` is read (the host runner only).
+const HOST_GC_THRESH3: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+
+/// On the host runner, refuses a scenario whose client IPs would overflow
+/// the host kernel's neighbour table before anything is built. The lab's
+/// own UML guest sizes its table itself (`runner::guest`); the host's is
+/// the operator's, and the lab never changes a host sysctl.
+fn host_neighbour_table(scenarios: &[Scenario]) -> Result<(), CliError> {
+    if lab::runner::in_guest() {
+        return Ok(());
+    }
+    let Some(cap) = std::fs::read_to_string(HOST_GC_THRESH3)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    match scenarios.iter().find_map(|s| neighbour_overflow(s, cap)) {
+        Some(message) => Err(CliError::new(exit::UNAVAILABLE, message)),
+        None => Ok(()),
+    }
+}
+
+/// Neighbour entries a run needs at least: the director learns every
+/// client from its ARP requests for the VIP, and some real server resolves
+/// each client it answers; one kernel holds one table for every namespace.
+fn neighbour_entries_needed(client_ips: u32, servers: usize) -> u64 {
+    2 * u64::from(client_ips) + servers as u64 + 1
+}
+
+/// The one-paragraph error when `s` needs more entries than `cap`.
+fn neighbour_overflow(s: &Scenario, cap: u64) -> Option<String> {
+    let clients = s.file.network.client_ips;
+    let need = neighbour_entries_needed(clients, s.file.virtual_server.real_servers.len());
+    (need > cap).then(|| {
+        format!(
+            "{}: {clients} client IPs need about {need} neighbour (ARP) entries, more than this host's \
+             net.ipv4.neigh.default.gc_thresh3 = {cap}. One kernel keeps one neighbour table for all its \
+             network namespaces, so the run would hit \"neighbor table overflow\" and connects would time \
+             out. The lab never changes the host's sysctls: raise the limits yourself (sysctl -w \
+             net.ipv4.neigh.default.gc_thresh1=8192 net.ipv4.neigh.default.gc_thresh2=32768 \
+             net.ipv4.neigh.default.gc_thresh3=65536), or run in the lab's own kernel, which sizes its \
+             table itself: --runner uml",
+            s.name
+        )
+    })
 }
 
 /// The clock `s` runs under: its `[time] mode`, or travel for all with
@@ -360,4 +411,24 @@ fn import_keepalived_conf(path: &Path) -> Result<(Scenario, Vec<String>), CliErr
         },
         ignored,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(client_ips: u32) -> Scenario {
+        let text = include_str!("../../../scenarios/rr.toml")
+            .replace("client_ips = 64", &format!("client_ips = {client_ips}"));
+        Scenario::from_str(Path::new("big.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn a_thousand_client_ips_overflow_the_default_neighbour_table() {
+        let big = neighbour_overflow(&scenario(1000), 1024).expect("refused");
+        assert!(big.contains("gc_thresh3 = 1024"), "{big}");
+        assert!(big.contains("--runner uml"), "{big}");
+        assert!(neighbour_overflow(&scenario(256), 1024).is_none());
+        assert!(neighbour_overflow(&scenario(1000), 65536).is_none());
+    }
 }
