@@ -36,7 +36,7 @@ fmt: ## rustfmt the workspace
 doc: ## API docs of the workspace, every rustdoc warning an error (target/doc/)
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps
 
-bench: deps ## every performance figure side by side in one run (not a test; ~12 min) -> reports/perf/perf.md, perf.json
+bench: deps ## every performance figure side by side in one run (not a test; ~9 min on 2 cores) -> reports/perf/perf.md, perf.json
 	bench/scripts/perf.sh
 
 bench-loadgen: deps ## loadgen vs h2load, and generic vs demo mode, on loopback -> reports/perf/
