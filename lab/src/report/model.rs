@@ -1104,6 +1104,25 @@ pub struct ExpectationResult {
 }
 
 impl ExpectationResult {
+    /// A result with this verdict; `passed` follows it.
+    pub fn judged(name: impl Into<String>, verdict: Verdict, detail: String) -> Self {
+        ExpectationResult {
+            name: name.into(),
+            passed: verdict.passes(),
+            verdict,
+            detail,
+        }
+    }
+
+    /// Pass when the expectation `held`, else Fail.
+    pub fn held(name: impl Into<String>, held: bool, detail: String) -> Self {
+        Self::judged(
+            name,
+            if held { Verdict::Pass } else { Verdict::Fail },
+            detail,
+        )
+    }
+
     /// The verdict, consistent with `passed` even for an older report
     /// (which has no `verdict` and reads as a pass).
     pub fn effective_verdict(&self) -> Verdict {

@@ -90,23 +90,6 @@ fn default_gate(unit: FairnessBasis) -> GateSettings {
     }
 }
 
-fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
-    judged(
-        name,
-        if passed { Verdict::Pass } else { Verdict::Fail },
-        detail,
-    )
-}
-
-fn judged(name: &str, verdict: Verdict, detail: String) -> ExpectationResult {
-    ExpectationResult {
-        name: name.into(),
-        passed: verdict.passes(),
-        verdict,
-        detail,
-    }
-}
-
 /// Judges every expectation present in `expect`, in the block's order.
 pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
     [
@@ -139,7 +122,7 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
             .map(|want| server_half_lingers(report, want)),
         (expect.ipvs_consistent == Some(true)).then(|| {
             let (passed, detail) = ipvs_consistency(report);
-            result("ipvs_consistent = true", passed, detail)
+            ExpectationResult::held("ipvs_consistent = true", passed, detail)
         }),
     ]
     .into_iter()
@@ -173,7 +156,7 @@ fn distribution(report: &Report, shape: DistributionExpectation) -> ExpectationR
         .join(", ");
     let receiving = counts.iter().filter(|&&c| c > 0).count();
     if total == 0 {
-        return result(&name, false, format!("no {unit} were counted"));
+        return ExpectationResult::held(&name, false, format!("no {unit} were counted"));
     }
     match shape {
         DistributionExpectation::Even | DistributionExpectation::Weighted => {
@@ -184,12 +167,12 @@ fn distribution(report: &Report, shape: DistributionExpectation) -> ExpectationR
             };
             goodness_of_fit(&name, report, &gate, &counts, &weights, &share_text)
         }
-        DistributionExpectation::Single => result(
+        DistributionExpectation::Single => ExpectationResult::held(
             &name,
             receiving == 1,
             format!("{unit}: {share_text}; {receiving} server(s) received traffic"),
         ),
-        DistributionExpectation::Spread => result(
+        DistributionExpectation::Spread => ExpectationResult::held(
             &name,
             receiving >= 2,
             format!("{unit}: {share_text}; {receiving} server(s) received traffic"),
@@ -211,7 +194,7 @@ fn goodness_of_fit(
     let unit = gate.unit.plural();
     let n: u64 = counts.iter().sum();
     let Some(f) = fairness::evaluate(gate.unit, counts, weights) else {
-        return result(
+        return ExpectationResult::held(
             name,
             false,
             format!("no weighted server to judge {unit} on"),
@@ -230,7 +213,7 @@ fn goodness_of_fit(
     );
     let lb_algo = report.config.lb_algo.as_str();
     if is_hash_scheduler(lb_algo) {
-        return judged(
+        return ExpectationResult::judged(
             name,
             Verdict::Informational,
             format!(
@@ -240,7 +223,7 @@ fn goodness_of_fit(
     }
     let needed = fairness::required_n(weights, gate.alpha, gate.margin, fairness::POWER);
     if n < needed {
-        return judged(
+        return ExpectationResult::judged(
             name,
             Verdict::CannotJudge,
             format!(
@@ -253,9 +236,9 @@ fn goodness_of_fit(
         );
     }
     if f.chi2_p <= gate.alpha {
-        judged(name, Verdict::Fail, format!("unfair: {figures}"))
+        ExpectationResult::judged(name, Verdict::Fail, format!("unfair: {figures}"))
     } else {
-        judged(
+        ExpectationResult::judged(
             name,
             Verdict::Pass,
             format!("fair ({n} {unit}, {needed} needed): {figures}"),
@@ -273,7 +256,7 @@ fn sticky_per_client(report: &Report, want: bool) -> ExpectationResult {
     let n = report.clients.len();
     let passed = n > 0 && (sticky == n) == want;
     let detail = format!("{sticky} of {n} client IPs reached exactly one real server");
-    result(&format!("sticky_per_client = {want}"), passed, detail)
+    ExpectationResult::held(format!("sticky_per_client = {want}"), passed, detail)
 }
 
 /// The expectations about timers over a long (time-travel) run: template
@@ -311,8 +294,8 @@ fn template_lifetime(report: &Report, [lo, hi]: [f64; 2]) -> ExpectationResult {
         ),
         _ => "no template expired while the connection table was sampled".into(),
     };
-    result(
-        &format!("template_lifetime_s = [{lo}, {hi}]"),
+    ExpectationResult::held(
+        format!("template_lifetime_s = [{lo}, {hi}]"),
         !timed.is_empty() && outside == 0,
         detail,
     )
@@ -322,7 +305,7 @@ fn template_lifetime(report: &Report, [lo, hi]: [f64; 2]) -> ExpectationResult {
 fn max_detection(report: &Report, max: f64) -> ExpectationResult {
     let name = format!("max_detection_s = {max}");
     let Some(f) = &report.failover else {
-        return result(&name, false, "no fault was applied".into());
+        return ExpectationResult::held(&name, false, "no fault was applied".into());
     };
     let undetected = f.flaps.iter().filter(|p| p.detection_s.is_none()).count();
     let worst = f
@@ -330,7 +313,7 @@ fn max_detection(report: &Report, max: f64) -> ExpectationResult {
         .iter()
         .filter_map(|p| p.detection_s)
         .fold(0.0_f64, f64::max);
-    result(
+    ExpectationResult::held(
         &name,
         !f.flaps.is_empty() && undetected == 0 && worst <= max,
         format!(
@@ -343,8 +326,8 @@ fn max_detection(report: &Report, max: f64) -> ExpectationResult {
 /// `ipvs_transitions`: the failed server's IPVS entry changed this often.
 fn ipvs_transitions(report: &Report, want: u64) -> ExpectationResult {
     let got = report.failover.as_ref().map_or(0, |f| f.ipvs_transitions);
-    result(
-        &format!("ipvs_transitions = {want}"),
+    ExpectationResult::held(
+        format!("ipvs_transitions = {want}"),
         got == want,
         format!("{got} changes of the failed server's IPVS entry"),
     )
@@ -357,8 +340,8 @@ fn min_clients_moved(report: &Report, min: u32) -> ExpectationResult {
         .iter()
         .filter(|c| c.servers_seen.len() > 1)
         .count();
-    result(
-        &format!("min_clients_moved = {min}"),
+    ExpectationResult::held(
+        format!("min_clients_moved = {min}"),
         moved as u64 >= u64::from(min),
         format!(
             "{moved} of {} client IPs reached more than one real server",
@@ -370,8 +353,8 @@ fn min_clients_moved(report: &Report, min: u32) -> ExpectationResult {
 /// `max_error_rate`: failed RPCs over attempted ones.
 fn max_error_rate(report: &Report, max: f64) -> ExpectationResult {
     let rate = report.error_rate();
-    result(
-        &format!("max_error_rate = {max}"),
+    ExpectationResult::held(
+        format!("max_error_rate = {max}"),
         rate <= max && report.total_rpcs() > 0,
         format!(
             "{} failed of {} attempted RPCs ({:.3}%)",
@@ -386,8 +369,8 @@ fn max_error_rate(report: &Report, max: f64) -> ExpectationResult {
 fn templates_present(report: &Report, want: bool) -> ExpectationResult {
     let end = report.conn_table.templates.len() as u64;
     let peak = report.conn_table.peak_templates.max(end);
-    result(
-        &format!("templates_present = {want}"),
+    ExpectationResult::held(
+        format!("templates_present = {want}"),
         (peak > 0) == want,
         format!(
             "up to {peak} persistence template(s) in /proc/net/ip_vs_conn during the run, {end} at the end"
@@ -414,7 +397,7 @@ fn drained_traffic(report: &Report, want: DrainedTraffic) -> ExpectationResult {
             )
         }
     };
-    result(&name, passed, detail)
+    ExpectationResult::held(&name, passed, detail)
 }
 
 /// `fault_detected`: whether the faulty server left IPVS.
@@ -438,7 +421,7 @@ fn fault_detected(report: &Report, want: bool) -> ExpectationResult {
         },
         None => (false, "the scenario injected no fault".to_string()),
     };
-    result(&format!("fault_detected = {want}"), passed, detail)
+    ExpectationResult::held(format!("fault_detected = {want}"), passed, detail)
 }
 
 /// `first_rpc_after_idle`: every channel's first RPC after every gap
@@ -456,7 +439,7 @@ fn first_rpc_after_idle(report: &Report, want: AfterIdleExpectation) -> Expectat
         .map(|i| i.gaps.as_slice())
         .unwrap_or_default();
     if gaps.iter().all(|g| g.channels == 0) {
-        return judged(
+        return ExpectationResult::judged(
             name,
             Verdict::CannotJudge,
             "no first RPC after an idle gap was recorded".into(),
@@ -476,7 +459,7 @@ fn first_rpc_after_idle(report: &Report, want: AfterIdleExpectation) -> Expectat
         })
         .collect::<Vec<_>>()
         .join("; ");
-    result(name, passed, detail)
+    ExpectationResult::held(name, passed, detail)
 }
 
 /// `server_half_lingers`: the servers' half of the connections lost in a
@@ -489,7 +472,7 @@ fn server_half_lingers(report: &Report, want: bool) -> ExpectationResult {
         .and_then(|c| c.idle.as_ref())
         .and_then(|i| i.server_halves.as_ref());
     let Some(h) = halves.filter(|h| h.lost > h.unseen) else {
-        return judged(
+        return ExpectationResult::judged(
             &name,
             Verdict::CannotJudge,
             "no connection lost in an idle gap was seen on a server".into(),
@@ -501,7 +484,7 @@ fn server_half_lingers(report: &Report, want: bool) -> ExpectationResult {
     } else {
         h.still_established == 0
     };
-    result(
+    ExpectationResult::held(
         &name,
         passed,
         format!(
@@ -532,7 +515,7 @@ fn dominant_error(report: &Report, want: &str) -> ExpectationResult {
         None => (false, "no RPC failed".to_string()),
         Some((code, _)) => (status_eq(&code, want), format!("failed RPCs: {listing}")),
     };
-    result(&format!("dominant_error = {want}"), passed, detail)
+    ExpectationResult::held(format!("dominant_error = {want}"), passed, detail)
 }
 
 /// Whether two gRPC status names are the same code, whatever the spelling:

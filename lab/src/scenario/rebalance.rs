@@ -4,7 +4,7 @@
 //! `time_to_fairness_min_s`, `hot_spot_ratio_min` and
 //! `hot_spot_ratio_max`. Pure.
 
-use crate::report::model::{ExpectationResult, PhaseRecord, Report, Verdict};
+use crate::report::model::{ExpectationResult, PhaseRecord, Report};
 use crate::report::rebalance::{self, Rebalance};
 
 use super::spec::{Expect, ScenarioFile};
@@ -84,26 +84,14 @@ fn judge(
     holds: impl Fn(&Rebalance) -> bool,
     detail: fn(&Rebalance) -> String,
 ) -> ExpectationResult {
-    let (verdict, detail) = match r {
-        None => (
-            Verdict::Fail,
+    match r {
+        None => ExpectationResult::held(
+            name,
+            false,
             "no standby server was added while the load ran, so there is no scale-out to judge"
                 .to_owned(),
         ),
-        Some(r) => (
-            if holds(r) {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            },
-            detail(r),
-        ),
-    };
-    ExpectationResult {
-        name: name.into(),
-        passed: verdict.passes(),
-        verdict,
-        detail,
+        Some(r) => ExpectationResult::held(name, holds(r), detail(r)),
     }
 }
 

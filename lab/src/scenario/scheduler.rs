@@ -90,12 +90,7 @@ fn result(name: String, passed: bool, detail: String) -> ExpectationResult {
         (false, true) => Verdict::CannotJudge,
         (false, false) => Verdict::Fail,
     };
-    ExpectationResult {
-        name,
-        passed,
-        verdict,
-        detail,
-    }
+    ExpectationResult::judged(name, verdict, detail)
 }
 
 /// Judges the scheduler expectations present in `expect`.

@@ -7,7 +7,7 @@
 //! is scheduled afresh; the client waits out its 1 s retransmit timer
 //! (kubernetes#70747, #90854). Pure: judged from the report's `connects`.
 
-use crate::report::model::{Connects, ExpectationResult, Report, Verdict};
+use crate::report::model::{Connects, ExpectationResult, Report};
 
 use super::spec::Expect;
 
@@ -43,21 +43,19 @@ pub fn evaluate(expect: &Expect, report: &Report) -> Vec<ExpectationResult> {
 }
 
 fn bound(report: &Report, name: &str, holds: impl Fn(f64) -> bool) -> ExpectationResult {
-    let (verdict, detail) = match report
+    match report
         .connects
         .as_ref()
         .and_then(|c| share_1s(c).map(|s| (c, s)))
     {
-        None => (
-            Verdict::Fail,
+        None => ExpectationResult::held(
+            name,
+            false,
             "no successful connect was measured, so there is no share to judge".to_owned(),
         ),
-        Some((c, share)) => (
-            if holds(share) {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            },
+        Some((c, share)) => ExpectationResult::held(
+            name,
+            holds(share),
             format!(
                 "{} of {} connects took [1.0 s, 1.1 s) ({:.2} %), {} took [3.0 s, 3.1 s); connect p99 {:.1} ms",
                 c.syn_retry_1s,
@@ -67,12 +65,6 @@ fn bound(report: &Report, name: &str, holds: impl Fn(f64) -> bool) -> Expectatio
                 c.latency_us.p99 / 1000.0
             ),
         ),
-    };
-    ExpectationResult {
-        name: name.into(),
-        passed: verdict.passes(),
-        verdict,
-        detail,
     }
 }
 
