@@ -67,10 +67,7 @@ pub(crate) fn scenario(choice: RunnerChoice, args: &ScenarioArgs) -> Result<Exit
                 .into_iter()
                 .filter(|s| !lab::runner::in_guest() || clock_of(s, args) == here)
                 .collect();
-            match host_neighbour_table(&mine) {
-                Err(e) => Err(e),
-                Ok(()) => run_scenarios(&mine, &ignored, args),
-            }
+            host_neighbour_table(&mine).and_then(|()| run_scenarios(&mine, &ignored, args))
         }
     };
     if !matches!(result, Ok(code) if code == ExitCode::SUCCESS) {

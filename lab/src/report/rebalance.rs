@@ -104,14 +104,8 @@ pub fn measure(timeline: &Timeline, added_at_s: f64, servers: &[String]) -> Opti
     if bucket <= 0.0 || servers.is_empty() {
         return None;
     }
-    // Buckets from the add on; a bucket counts when it starts at the add
-    // or later (within a hundredth of a bucket, for float times).
-    let after: Vec<(f64, &BTreeMap<String, u64>)> = timeline
-        .buckets
-        .iter()
-        .filter(|b| b.t_s + bucket * 0.01 >= added_at_s)
-        .map(|b| (b.t_s - added_at_s, &b.ok))
-        .collect();
+    let all: Vec<Bucket> = timeline.buckets.iter().map(|b| (b.t_s, &b.ok)).collect();
+    let after = from(&all, added_at_s, bucket);
     if after.is_empty() {
         return None;
     }
@@ -134,11 +128,7 @@ pub fn measure(timeline: &Timeline, added_at_s: f64, servers: &[String]) -> Opti
         .unwrap_or_default();
     // The hot-spot figures start where fairness did (or at the add).
     let from_s = held.map_or(0.0, |i| windows_1s[i].0);
-    let settled: Vec<(f64, &BTreeMap<String, u64>)> = after
-        .iter()
-        .filter(|(t, _)| *t + bucket * 0.01 >= from_s)
-        .map(|(t, ok)| (*t - from_s, *ok))
-        .collect();
+    let settled = from(&after, from_s, bucket);
     let spread_of = |width: f64| spread(&windows(&settled, bucket, width, servers), width);
     Some(Rebalance {
         added_at_s,
@@ -157,14 +147,22 @@ pub fn measure(timeline: &Timeline, added_at_s: f64, servers: &[String]) -> Opti
     })
 }
 
+/// One timeline bucket: when it starts and its successes per server.
+type Bucket<'a> = (f64, &'a BTreeMap<String, u64>);
+
+/// The buckets that start at `start_s` or later (within a hundredth of a
+/// bucket, for float times), their times counted from `start_s`.
+fn from<'a>(buckets: &[Bucket<'a>], start_s: f64, bucket: f64) -> Vec<Bucket<'a>> {
+    buckets
+        .iter()
+        .filter(|(t, _)| *t + bucket * 0.01 >= start_s)
+        .map(|(t, ok)| (*t - start_s, *ok))
+        .collect()
+}
+
 /// Whole windows of `width` seconds over `buckets` (each `bucket` wide,
 /// times from the first window's start); a partial last window is left out.
-fn windows(
-    buckets: &[(f64, &BTreeMap<String, u64>)],
-    bucket: f64,
-    width: f64,
-    servers: &[String],
-) -> Vec<Window> {
+fn windows(buckets: &[Bucket], bucket: f64, width: f64, servers: &[String]) -> Vec<Window> {
     let per = ((width / bucket).round() as usize).max(1);
     buckets
         .chunks_exact(per)
@@ -193,10 +191,11 @@ fn max_over_mean(counts: &[u64]) -> Option<f64> {
 fn spread(windows: &[Window], width: f64) -> Option<Spread> {
     let ratios: Vec<f64> = windows.iter().filter_map(|(_, r)| *r).collect();
     let max = ratios.iter().copied().reduce(f64::max)?;
-    let mut data = Data::new(ratios.clone());
+    let count = ratios.len() as u32;
+    let mut data = Data::new(ratios);
     Some(Spread {
         window_s: width,
-        windows: ratios.len() as u32,
+        windows: count,
         median: data.median(),
         p90: data.percentile(90),
         max,

@@ -648,26 +648,16 @@ fn check_scale_out(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
             ));
         }
     }
-    for (lo, hi, key, other) in [
-        (
-            e.time_to_fairness_min_s,
-            e.time_to_fairness_max_s,
-            "expect.time_to_fairness_min_s",
-            "time_to_fairness_max_s",
-        ),
-        (
-            e.hot_spot_ratio_min,
-            e.hot_spot_ratio_max,
-            "expect.hot_spot_ratio_min",
-            "hot_spot_ratio_max",
-        ),
-    ] {
-        if let (Some(min), Some(max)) = (lo, hi)
-            && min > max
-        {
-            problems.push(invalid(key, format!("{min} is above {other} = {max}")));
-        }
-    }
+    min_not_above_max(
+        problems,
+        ("expect.time_to_fairness_min_s", e.time_to_fairness_min_s),
+        ("time_to_fairness_max_s", e.time_to_fairness_max_s),
+    );
+    min_not_above_max(
+        problems,
+        ("expect.hot_spot_ratio_min", e.hot_spot_ratio_min),
+        ("hot_spot_ratio_max", e.hot_spot_ratio_max),
+    );
 }
 
 /// The 1 s connect shares are fractions, and a minimum above the maximum
@@ -683,12 +673,26 @@ fn check_stall_expect(expect: &super::spec::Expect, problems: &mut Vec<Invalid>)
             problems.push(invalid(key, format!("{v} must be between 0 and 1")));
         }
     }
-    if let (Some(min), Some(max)) = (expect.connect_1s_share_min, expect.connect_1s_share_max)
+    min_not_above_max(
+        problems,
+        ("expect.connect_1s_share_min", expect.connect_1s_share_min),
+        ("connect_1s_share_max", expect.connect_1s_share_max),
+    );
+}
+
+/// An `[expect]` minimum above its maximum can never pass: reported at the
+/// minimum's key (`(key, value)` each; the maximum's key without `expect.`).
+fn min_not_above_max(
+    problems: &mut Vec<Invalid>,
+    (min_key, min): (&str, Option<f64>),
+    (max_key, max): (&str, Option<f64>),
+) {
+    if let (Some(min), Some(max)) = (min, max)
         && min > max
     {
         problems.push(invalid(
-            "expect.connect_1s_share_min",
-            format!("{min} is above connect_1s_share_max = {max}"),
+            min_key,
+            format!("{min} is above {max_key} = {max}"),
         ));
     }
 }
@@ -774,14 +778,11 @@ fn check_scheduler_expect(file: &ScenarioFile, problems: &mut Vec<Invalid>) {
             problems.push(invalid(key, format!("{v} must be between 0 and 1")));
         }
     }
-    if let (Some(min), Some(max)) = (e.remap_fraction_min, e.remap_fraction_max)
-        && min > max
-    {
-        problems.push(invalid(
-            "expect.remap_fraction_min",
-            format!("{min} is more than remap_fraction_max {max}"),
-        ));
-    }
+    min_not_above_max(
+        problems,
+        ("expect.remap_fraction_min", e.remap_fraction_min),
+        ("remap_fraction_max", e.remap_fraction_max),
+    );
     if e.remap_fraction_max.is_some() || e.remap_fraction_min.is_some() {
         if !file.phases.iter().any(|p| p.action.changes_destinations()) {
             problems.push(invalid(
