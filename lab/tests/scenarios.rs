@@ -28,20 +28,52 @@ fn lab(args: &[&str]) -> Output {
 
 /// `lab args` from the workspace with extra environment, its output echoed.
 fn lab_with(args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let out = lab_silent(args, envs);
+    eprintln!("{}", transcript(args, &out));
+    out
+}
+
+/// `lab args` from the workspace with extra environment, not echoed.
+fn lab_silent(args: &[&str], envs: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(LAB);
     cmd.args(args).current_dir(workspace());
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run lab");
-    eprintln!(
+    cmd.output().expect("run lab")
+}
+
+/// The command, its stdout, stderr and exit status, as one text.
+fn transcript(args: &[&str], out: &Output) -> String {
+    format!(
         "$ lab {}\n--- stdout\n{}--- stderr\n{}--- exit {:?}",
         args.join(" "),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         out.status.code()
-    );
-    out
+    )
+}
+
+/// The lines of a `lab scenario --all` output that say what failed: each
+/// scenario's header followed by its FAIL (and FAILED) and CANNOT JUDGE
+/// lines, and the closing summaries. The whole output can run to thousands of lines; a CI
+/// log that keeps only its head must still show the cause.
+fn failed_lines(stdout: &str) -> Vec<String> {
+    let mut header = None;
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        if line.starts_with("== ") {
+            header = Some(line);
+        } else if line.trim_start().starts_with("FAIL") || line.contains("CANNOT JUDGE") {
+            if let Some(h) = header.take() {
+                lines.push(h.to_string());
+            }
+            lines.push(line.to_string());
+        } else if line.contains("scenarios passed") || line.contains("scenarios failed") {
+            lines.push(line.to_string());
+        }
+    }
+    lines
 }
 
 /// The newest report.json under `root/<scenario>/`.
@@ -65,22 +97,17 @@ fn every_scenario_passes_and_none_regresses_against_its_baseline() {
         .collect();
     let reports = tempfile::tempdir().expect("tempdir");
     let root = reports.path().to_str().unwrap();
-    let out = lab(&["scenario", "--all", "--quiet", "--reports", root]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "lab scenario --all failed (output above)"
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(&format!("all {} scenarios passed", scenarios.len())),
-        "{stdout}"
-    );
+    let all = ["scenario", "--all", "--quiet", "--reports", root];
+    let out = lab_silent(&all, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut missing = Vec::new();
     let mut regressed = Vec::new();
+    let mut regressions = Vec::new();
     for name in &scenarios {
-        let report = newest_report(reports.path(), name)
-            .unwrap_or_else(|| panic!("no report.json written for {name}"));
+        let Some(report) = newest_report(reports.path(), name) else {
+            missing.push(format!("{name}: no report.json written"));
+            continue;
+        };
         for file in [
             "report.md",
             "distribution.svg",
@@ -88,10 +115,9 @@ fn every_scenario_passes_and_none_regresses_against_its_baseline() {
             "latency.svg",
             "timeline.svg",
         ] {
-            assert!(
-                report.with_file_name(file).is_file(),
-                "{name}: {file} missing"
-            );
+            if !report.with_file_name(file).is_file() {
+                missing.push(format!("{name}: {file} missing"));
+            }
         }
         let baseline = workspace()
             .join("reports/baselines")
@@ -106,19 +132,41 @@ fn every_scenario_passes_and_none_regresses_against_its_baseline() {
         }
         // The settings come from the report itself (its [expect] block, or
         // the library defaults): the same as `lab compare` by hand.
-        let cmp = lab(&[
+        let compare = [
             "compare",
             baseline.to_str().unwrap(),
             report.to_str().unwrap(),
-        ]);
+        ];
+        let cmp = lab_silent(&compare, &[]);
         if cmp.status.code() != Some(0) {
             regressed.push(name.clone());
+            regressions.push(transcript(&compare, &cmp));
         }
     }
+    // What failed comes first and the whole transcript after it: the suite
+    // prints thousands of lines, and a CI log that keeps only its head must
+    // still show the cause.
+    eprintln!(
+        "lab scenario --all: exit {:?}\nwhat failed:\n{}\nmissing: {missing:?}\n\
+         regressed against their baselines: {regressed:?}\n{}\n\n{}",
+        out.status.code(),
+        failed_lines(&stdout).join("\n"),
+        regressions.join("\n"),
+        transcript(&all, &out)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "lab scenario --all failed (its failures are at the head of the output)"
+    );
+    assert!(
+        stdout.contains(&format!("all {} scenarios passed", scenarios.len())),
+        "{stdout}"
+    );
     assert!(missing.is_empty(), "{}", missing.join("\n"));
     assert!(
         regressed.is_empty(),
-        "regressed against their baselines (comparisons above): {regressed:?}"
+        "regressed against their baselines (comparisons at the head of the output): {regressed:?}"
     );
     eprintln!(
         "{} scenarios ran, each compared against its baseline",
@@ -726,4 +774,25 @@ fn the_run_directory_is_private() {
     let env = String::from_utf8_lossy(&env.stdout);
     assert!(env.contains("PATH="), "{env}");
     assert!(!env.contains("hunter2"), "{env}");
+}
+
+#[test]
+fn the_failure_summary_names_each_failed_scenario_and_its_lines() {
+    let stdout = "== rr (uml kernel 7.2.13 lab build, 8.7 s) ==\n\
+                  Expectations\n  PASS  max_error_rate = 0  0 failed\n\
+                  == wrr (uml kernel 7.2.13 lab build, 8.5 s) ==\n\
+                  \x20 FAIL  distribution = weighted  unfair\n\
+                  \x20 CANNOT JUDGE  ipvs_consistent = true  no counters\n\
+                  FAILED: 1 of 2 expectations held\n\
+                  1 of 2 scenarios failed: wrr\n";
+    assert_eq!(
+        failed_lines(stdout),
+        [
+            "== wrr (uml kernel 7.2.13 lab build, 8.5 s) ==",
+            "  FAIL  distribution = weighted  unfair",
+            "  CANNOT JUDGE  ipvs_consistent = true  no counters",
+            "FAILED: 1 of 2 expectations held",
+            "1 of 2 scenarios failed: wrr",
+        ]
+    );
 }
